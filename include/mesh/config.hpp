@@ -1,0 +1,41 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mesh {
+
+// Compile-time knobs. Derive from DefaultConfig and override what differs:
+//   struct SmallQueues : mesh::DefaultConfig { static constexpr std::size_t outgoing_capacity = 64; };
+//   mesh::Mesh<mesh::Inproc, SmallQueues> m;
+struct DefaultConfig {
+    // Envelopes waiting between the reactor and the receivers (shared by all copies).
+    static constexpr std::size_t incoming_capacity = 4096;
+    // Messages waiting to be written, per connection.
+    static constexpr std::size_t outgoing_capacity = 1024;
+    // Largest payload accepted by send and from peers.
+    static constexpr std::size_t max_message_size = 16 * 1024 * 1024;
+};
+
+namespace detail {
+
+constexpr bool is_power_of_two(std::size_t n) { return n != 0 && (n & (n - 1)) == 0; }
+
+template <class Config>
+constexpr bool validate_config() {
+    static_assert(Config::incoming_capacity > 0,
+                  "Config::incoming_capacity must be at least 1: a zero-capacity queue can never deliver");
+    static_assert(Config::outgoing_capacity > 0,
+                  "Config::outgoing_capacity must be at least 1: a zero-capacity queue rejects every send");
+    static_assert(is_power_of_two(Config::incoming_capacity),
+                  "Config::incoming_capacity must be a power of two");
+    static_assert(is_power_of_two(Config::outgoing_capacity),
+                  "Config::outgoing_capacity must be a power of two");
+    static_assert(Config::max_message_size > 0, "Config::max_message_size must be at least 1 byte");
+    static_assert(Config::max_message_size <= 0xFFFFFFFFull,
+                  "Config::max_message_size must fit the 32-bit frame length field");
+    return true;
+}
+
+} // namespace detail
+} // namespace mesh

@@ -1,0 +1,109 @@
+#pragma once
+
+#include "mesh/core/stats.hpp"
+#include "mesh/detail/ring.hpp"
+#include "mesh/envelope.hpp"
+#include "mesh/error.hpp"
+#include "mesh/send_result.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <future>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+
+namespace mesh::detail {
+
+// Everything a Mesh keeps about one connection. Senders on any thread touch only
+// the outgoing ring and the atomics; the rest belongs to the reactor thread.
+template <class Connection, class Config>
+class ConnectionState {
+public:
+    ConnectionState(std::string id_, std::uint64_t key_, Connection&& connection_)
+        : id(std::move(id_)), key(key_), connection(std::move(connection_)) {}
+
+    const std::string id;
+    const std::uint64_t key;
+    Connection connection;
+    Ring<Payload, Config::outgoing_capacity> outgoing;
+    Counters counters;
+
+    // ---- any thread ----
+
+    // Queues the payload (moving it only on success). `wake` is set when the
+    // writer was idle: the caller must then post one start to the reactor.
+    SendResult try_send(Payload& payload, bool& wake) noexcept {
+        wake = false;
+        SendResult result;
+        senders_inside_.fetch_add(1, std::memory_order_seq_cst);
+        if (closed_.load(std::memory_order_seq_cst)) {
+            result = {close_error_, close_reason_};
+        } else if (!outgoing.try_push(payload)) {
+            Counters::add(counters.rejected_full, 1);
+            result.error = errc::queue_full;
+        } else {
+            // seq_cst pairs with the reactor's fence when it goes idle: either it sees
+            // this message or we see write_active_ == false and wake it.
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            wake = !write_active_.load(std::memory_order_relaxed) &&
+                   !write_active_.exchange(true, std::memory_order_acq_rel);
+        }
+        senders_inside_.fetch_sub(1, std::memory_order_release);
+        return result;
+    }
+
+    // ---- reactor thread ----
+
+    // After this returns no sender can push any more, so what the ring holds is final.
+    void close_for_send(errc error, std::error_code reason) {
+        if (closed_.load(std::memory_order_relaxed)) return;
+        close_error_ = error;
+        close_reason_ = reason;
+        closed_.store(true, std::memory_order_seq_cst);
+        // A sender between its check and its push finishes in a few instructions.
+        while (senders_inside_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    }
+
+    // Called when a write completed and the ring looked empty. True if the writer
+    // must keep going because a message slipped in.
+    bool writer_goes_idle() noexcept {
+        write_active_.store(false, std::memory_order_seq_cst);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        return !outgoing.empty() && !write_active_.exchange(true, std::memory_order_acq_rel);
+    }
+
+    std::size_t discard_outgoing() noexcept {
+        std::size_t n = 0;
+        Payload dropped;
+        while (outgoing.try_pop(dropped)) ++n;
+        n += in_flight;
+        in_flight = 0;
+        Counters::add(counters.discarded, n);
+        return n;
+    }
+
+    bool busy() const noexcept { return reading || writing; }
+    bool ending() const noexcept { return !alive || removing || closing; }
+
+    bool attached = false;
+    bool alive = true;      // false once the peer went away or an I/O error ended it
+    bool removing = false;  // remove() asked for it back
+    bool closing = false;   // the mesh shuts down
+    bool settled = false;   // I/O released; nothing more happens on the reactor
+    bool reading = false;   // an async_fill is pending
+    bool writing = false;   // an async_write_batch is pending
+    std::size_t in_flight = 0;         // messages of the pending write
+    std::optional<Envelope> held;      // received, waiting for room in the incoming queue
+    std::promise<void>* removal = nullptr;
+
+private:
+    std::atomic<bool> write_active_{false};
+    std::atomic<int> senders_inside_{0};
+    std::atomic<bool> closed_{false};
+    errc close_error_ = errc::disconnected;
+    std::error_code close_reason_;
+};
+
+} // namespace mesh::detail

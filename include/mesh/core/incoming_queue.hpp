@@ -1,0 +1,126 @@
+#pragma once
+
+#include "mesh/detail/ring.hpp"
+#include "mesh/envelope.hpp"
+#include "mesh/error.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <mutex>
+
+namespace mesh::detail {
+
+// The queue between the reactor (its only producer) and every receiver of every
+// copy of a Mesh. Receivers sleep on a condition variable only when it is empty;
+// the reactor takes the lock to wake them only when someone sleeps. When it is
+// full the reactor stops reading and asks to be resumed; the receiver that brings
+// it down to half full does that, so resumes come once per batch, not per message.
+template <std::size_t Capacity>
+class IncomingQueue {
+public:
+    using clock = std::chrono::steady_clock;
+
+    // ---- reactor side ----
+
+    bool try_push(Envelope& envelope) noexcept { return ring_.try_push(envelope); }
+
+    // Wakes receivers after `pushed` envelopes went in.
+    void wake(std::size_t pushed) {
+        // seq_cst pairs with the sleeper's fence: it either sees our envelopes or we see it.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (sleepers_.load(std::memory_order_relaxed) == 0) return;
+        { std::lock_guard<std::mutex> lock(mutex_); }
+        if (pushed == 1) cv_.notify_one();
+        else cv_.notify_all();
+    }
+
+    // After a failed push: asks receivers for a resume. False means room appeared
+    // meanwhile and the push should simply be retried.
+    bool request_resume() noexcept {
+        resume_wanted_.store(true, std::memory_order_seq_cst);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        return !ring_.has_room();
+    }
+
+    void close() {
+        closed_.store(true, std::memory_order_seq_cst);
+        { std::lock_guard<std::mutex> lock(mutex_); }
+        cv_.notify_all();
+    }
+
+    bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+    std::size_t size() const noexcept { return ring_.size(); }
+
+    // Empties the queue; returns how many envelopes it held.
+    std::size_t drain() noexcept {
+        std::size_t n = 0;
+        Envelope dropped;
+        while (ring_.try_pop(dropped)) ++n;
+        return n;
+    }
+
+    // ---- receiver side ----
+
+    // Returns {} or errc::would_block without waiting, or errc::shut_down.
+    template <class Resume>
+    std::error_code try_pop(Envelope& out, Resume&& resume) {
+        if (closed()) return errc::shut_down;
+        if (!ring_.try_pop(out)) return errc::would_block;
+        return popped(resume);
+    }
+
+    // Returns {}, errc::timeout (deadline passed) or errc::shut_down. `resume()` is
+    // called when the reactor must be told that there is room again.
+    template <class Resume>
+    std::error_code pop(Envelope& out, clock::time_point deadline, Resume&& resume) {
+        constexpr int spins = 64;  // a short spin saves a sleep and a wake-up when traffic is steady
+        for (int i = 0; i < spins; ++i) {
+            if (closed()) return errc::shut_down;
+            if (ring_.try_pop(out)) return popped(resume);
+        }
+        std::unique_lock<std::mutex> lock(mutex_);
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        std::error_code result;
+        for (;;) {
+            if (closed()) {
+                result = errc::shut_down;
+                break;
+            }
+            if (ring_.try_pop(out)) break;
+            // Empty: a reactor waiting for room must not wait on us.
+            if (resume_wanted_.exchange(false, std::memory_order_acq_rel)) resume();
+            if (deadline == clock::time_point::max()) {
+                cv_.wait(lock);
+            } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+                if (closed()) result = errc::shut_down;
+                else if (!ring_.try_pop(out)) result = errc::timeout;
+                break;
+            }
+        }
+        sleepers_.fetch_sub(1, std::memory_order_relaxed);
+        lock.unlock();
+        return result ? result : popped(resume);
+    }
+
+private:
+    template <class Resume>
+    std::error_code popped(Resume& resume) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (resume_wanted_.load(std::memory_order_relaxed) && ring_.size() <= Capacity / 2 &&
+            resume_wanted_.exchange(false, std::memory_order_acq_rel))
+            resume();
+        return {};
+    }
+
+    Ring<Envelope, Capacity> ring_;
+    std::atomic<bool> closed_{false};
+    std::atomic<bool> resume_wanted_{false};
+    std::atomic<int> sleepers_{0};
+    std::mutex mutex_;
+    std::condition_variable cv_;
+};
+
+} // namespace mesh::detail

@@ -1,0 +1,230 @@
+#pragma once
+
+#include "mesh/config.hpp"
+#include "mesh/core/events.hpp"
+#include "mesh/core/mesh_core.hpp"
+#include "mesh/core/stats.hpp"
+#include "mesh/detail/throw_error.hpp"
+#include "mesh/envelope.hpp"
+#include "mesh/error.hpp"
+#include "mesh/send_result.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+namespace mesh {
+
+// Sends and receives across many connections from one background reactor thread.
+// Copies are cheap and share everything; receiving copies share the work (each
+// envelope reaches one receiver). Destroying the last copy shuts the mesh down.
+// Every member may be called from any thread.
+template <class Transport, class Config = DefaultConfig>
+class Mesh {
+    static_assert(detail::validate_config<Config>(), "invalid mesh configuration");
+    using Core = detail::MeshCore<Transport, Config>;
+
+public:
+    using transport_type = Transport;
+    using config_type = Config;
+    using connection_type = typename Transport::connection_type;
+    using clock = std::chrono::steady_clock;
+
+    class ConnectionSender;
+    class LifeCycle;
+    class Sender;
+    class Receiver;
+
+    // Starts the reactor thread.
+    Mesh() : owner_(std::make_shared<Owner>()) {}
+
+    // Adds a connection under `id` and returns its internal id (never reused).
+    // On error (duplicate_id, shut_down) the connection is not moved from.
+    std::uint64_t add(connection_type&& connection, std::string id) {
+        std::error_code ec;
+        const auto key = add(std::move(connection), std::move(id), ec);
+        detail::throw_if(ec, "mesh add");
+        return key;
+    }
+    std::uint64_t add(connection_type&& connection, std::string id, std::error_code& ec) {
+        if (!owner_) return (ec = errc::shut_down), 0;
+        return core().add(std::move(connection), std::move(id), ec);
+    }
+
+    // Takes a connection out of the mesh, still usable on its own. A connection
+    // that ended by itself can still be removed. Errors: not_found, shut_down.
+    connection_type remove(const std::string& id) {
+        std::error_code ec;
+        auto connection = remove(id, ec);
+        detail::throw_if(ec, "mesh remove");
+        return connection;
+    }
+    connection_type remove(const std::string& id, std::error_code& ec) {
+        if (!owner_) return (ec = errc::shut_down), connection_type();
+        return core().remove(id, ec);
+    }
+
+    // Queues the payload for envelope.id. Never blocks. On failure the envelope is
+    // untouched: message_too_large, not_found, queue_full, disconnected (see
+    // SendResult::reason), shut_down.
+    SendResult send(Envelope&& envelope) { return send(envelope.id, std::move(envelope.payload)); }
+    SendResult send(const std::string& id, Payload&& payload) {
+        if (!owner_) return {errc::shut_down, {}};
+        return core().send(id, payload);
+    }
+
+    // A sender bound to one connection, for hot loops: no id lookup per message.
+    ConnectionSender connection_sender(const std::string& id) {
+        std::error_code ec;
+        auto sender = connection_sender(id, ec);
+        detail::throw_if(ec, "mesh connection_sender");
+        return sender;
+    }
+    ConnectionSender connection_sender(const std::string& id, std::error_code& ec) {
+        if (!owner_ || core().is_shut_down()) return (ec = errc::shut_down), ConnectionSender();
+        auto state = core().find(id);
+        if (!state) return (ec = errc::not_found), ConnectionSender();
+        ec = {};
+        return ConnectionSender(owner_->core, std::move(state));
+    }
+
+    // Blocks until an envelope arrives or the mesh shuts down (errc::shut_down).
+    std::error_code recv(Envelope& out) { return recv_until(out, clock::time_point::max()); }
+
+    // As recv, or errc::timeout.
+    template <class Rep, class Period>
+    std::error_code recv_timeout(Envelope& out, std::chrono::duration<Rep, Period> timeout) {
+        return recv_until(out, clock::now() + timeout);
+    }
+
+    // Never waits: errc::would_block when nothing is queued.
+    std::error_code try_recv(Envelope& out) {
+        if (!owner_) return errc::shut_down;
+        return core().try_recv(out);
+    }
+
+    // The next connection event, waiting up to `timeout`: errc::timeout, or
+    // errc::shut_down once the mesh is shut down and every event was taken.
+    template <class Rep, class Period>
+    std::error_code next_event(ConnectionEvent& out, std::chrono::duration<Rep, Period> timeout) {
+        if (!owner_) return errc::shut_down;
+        return core().next_event(out, clock::now() + timeout);
+    }
+    std::error_code try_event(ConnectionEvent& out) { return next_event(out, clock::duration::zero()); }
+
+    ConnectionStats stats(const std::string& id, std::error_code& ec) const {
+        if (!owner_) return (ec = errc::shut_down), ConnectionStats();
+        return owner_->core->stats(id, ec);
+    }
+    ConnectionStats stats(const std::string& id) const {
+        std::error_code ec;
+        auto s = stats(id, ec);
+        detail::throw_if(ec, "mesh stats");
+        return s;
+    }
+    // Totals over every connection the mesh has had.
+    ConnectionStats stats() const { return owner_ ? owner_->core->total_stats() : ConnectionStats(); }
+
+    // Wakes every receiver with shut_down, closes every connection and joins the
+    // reactor thread. Queued outgoing messages are discarded and counted.
+    ShutdownReport shutdown() { return shutdown(clock::duration::zero()); }
+
+    // Graceful: queued outgoing messages get up to `flush` to be written first.
+    template <class Rep, class Period>
+    ShutdownReport shutdown(std::chrono::duration<Rep, Period> flush) {
+        if (!owner_) return {};
+        return core().shutdown(std::chrono::duration_cast<clock::duration>(flush));
+    }
+
+    bool is_shut_down() const { return !owner_ || owner_->core->is_shut_down(); }
+
+    LifeCycle get_life_cycle() const { return LifeCycle(*this); }
+    Sender get_sender() const { return Sender(*this); }
+    Receiver get_receiver() const { return Receiver(*this); }
+
+private:
+    // Owned by the copies; the last one to go shuts the reactor down.
+    struct Owner {
+        std::shared_ptr<Core> core = std::make_shared<Core>();
+        ~Owner() { core->shutdown(clock::duration::zero()); }
+    };
+
+    Core& core() const { return *owner_->core; }
+
+    std::error_code recv_until(Envelope& out, clock::time_point deadline) {
+        if (!owner_) return errc::shut_down;
+        return core().recv(out, deadline);
+    }
+
+    std::shared_ptr<Owner> owner_;
+};
+
+// Sends to one connection without looking its id up. Does not keep the mesh running.
+template <class Transport, class Config>
+class Mesh<Transport, Config>::ConnectionSender {
+public:
+    ConnectionSender() = default;
+
+    SendResult send(Payload&& payload) {
+        if (!core_) return {errc::not_found, {}};
+        return core_->send_to(state_, payload);
+    }
+    const std::string& id() const {
+        static const std::string none;
+        return state_ ? state_->id : none;
+    }
+
+private:
+    friend class Mesh;
+    ConnectionSender(std::shared_ptr<Core> core, typename Core::StatePtr state)
+        : core_(std::move(core)), state_(std::move(state)) {}
+
+    std::shared_ptr<Core> core_;
+    typename Core::StatePtr state_;
+};
+
+// Capability handles mirroring Splinter's matrix traits: each wraps a mesh copy and
+// offers one part of the API, so a component gets only what it needs.
+template <class Transport, class Config>
+class Mesh<Transport, Config>::LifeCycle {
+public:
+    explicit LifeCycle(Mesh mesh) : mesh_(std::move(mesh)) {}
+    std::uint64_t add(connection_type&& c, std::string id) { return mesh_.add(std::move(c), std::move(id)); }
+    std::uint64_t add(connection_type&& c, std::string id, std::error_code& ec) {
+        return mesh_.add(std::move(c), std::move(id), ec);
+    }
+    connection_type remove(const std::string& id) { return mesh_.remove(id); }
+    connection_type remove(const std::string& id, std::error_code& ec) { return mesh_.remove(id, ec); }
+
+private:
+    Mesh mesh_;
+};
+
+template <class Transport, class Config>
+class Mesh<Transport, Config>::Sender {
+public:
+    explicit Sender(Mesh mesh) : mesh_(std::move(mesh)) {}
+    SendResult send(const std::string& id, Payload&& payload) { return mesh_.send(id, std::move(payload)); }
+
+private:
+    Mesh mesh_;
+};
+
+template <class Transport, class Config>
+class Mesh<Transport, Config>::Receiver {
+public:
+    explicit Receiver(Mesh mesh) : mesh_(std::move(mesh)) {}
+    std::error_code recv(Envelope& out) { return mesh_.recv(out); }
+    template <class Rep, class Period>
+    std::error_code recv_timeout(Envelope& out, std::chrono::duration<Rep, Period> timeout) {
+        return mesh_.recv_timeout(out, timeout);
+    }
+    std::error_code try_recv(Envelope& out) { return mesh_.try_recv(out); }
+
+private:
+    Mesh mesh_;
+};
+
+} // namespace mesh

@@ -1,0 +1,112 @@
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <utility>
+
+namespace mesh::detail {
+
+// Fixed-capacity lock-free ring, safe for many producers and many consumers
+// (D. Vyukov's bounded queue). Every cell carries a sequence number that says
+// whose turn it is, so a producer and a consumer never touch the same cell at once
+// and neither side needs a lock. Capacity is a compile-time power of two.
+// Sequence numbers count in steps of two (free for lap position p: 2p, filled: 2p+1)
+// so that "filled" and "free for the next lap" differ even at capacity 1.
+template <class T, std::size_t Capacity>
+class Ring {
+    static_assert(Capacity >= 1, "Ring capacity must be at least 1");
+    static_assert((Capacity & (Capacity - 1)) == 0, "Ring capacity must be a power of two");
+
+public:
+    static constexpr std::size_t capacity = Capacity;
+
+    Ring() : cells_(new Cell[Capacity]) {
+        for (std::size_t i = 0; i < Capacity; ++i)
+            cells_[i].sequence.store(2 * i, std::memory_order_relaxed);
+    }
+
+    Ring(const Ring&) = delete;
+    Ring& operator=(const Ring&) = delete;
+
+    // Moves from `value` only on success, so a caller that gets `false` still owns it.
+    bool try_push(T& value) noexcept {
+        Cell* cell;
+        std::size_t pos = head_.load(std::memory_order_relaxed);
+        for (;;) {
+            cell = &cells_[pos & mask];
+            // acquire: the consumer that freed this cell has finished moving out of it
+            const std::size_t seq = cell->sequence.load(std::memory_order_acquire);
+            const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(2 * pos);
+            if (diff == 0) {
+                if (head_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
+            } else if (diff < 0) {
+                return false;  // the cell one lap behind is still occupied: full
+            } else {
+                pos = head_.load(std::memory_order_relaxed);
+            }
+        }
+        cell->value = std::move(value);
+        // release: the value is complete before a consumer may see the cell as filled
+        cell->sequence.store(2 * pos + 1, std::memory_order_release);
+        return true;
+    }
+
+    bool try_pop(T& out) noexcept {
+        Cell* cell;
+        std::size_t pos = tail_.load(std::memory_order_relaxed);
+        for (;;) {
+            cell = &cells_[pos & mask];
+            // acquire: pairs with the producer's release, so the value is visible
+            const std::size_t seq = cell->sequence.load(std::memory_order_acquire);
+            const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(2 * pos + 1);
+            if (diff == 0) {
+                if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
+            } else if (diff < 0) {
+                return false;  // not filled yet: empty
+            } else {
+                pos = tail_.load(std::memory_order_relaxed);
+            }
+        }
+        out = std::move(cell->value);
+        cell->value = T();  // drop what the moved-from value may still hold
+        // release: the cell is free for the producer one lap ahead
+        cell->sequence.store(2 * (pos + Capacity), std::memory_order_release);
+        return true;
+    }
+
+    // True when a push by the only producer would succeed now. Only meaningful
+    // when a single thread pushes; then room can only grow until it pushes again.
+    bool has_room() const noexcept {
+        const std::size_t pos = head_.load(std::memory_order_relaxed);
+        return cells_[pos & mask].sequence.load(std::memory_order_acquire) == 2 * pos;
+    }
+
+    // Approximate while other threads push or pop; exact when they are quiet.
+    std::size_t size() const noexcept {
+        const std::size_t tail = tail_.load(std::memory_order_acquire);
+        const std::size_t head = head_.load(std::memory_order_acquire);
+        return head >= tail ? head - tail : 0;
+    }
+
+    bool empty() const noexcept { return size() == 0; }
+
+private:
+    static constexpr std::size_t mask = Capacity - 1;
+    static constexpr std::size_t line = 64;
+
+    struct Cell {
+        std::atomic<std::size_t> sequence{0};
+        T value{};
+    };
+
+    // head_ and tail_ on separate cache lines: producers and consumers do not
+    // invalidate each other's line on every operation.
+    alignas(line) std::atomic<std::size_t> head_{0};
+    alignas(line) std::atomic<std::size_t> tail_{0};
+    alignas(line) std::unique_ptr<Cell[]> cells_;
+};
+
+} // namespace mesh::detail

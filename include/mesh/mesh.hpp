@@ -1,0 +1,17 @@
+#pragma once
+
+// mesh.hpp: one background reactor thread moving messages between many connections.
+// This umbrella header is what single_include_gen.py amalgamates into ../../mesh.hpp.
+
+#include "mesh/version.hpp"
+#include "mesh/error.hpp"
+#include "mesh/config.hpp"
+#include "mesh/envelope.hpp"
+#include "mesh/send_result.hpp"
+#include "mesh/core/events.hpp"
+#include "mesh/core/stats.hpp"
+#include "mesh/core/mesh.hpp"
+#include "mesh/wire/frame_header.hpp"
+#include "mesh/wire/frame_decoder.hpp"
+#include "mesh/wire/handshake.hpp"
+#include "mesh/transport/inproc.hpp"

@@ -1,0 +1,15 @@
+#pragma once
+
+#include <system_error>
+
+namespace mesh {
+
+// What send reports. On failure the envelope is left untouched with the caller.
+struct SendResult {
+    std::error_code error;   // empty on success; errc::not_found, queue_full, disconnected, ...
+    std::error_code reason;  // with errc::disconnected: why the connection ended
+
+    bool ok() const noexcept { return !error; }
+};
+
+} // namespace mesh

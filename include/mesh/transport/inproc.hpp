@@ -1,0 +1,418 @@
+#pragma once
+
+#include "mesh/detail/ring.hpp"
+#include "mesh/detail/signal.hpp"
+#include "mesh/detail/throw_error.hpp"
+#include "mesh/envelope.hpp"
+#include "mesh/error.hpp"
+#include "mesh/transport/endpoint.hpp"
+
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+
+namespace mesh {
+
+namespace detail {
+
+// One direction of an in-process connection: a bounded ring of payloads that
+// are moved in and out, never copied, plus the wake-ups of its two ends.
+struct InprocPipe {
+    static constexpr std::size_t capacity = 1024;
+
+    Ring<Payload, capacity> ring;
+    Signal readable;  // the reader waits here for data or close
+    Signal writable;  // the writer waits here for room or close
+    std::atomic<bool> closed{false};
+
+    void close() {
+        closed.store(true, std::memory_order_seq_cst);
+        readable.notify();
+        writable.notify();
+    }
+    bool has_data_or_closed() const {
+        return !ring.empty() || closed.load(std::memory_order_acquire);
+    }
+    bool has_room_or_closed() const {
+        return ring.has_room() || closed.load(std::memory_order_acquire);
+    }
+};
+
+class InprocListenerCore;
+
+// Names of listening endpoints, shared by copies of one Inproc transport.
+class InprocRegistry {
+public:
+    std::error_code bind(const std::string& name, const std::shared_ptr<InprocListenerCore>& core) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto& slot = names_[name];
+        if (!slot.expired()) return errc::address_in_use;
+        slot = core;
+        return {};
+    }
+    void unbind(const std::string& name, const InprocListenerCore* core) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = names_.find(name);
+        if (it != names_.end()) {
+            auto current = it->second.lock();
+            if (!current || current.get() == core) names_.erase(it);
+        }
+    }
+    std::shared_ptr<InprocListenerCore> find(const std::string& name) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = names_.find(name);
+        return it == names_.end() ? nullptr : it->second.lock();
+    }
+
+private:
+    std::mutex mutex_;
+    std::unordered_map<std::string, std::weak_ptr<InprocListenerCore>> names_;
+};
+
+} // namespace detail
+
+// A connection of the in-process transport. Used on its own, its blocking send and
+// recv may each be called by one thread at a time; added to a Mesh, the mesh's
+// reactor drives it through the asynchronous members below.
+class InprocConnection {
+public:
+    InprocConnection() = default;
+    InprocConnection(std::shared_ptr<detail::InprocPipe> in, std::shared_ptr<detail::InprocPipe> out,
+                     std::string endpoint, std::size_t max_message_size)
+        : in_(std::move(in)), out_(std::move(out)), endpoint_(std::move(endpoint)),
+          max_message_size_(max_message_size) {}
+
+    InprocConnection(InprocConnection&&) = default;
+    InprocConnection& operator=(InprocConnection&& other) noexcept {
+        if (this != &other) {
+            disconnect();
+            in_ = std::move(other.in_);
+            out_ = std::move(other.out_);
+            endpoint_ = std::move(other.endpoint_);
+            max_message_size_ = other.max_message_size_;
+        }
+        return *this;
+    }
+    ~InprocConnection() { disconnect(); }
+
+    bool is_open() const noexcept { return in_ != nullptr; }
+    const std::string& remote_endpoint() const noexcept { return endpoint_; }
+    const std::string& local_endpoint() const noexcept { return endpoint_; }
+
+    // Blocks while the peer's queue is full. The payload is moved, not copied.
+    std::error_code send(Payload&& payload) {
+        if (!out_) return errc::not_connected;
+        if (payload.size() > max_message_size_) return errc::message_too_large;
+        auto& pipe = *out_;
+        pipe.writable.wait([&] { return pipe.has_room_or_closed(); });
+        if (pipe.closed.load(std::memory_order_acquire)) return errc::disconnected;
+        pipe.ring.try_push(payload);
+        pipe.readable.notify();
+        return {};
+    }
+    std::error_code send(const Payload& payload) { return send(Payload(payload)); }
+
+    // Blocks until a message arrives; end_of_stream once the peer is gone and all
+    // it sent has been received.
+    std::error_code recv(Payload& out) {
+        return recv_until(out, std::chrono::steady_clock::time_point::max());
+    }
+    std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
+        return recv_until(out, std::chrono::steady_clock::now() + timeout);
+    }
+
+    // Closes both directions: the peer's recv sees end_of_stream, its send disconnected.
+    std::error_code disconnect() {
+        if (!in_) return errc::not_connected;
+        detach();
+        in_->close();
+        out_->close();
+        in_.reset();
+        out_.reset();
+        return {};
+    }
+
+    // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
+
+    void attach(asio::io_context& io, std::size_t max_message_size) {
+        io_ = &io;
+        cancelled_ = false;
+        if (max_message_size < max_message_size_) max_message_size_ = max_message_size;
+        in_->readable.set_callback([this] { asio::post(*io_, [this] { complete_fill(); }); });
+        out_->writable.set_callback([this] { asio::post(*io_, [this] { continue_write(); }); });
+    }
+
+    // Takes the next received message, if one is waiting. At the end of the stream
+    // it returns false with ec = end_of_stream.
+    bool try_take(Payload& out, std::error_code& ec) {
+        if (in_->ring.try_pop(out) ||
+            // what the peer sent before closing is still delivered
+            (in_->closed.load(std::memory_order_acquire) && in_->ring.try_pop(out))) {
+            in_->writable.notify();
+            return true;
+        }
+        if (in_->closed.load(std::memory_order_acquire)) ec = errc::end_of_stream;
+        return false;
+    }
+
+    // Calls handler(error_code) on the reactor when try_take may have more to give.
+    template <class Handler>
+    void async_fill(Handler&& handler) {
+        fill_handler_ = std::forward<Handler>(handler);
+        in_->readable.arm();
+        if (in_->has_data_or_closed() && in_->readable.disarm())
+            asio::post(*io_, [this] { complete_fill(); });
+    }
+
+    // Moves queued messages into the peer's queue, as many as it has room for, then
+    // calls handler(error_code, messages, bytes). take(Payload&) yields the next one.
+    template <class Take, class Handler>
+    void async_write_batch(Take&& take, Handler&& handler) {
+        write_take_ = std::forward<Take>(take);
+        write_handler_ = std::forward<Handler>(handler);
+        continue_write();
+    }
+
+    // Pending asynchronous operations complete with operation_aborted.
+    void cancel() {
+        if (!io_) return;
+        cancelled_ = true;
+        if (fill_handler_ && in_->readable.disarm()) asio::post(*io_, [this] { complete_fill(); });
+        if (write_handler_ && out_->writable.disarm()) asio::post(*io_, [this] { continue_write(); });
+    }
+
+    // Back to standalone use; called when no asynchronous operation is pending.
+    void detach() {
+        if (!io_) return;
+        in_->readable.set_callback(nullptr);
+        out_->writable.set_callback(nullptr);
+        io_ = nullptr;
+    }
+
+private:
+    std::error_code recv_until(Payload& out, std::chrono::steady_clock::time_point deadline) {
+        if (!in_) return errc::not_connected;
+        auto& pipe = *in_;
+        if (!pipe.readable.wait_until([&] { return pipe.has_data_or_closed(); }, deadline))
+            return errc::timeout;
+        if (!pipe.ring.try_pop(out)) return errc::end_of_stream;
+        pipe.writable.notify();
+        return {};
+    }
+
+    void complete_fill() {
+        auto handler = std::move(fill_handler_);
+        fill_handler_ = nullptr;
+        if (handler) handler(cancelled_ ? std::error_code(asio::error::operation_aborted) : std::error_code());
+    }
+
+    void continue_write() {
+        if (!write_handler_ || !io_) return;
+        std::error_code ec;
+        std::size_t messages = 0, bytes = 0;
+        bool more = true;
+        if (cancelled_) {
+            ec = asio::error::operation_aborted;
+        } else if (out_->closed.load(std::memory_order_acquire)) {
+            ec = errc::disconnected;
+        } else {
+            Payload payload;
+            while (out_->ring.has_room() && (more = write_take_(payload))) {
+                bytes += payload.size();
+                out_->ring.try_push(payload);
+                ++messages;
+            }
+            if (messages > 0) out_->readable.notify();
+        }
+        if (!ec && messages == 0 && more) {
+            // The peer's queue is full: wait for it to make room.
+            out_->writable.arm();
+            if (!out_->has_room_or_closed() || !out_->writable.disarm()) return;
+            asio::post(*io_, [this] { continue_write(); });
+            return;
+        }
+        auto handler = std::move(write_handler_);
+        write_handler_ = nullptr;
+        write_take_ = nullptr;
+        asio::post(*io_, [handler = std::move(handler), ec, messages, bytes] { handler(ec, messages, bytes); });
+    }
+
+    std::shared_ptr<detail::InprocPipe> in_, out_;
+    std::string endpoint_;
+    std::size_t max_message_size_ = 0;
+
+    asio::io_context* io_ = nullptr;
+    bool cancelled_ = false;
+    std::function<void(std::error_code)> fill_handler_;
+    std::function<bool(Payload&)> write_take_;
+    std::function<void(std::error_code, std::size_t, std::size_t)> write_handler_;
+};
+
+namespace detail {
+
+class InprocListenerCore {
+public:
+    std::error_code push(InprocConnection&& connection) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (closed_) return errc::connection_refused;
+        backlog_.push_back(std::move(connection));
+        cv_.notify_one();
+        return {};
+    }
+    std::error_code pop(InprocConnection& out, std::chrono::steady_clock::time_point deadline) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (!cv_.wait_until(lock, deadline, [&] { return closed_ || !backlog_.empty(); }))
+            return errc::timeout;
+        if (backlog_.empty()) return errc::not_connected;
+        out = std::move(backlog_.front());
+        backlog_.pop_front();
+        return {};
+    }
+    void close() {
+        std::deque<InprocConnection> dropped;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            closed_ = true;
+            dropped.swap(backlog_);
+        }
+        cv_.notify_all();
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<InprocConnection> backlog_;
+    bool closed_ = false;
+};
+
+} // namespace detail
+
+class InprocListener {
+public:
+    InprocListener() = default;
+    InprocListener(std::shared_ptr<detail::InprocRegistry> registry, std::string name,
+                   std::shared_ptr<detail::InprocListenerCore> core)
+        : registry_(std::move(registry)), name_(std::move(name)), core_(std::move(core)) {}
+    InprocListener(InprocListener&&) = default;
+    InprocListener& operator=(InprocListener&& other) noexcept {
+        if (this != &other) {
+            close();
+            registry_ = std::move(other.registry_);
+            name_ = std::move(other.name_);
+            core_ = std::move(other.core_);
+        }
+        return *this;
+    }
+    ~InprocListener() { close(); }
+
+    std::string endpoint() const { return "inproc://" + name_; }
+
+    // Blocks until a peer connects.
+    InprocConnection accept() {
+        std::error_code ec;
+        auto connection = accept(ec);
+        detail::throw_if(ec, "accept");
+        return connection;
+    }
+    InprocConnection accept(std::error_code& ec) {
+        return accept_until(std::chrono::steady_clock::time_point::max(), ec);
+    }
+    InprocConnection accept_for(std::chrono::steady_clock::duration timeout, std::error_code& ec) {
+        return accept_until(std::chrono::steady_clock::now() + timeout, ec);
+    }
+
+    // Frees the name; connections not yet accepted are closed.
+    void close() {
+        if (!core_) return;
+        registry_->unbind(name_, core_.get());
+        core_->close();
+        core_.reset();
+    }
+
+private:
+    InprocConnection accept_until(std::chrono::steady_clock::time_point deadline, std::error_code& ec) {
+        InprocConnection connection;
+        ec = core_ ? core_->pop(connection, deadline) : make_error_code(errc::not_connected);
+        return connection;
+    }
+
+    std::shared_ptr<detail::InprocRegistry> registry_;
+    std::string name_;
+    std::shared_ptr<detail::InprocListenerCore> core_;
+};
+
+// The in-process transport: "inproc://name" (or a bare name). Copies share one
+// namespace of names; separately constructed transports have separate ones.
+class Inproc {
+public:
+    using connection_type = InprocConnection;
+    using listener_type = InprocListener;
+
+    explicit Inproc(std::size_t max_message_size = 16 * 1024 * 1024)
+        : registry_(std::make_shared<detail::InprocRegistry>()), max_message_size_(max_message_size) {}
+
+    static bool accepts(std::string_view endpoint) {
+        const auto scheme = detail::endpoint_scheme(endpoint);
+        return scheme.empty() ? !endpoint.empty() : scheme == "inproc";
+    }
+
+    InprocListener listen(std::string_view bind) {
+        std::error_code ec;
+        auto listener = listen(bind, ec);
+        detail::throw_if(ec, "listen");
+        return listener;
+    }
+    InprocListener listen(std::string_view bind, std::error_code& ec) {
+        std::string name;
+        if ((ec = parse(bind, name))) return {};
+        auto core = std::make_shared<detail::InprocListenerCore>();
+        if ((ec = registry_->bind(name, core))) return {};
+        return InprocListener(registry_, std::move(name), std::move(core));
+    }
+
+    InprocConnection connect(std::string_view endpoint) {
+        std::error_code ec;
+        auto connection = connect(endpoint, ec);
+        detail::throw_if(ec, "connect");
+        return connection;
+    }
+    InprocConnection connect(std::string_view endpoint, std::error_code& ec) {
+        std::string name;
+        if ((ec = parse(endpoint, name))) return {};
+        auto listener = registry_->find(name);
+        if (!listener) {
+            ec = errc::connection_refused;
+            return {};
+        }
+        auto to_server = std::make_shared<detail::InprocPipe>();
+        auto to_client = std::make_shared<detail::InprocPipe>();
+        const std::string full = "inproc://" + name;
+        InprocConnection server(to_server, to_client, full, max_message_size_);
+        if ((ec = listener->push(std::move(server)))) return {};
+        return InprocConnection(to_client, to_server, full, max_message_size_);
+    }
+
+private:
+    static std::error_code parse(std::string_view endpoint, std::string& name) {
+        if (!accepts(endpoint)) return errc::unknown_scheme;
+        name = std::string(detail::endpoint_address(endpoint));
+        if (name.empty()) return errc::invalid_endpoint;
+        return {};
+    }
+
+    std::shared_ptr<detail::InprocRegistry> registry_;
+    std::size_t max_message_size_;
+};
+
+} // namespace mesh

@@ -1,0 +1,106 @@
+#include <mesh/mesh.hpp>
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+TEST_SUITE("ring") {
+
+TEST_CASE("push moves only on success and pop returns in FIFO order") {
+    mesh::detail::Ring<mesh::Payload, 4> ring;
+    for (std::uint8_t i = 0; i < 4; ++i) {
+        mesh::Payload p{i};
+        CHECK(ring.try_push(p));
+        CHECK(p.empty());
+    }
+    mesh::Payload extra{9};
+    CHECK_FALSE(ring.try_push(extra));
+    CHECK(extra == mesh::Payload{9});
+    CHECK(ring.size() == 4);
+    for (std::uint8_t i = 0; i < 4; ++i) {
+        mesh::Payload out;
+        REQUIRE(ring.try_pop(out));
+        CHECK(out == mesh::Payload{i});
+    }
+    mesh::Payload out;
+    CHECK_FALSE(ring.try_pop(out));
+    CHECK(ring.empty());
+}
+
+TEST_CASE("capacity one holds exactly one element") {
+    mesh::detail::Ring<int, 1> ring;
+    int a = 1, b = 2, out = 0;
+    CHECK(ring.has_room());
+    CHECK(ring.try_push(a));
+    CHECK_FALSE(ring.has_room());
+    CHECK_FALSE(ring.try_push(b));
+    CHECK(ring.try_pop(out));
+    CHECK(out == 1);
+    CHECK(ring.try_push(b));
+    CHECK(ring.try_pop(out));
+    CHECK(out == 2);
+    CHECK_FALSE(ring.try_pop(out));
+}
+
+TEST_CASE("many producers and many consumers: every element exactly once") {
+    constexpr int producers = 4, consumers = 4, per_producer = 50000;
+    mesh::detail::Ring<int, 256> ring;
+    std::vector<std::atomic<int>> seen(producers * per_producer);
+    std::atomic<int> consumed{0};
+    std::vector<std::thread> threads;
+    for (int p = 0; p < producers; ++p)
+        threads.emplace_back([&, p] {
+            for (int i = 0; i < per_producer; ++i) {
+                int value = p * per_producer + i;
+                while (!ring.try_push(value)) std::this_thread::yield();
+            }
+        });
+    for (int c = 0; c < consumers; ++c)
+        threads.emplace_back([&] {
+            int value;
+            while (consumed.load() < producers * per_producer) {
+                if (ring.try_pop(value)) {
+                    seen[static_cast<std::size_t>(value)].fetch_add(1);
+                    consumed.fetch_add(1);
+                } else {
+                    std::this_thread::yield();
+                }
+            }
+        });
+    for (auto& t : threads) t.join();
+    int wrong = 0;
+    for (auto& s : seen) wrong += s.load() != 1;
+    CHECK(wrong == 0);
+    CHECK(ring.empty());
+}
+
+TEST_CASE("per-producer order is kept with one consumer") {
+    constexpr int producers = 3, per_producer = 30000;
+    mesh::detail::Ring<std::pair<int, int>, 64> ring;
+    std::vector<std::thread> threads;
+    for (int p = 0; p < producers; ++p)
+        threads.emplace_back([&, p] {
+            for (int i = 0; i < per_producer; ++i) {
+                std::pair<int, int> v{p, i};
+                while (!ring.try_push(v)) std::this_thread::yield();
+            }
+        });
+    std::vector<int> next(producers, 0);
+    int out_of_order = 0, received = 0;
+    std::pair<int, int> v;
+    while (received < producers * per_producer) {
+        if (!ring.try_pop(v)) {
+            std::this_thread::yield();
+            continue;
+        }
+        out_of_order += v.second != next[static_cast<std::size_t>(v.first)];
+        next[static_cast<std::size_t>(v.first)] = v.second + 1;
+        ++received;
+    }
+    for (auto& t : threads) t.join();
+    CHECK(out_of_order == 0);
+}
+
+}
