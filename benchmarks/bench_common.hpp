@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -28,7 +29,12 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 // ---------------------------------------------------------------------------------------------
@@ -215,6 +221,83 @@ inline std::uint64_t raise_nofile_limit() {
         if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
     }
     return static_cast<std::uint64_t>(rl.rlim_cur);
+}
+
+// Runs this program again (/proc/self/exe) with the given arguments in a fresh process and
+// returns what it wrote to stdout; stderr is shared. Throws bench::Error if it does not exit
+// with status 0 within timeout_s (it is then killed with SIGKILL, by pid).
+// Used for measurements that must start from a clean heap (idle memory).
+inline std::string run_self(const std::vector<std::string>& args, double timeout_s) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw Error("run_self: pipe failed");
+    std::vector<std::string> argv_s;
+    argv_s.push_back("mesh_bench");
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv_p;
+    for (auto& a : argv_s) argv_p.push_back(a.data());
+    argv_p.push_back(nullptr);
+
+    std::fflush(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        ::close(fds[0]);
+        ::close(fds[1]);
+        throw Error("run_self: fork failed");
+    }
+    if (pid == 0) {
+        ::dup2(fds[1], STDOUT_FILENO);  // dup2 clears O_CLOEXEC on the new descriptor
+        ::execv("/proc/self/exe", argv_p.data());
+        ::_exit(127);
+    }
+    ::close(fds[1]);
+
+    std::string out;
+    std::string failure;
+    Deadline dl(timeout_s);
+    for (;;) {
+        double rem = dl.remaining_s();
+        if (rem <= 0) {
+            failure = "timed out after " + std::to_string(static_cast<int>(timeout_s)) + " s";
+            break;
+        }
+        pollfd pfd{fds[0], POLLIN, 0};
+        int pr = ::poll(&pfd, 1, static_cast<int>(std::min(rem, 1.0) * 1000) + 1);
+        if (pr < 0 && errno != EINTR) {
+            failure = "poll failed";
+            break;
+        }
+        if (pr <= 0) continue;
+        char buf[4096];
+        ssize_t r = ::read(fds[0], buf, sizeof buf);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;  // EOF: the child closed stdout (exited)
+        out.append(buf, static_cast<std::size_t>(r));
+    }
+    ::close(fds[0]);
+
+    int status = 0;
+    bool reaped = false;
+    if (failure.empty()) {
+        Deadline exit_dl(10);
+        while (!exit_dl.expired()) {
+            pid_t w = ::waitpid(pid, &status, WNOHANG);
+            if (w == pid) {
+                reaped = true;
+                break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        if (!reaped) failure = "did not exit";
+    }
+    if (!reaped) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+    }
+    if (failure.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        failure = WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                    : "killed by signal " + std::to_string(WTERMSIG(status));
+    if (!failure.empty()) throw Error("child process " + args.front() + ": " + failure);
+    return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -216,6 +216,55 @@ void record(SysRuns& r, const IdleResult& x) {
     r.v[2].push_back(0.5 * (x.server_kib + x.client_kib));
 }
 
+// ----- idle measurements in a fresh process ---------------------------------------------------
+//
+// RSS growth is only meaningful in a process whose heap holds no freed-but-resident memory from
+// earlier workloads (new connections would reuse it without growing RSS). So each idle run, for
+// either system, re-executes this program as
+//   mesh_bench --idle-child mesh|zmq N
+// which calls mesh_idle(N) or zmq_side::idle(N) (these fork the client end themselves) and
+// prints one line "IDLE_CHILD <server_kib> <client_kib>".
+
+constexpr double kIdleChildTimeoutS = 600;
+
+IdleResult idle_isolated(const char* sys, std::size_t conns) {
+    std::string out =
+        bench::run_self({"--idle-child", sys, std::to_string(conns)}, kIdleChildTimeoutS);
+    IdleResult r;
+    auto pos = out.find("IDLE_CHILD ");
+    if (pos == std::string::npos ||
+        std::sscanf(out.c_str() + pos, "IDLE_CHILD %lf %lf", &r.server_kib, &r.client_kib) != 2)
+        throw bench::Error(std::string("idle child (") + sys + "): no result in its output");
+    return r;
+}
+
+// The child side: returns the process exit status.
+int idle_child_main(int argc, char** argv) {
+    try {
+        if (argc != 4) throw bench::Error("usage: --idle-child mesh|zmq N");
+        std::string sys = argv[2];
+        std::size_t conns = static_cast<std::size_t>(bench::parse_u64(argv[3], "N"));
+        IdleResult r;
+        if (sys == "mesh") {
+            r = mesh_idle(conns);
+        } else if (sys == "zmq") {
+#ifdef MESH_BENCH_HAVE_ZMQ
+            r = zmq_side::idle(conns);
+#else
+            throw bench::Error("built without libzmq");
+#endif
+        } else {
+            throw bench::Error("unknown system " + sys);
+        }
+        std::printf("IDLE_CHILD %.6f %.6f\n", r.server_kib, r.client_kib);
+        std::fflush(stdout);
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "idle child: %s\n", e.what());
+        return 1;
+    }
+}
+
 void run_mesh(Measurement& m) {
     if (m.kind == Kind::Throughput) {
         if (m.work == "W1") record(m.mesh, mesh_w1(m.size, m.count));
@@ -224,7 +273,7 @@ void run_mesh(Measurement& m) {
     } else if (m.kind == Kind::Latency) {
         record(m.mesh, mesh_w3(m.count, kW3Warmup));
     } else {
-        record(m.mesh, mesh_idle(m.conns));
+        record(m.mesh, idle_isolated("mesh", m.conns));
     }
 }
 
@@ -237,7 +286,7 @@ void run_zmq(Measurement& m) {
     } else if (m.kind == Kind::Latency) {
         record(m.zmq, zmq_side::w3(m.count, kW3Warmup, m.size));
     } else {
-        record(m.zmq, zmq_side::idle(m.conns));
+        record(m.zmq, idle_isolated("zmq", m.conns));
     }
 #else
     (void)m;
@@ -385,6 +434,8 @@ void print_result_lines(const std::vector<Measurement>& ms) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc > 1 && std::string(argv[1]) == "--idle-child") return idle_child_main(argc, argv);
+
     bench::Args args;
     std::vector<Measurement> ms;
     try {

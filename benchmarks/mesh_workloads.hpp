@@ -30,7 +30,10 @@
 //   mesh_idle(conns)          `conns` idle TCP connections between a server process (the caller)
 //                             and a client process (fork; RLIMIT_NOFILE raised with
 //                             bench::raise_nofile_limit()), one small hello per connection, then
-//                             RSS growth (bench::rss_kib()) per connection of each process.
+//                             RSS growth (bench::rss_kib()) per connection of each process,
+//                             baselines taken after the fixed setup, before any connection.
+//                             mesh_bench calls this in a freshly exec'd process of its own
+//                             (mesh_bench --idle-child mesh N), so the heap starts clean.
 //
 // All waits must be bounded (timeouts; throw bench::Error with a message on failure).
 

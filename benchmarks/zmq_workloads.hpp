@@ -423,6 +423,9 @@ inline ThroughputResult w4(std::size_t conns, std::uint64_t per_conn, std::size_
 // routing ids. Baselines are taken after each side's fixed setup (context; server: ROUTER and
 // binds) and before any connection exists, so the client's figure includes its N/P sockets.
 //
+// mesh_bench runs this in a freshly exec'd process (mesh_bench --idle-child zmq N), so no freed
+// but still resident heap memory from earlier workloads hides part of the growth.
+//
 // Synchronisation between the processes uses two pipes (endpoints down, "all received" down,
 // client figure up, "exit" down); every read is bounded by poll() timeouts and the child is
 // killed (SIGKILL, by pid) if anything goes wrong. The open-file limit is raised to the hard
@@ -631,13 +634,19 @@ inline IdleResult idle(std::size_t conns) {
                 if (!zmq_msg_more(&id.m)) throw bench::Error("idle server: no body");
                 recv_msg(router.get(), &body.m, guard, "idle server hello");
             }
-        } catch (...) {
+        } catch (const std::exception& e) {
+            // Tell the client, and add its own error (if it reported one) to ours.
+            std::string msg = e.what();
             char no = 'F';
             try {
                 detail::write_all(down_w.fd, &no, 1);
+                detail::ClientReport rep;
+                detail::read_all(up_r.fd, &rep, sizeof rep, 2);
+                rep.message[sizeof rep.message - 1] = '\0';
+                if (!rep.ok && rep.message[0]) msg += std::string("; client: ") + rep.message;
             } catch (...) {
             }
-            throw;
+            throw bench::Error(msg);
         }
         long after = bench::rss_kib();
         result.server_kib = static_cast<double>(after - base) / static_cast<double>(conns);

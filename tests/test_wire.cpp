@@ -83,9 +83,10 @@ std::vector<Payload> decode_all(const Payload& stream, NextChunk next_chunk, boo
                 pos += n;
             } else {
                 std::error_code ec;
-                pos += decoder.consume(stream.data() + pos, end - pos, ec);
-                if (ec) {
-                    FAIL_CHECK("decode error at offset " << pos << ": " << ec.message());
+                const std::size_t used = decoder.consume(stream.data() + pos, end - pos, ec);
+                pos += used;
+                if (ec || (used == 0 && !decoder.ready())) {  // an error, or a stall
+                    FAIL_CHECK("decoding stopped at offset " << pos << ": " << ec.message());
                     return out;
                 }
             }

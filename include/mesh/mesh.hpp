@@ -15,3 +15,4 @@
 #include "mesh/wire/frame_decoder.hpp"
 #include "mesh/wire/handshake.hpp"
 #include "mesh/transport/inproc.hpp"
+#include "mesh/transport/tcp.hpp"

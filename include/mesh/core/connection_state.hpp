@@ -39,7 +39,8 @@ public:
         SendResult result;
         senders_inside_.fetch_add(1, std::memory_order_seq_cst);
         if (closed_.load(std::memory_order_seq_cst)) {
-            result = {close_error_, close_reason_};
+            const errc error = close_error_.load(std::memory_order_acquire);
+            result = {error, error == errc::disconnected ? close_reason_ : std::error_code()};
         } else if (!outgoing.try_push(payload)) {
             Counters::add(counters.rejected_full, 1);
             result.error = errc::queue_full;
@@ -57,10 +58,16 @@ public:
     // ---- reactor thread ----
 
     // After this returns no sender can push any more, so what the ring holds is final.
+    // A connection that died and is then removed (or shut down) must report what
+    // send by id reports, not_found (shut_down), so those replace disconnected.
     void close_for_send(errc error, std::error_code reason) {
-        if (closed_.load(std::memory_order_relaxed)) return;
-        close_error_ = error;
-        close_reason_ = reason;
+        if (closed_.load(std::memory_order_relaxed)) {
+            if (error != errc::disconnected && close_error_.load(std::memory_order_relaxed) == errc::disconnected)
+                close_error_.store(error, std::memory_order_release);
+            return;
+        }
+        close_error_.store(error, std::memory_order_relaxed);
+        close_reason_ = reason;  // written once, before closed_ publishes it
         closed_.store(true, std::memory_order_seq_cst);
         // A sender between its check and its push finishes in a few instructions.
         while (senders_inside_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
@@ -102,7 +109,7 @@ private:
     std::atomic<bool> write_active_{false};
     std::atomic<int> senders_inside_{0};
     std::atomic<bool> closed_{false};
-    errc close_error_ = errc::disconnected;
+    std::atomic<errc> close_error_{errc::disconnected};
     std::error_code close_reason_;
 };
 

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -204,9 +205,18 @@ private:
     std::error_code recv_until(Payload& out, std::chrono::steady_clock::time_point deadline) {
         if (!in_) return errc::not_connected;
         auto& pipe = *in_;
-        if (!pipe.readable.wait_until([&] { return pipe.has_data_or_closed(); }, deadline))
-            return errc::timeout;
-        if (!pipe.ring.try_pop(out)) return errc::end_of_stream;
+        for (;;) {
+            if (!pipe.readable.wait_until([&] { return pipe.has_data_or_closed(); }, deadline))
+                return errc::timeout;
+            if (pipe.ring.try_pop(out)) break;
+            if (pipe.closed.load(std::memory_order_acquire)) {
+                if (pipe.ring.try_pop(out)) break;  // sent just before the close
+                return errc::end_of_stream;
+            }
+            // Not closed, yet the ring looked non-empty: the writer has claimed a cell
+            // but not filled it yet. That is not the end of the stream; wait for it.
+            std::this_thread::yield();
+        }
         pipe.writable.notify();
         return {};
     }

@@ -20,6 +20,12 @@ class FrameDecoder {
 public:
     explicit FrameDecoder(std::size_t max_payload) noexcept : max_payload_(max_payload) {}
 
+    std::size_t max_payload() const noexcept { return max_payload_; }
+    // Lowers the maximum (a mesh may allow less than its transport); never raises it.
+    void limit(std::size_t max_payload) noexcept {
+        if (max_payload < max_payload_) max_payload_ = max_payload;
+    }
+
     // Consumes bytes until one frame is complete or the input ends; returns how many bytes it used.
     // Consumes nothing while ready(). A bad header sets ec and the error sticks until reset():
     // after a corrupt header the stream position is meaningless, so nothing more can be decoded.

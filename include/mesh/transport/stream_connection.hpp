@@ -1,0 +1,249 @@
+#pragma once
+
+#include "mesh/envelope.hpp"
+#include "mesh/error.hpp"
+#include "mesh/transport/socket_io.hpp"
+#include "mesh/wire/frame_decoder.hpp"
+#include "mesh/wire/frame_header.hpp"
+
+#include <asio/buffer.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mesh {
+
+namespace detail {
+
+// A view of our own buffer vector, so that async_write does not copy the vector.
+struct BufferSpan {
+    const asio::const_buffer* first;
+    const asio::const_buffer* last;
+    const asio::const_buffer* begin() const noexcept { return first; }
+    const asio::const_buffer* end() const noexcept { return last; }
+};
+
+} // namespace detail
+
+// One framed connection over a stream socket (TCP or Unix): Splinter's v1 frames,
+// read and written in batches. Used on its own it offers blocking send and recv;
+// added to a Mesh, the reactor drives it through attach ... detach.
+template <class Protocol>
+class StreamConnection {
+public:
+    using protocol_type = Protocol;
+    using socket_type = typename Protocol::socket;
+
+    // Frames up to this size are copied into one contiguous write buffer; larger
+    // payloads go out as their own gather buffer, without a copy.
+    static constexpr std::size_t copy_limit = 16 * 1024;
+    static constexpr std::size_t batch_bytes = 256 * 1024;
+    static constexpr std::size_t read_buffer_size = 64 * 1024;
+
+    StreamConnection() = default;
+    StreamConnection(std::shared_ptr<asio::io_context> home, socket_type socket, std::string local_endpoint,
+                     std::string remote_endpoint, std::size_t max_message_size)
+        : home_(std::move(home)), socket_(std::move(socket)), local_(std::move(local_endpoint)),
+          remote_(std::move(remote_endpoint)), decoder_(max_message_size) {
+        // Always non-blocking: standalone calls wait with poll() and a deadline instead.
+        std::error_code ignored;
+        socket_->non_blocking(true, ignored);
+    }
+
+    StreamConnection(StreamConnection&&) = default;
+    StreamConnection& operator=(StreamConnection&&) = default;
+
+    bool is_open() const noexcept { return socket_ && socket_->is_open(); }
+    // Captured when the connection was made, so they never fail later.
+    const std::string& remote_endpoint() const noexcept { return remote_; }
+    const std::string& local_endpoint() const noexcept { return local_; }
+    socket_type& socket() noexcept { return *socket_; }
+
+    // Writes one frame (header and payload in one gather write), blocking.
+    std::error_code send(const Payload& payload) {
+        if (!is_open()) return errc::not_connected;
+        if (payload.size() > decoder_.max_payload()) return errc::message_too_large;
+        std::array<std::uint8_t, wire::header_size> header;
+        wire::write_header(header.data(), static_cast<std::uint32_t>(payload.size()));
+        return detail::write_all_until(*socket_, {asio::buffer(header), asio::buffer(payload)},
+                                       detail::clock::time_point::max());
+    }
+
+    // Blocks until a whole frame arrived; end_of_stream when the peer closed
+    // between frames, truncated_frame when it closed inside one.
+    std::error_code recv(Payload& out) { return recv_until(out, detail::clock::time_point::max()); }
+    std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
+        return recv_until(out, detail::clock::now() + timeout);
+    }
+
+    // Shuts both directions down and closes the socket.
+    std::error_code disconnect() {
+        if (!is_open()) return errc::not_connected;
+        std::error_code ignored;
+        socket_->shutdown(socket_type::shutdown_both, ignored);
+        socket_->close(ignored);
+        return {};
+    }
+
+    // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
+
+    void attach(asio::io_context& io, std::size_t max_message_size) {
+        if (&socket_->get_executor().context() != &io) rebind(io);
+        decoder_.limit(max_message_size);
+    }
+
+    bool try_take(Payload& out, std::error_code& ec) {
+        for (;;) {
+            if (decoder_.ready()) {
+                out = decoder_.take();
+                return true;
+            }
+            if (in_begin_ == in_end_) break;
+            in_begin_ += decoder_.consume(in_.get() + in_begin_, in_end_ - in_begin_, ec);
+            if (ec) return false;
+        }
+        in_begin_ = in_end_ = 0;
+        if (eof_) ec = decoder_.mid_frame() ? make_error_code(errc::truncated_frame) : make_error_code(errc::end_of_stream);
+        else if (read_error_) ec = read_error_;
+        return false;
+    }
+
+    // Reads what the socket has now; if nothing, waits for it to become readable.
+    // Then handler(error_code) runs on the reactor and try_take has more to give.
+    template <class Handler>
+    void async_fill(Handler&& handler) {
+        std::error_code ec;
+        if (read_now(ec) > 0 || eof_ || read_error_) {
+            asio::post(socket_->get_executor(), [h = std::forward<Handler>(handler)]() mutable { h(std::error_code()); });
+            return;
+        }
+        if (in_begin_ == in_end_) in_.reset();  // idle connections hold no read buffer
+        socket_->async_wait(socket_type::wait_read,
+                            [this, h = std::forward<Handler>(handler)](std::error_code wait_ec) mutable {
+                                std::error_code ignored;
+                                if (!wait_ec) read_now(ignored);
+                                h(wait_ec);
+                            });
+    }
+
+    // Encodes as many queued messages as fit a batch and writes them with one
+    // gather write; handler(error_code, messages, payload bytes) follows.
+    template <class Take, class Handler>
+    void async_write_batch(Take&& take, Handler&& handler) {
+        out_.clear();
+        held_.clear();
+        cuts_.clear();
+        std::size_t messages = 0, bytes = 0, batch = 0;
+        Payload payload;
+        while (batch < batch_bytes && take(payload)) {
+            ++messages;
+            batch += wire::header_size + payload.size();
+            std::array<std::uint8_t, wire::header_size> header;
+            wire::write_header(header.data(), static_cast<std::uint32_t>(payload.size()));
+            out_.insert(out_.end(), header.begin(), header.end());
+            bytes += payload.size();
+            if (payload.size() <= copy_limit) {
+                out_.insert(out_.end(), payload.begin(), payload.end());
+            } else {
+                cuts_.push_back(out_.size());
+                held_.push_back(std::move(payload));
+            }
+        }
+        buffers_.clear();
+        std::size_t from = 0;
+        for (std::size_t i = 0; i < cuts_.size(); ++i) {
+            if (cuts_[i] > from) buffers_.push_back(asio::buffer(out_.data() + from, cuts_[i] - from));
+            buffers_.push_back(asio::buffer(held_[i]));
+            from = cuts_[i];
+        }
+        if (out_.size() > from) buffers_.push_back(asio::buffer(out_.data() + from, out_.size() - from));
+        asio::async_write(*socket_, detail::BufferSpan{buffers_.data(), buffers_.data() + buffers_.size()},
+                          [this, messages, bytes, h = std::forward<Handler>(handler)](std::error_code ec,
+                                                                                     std::size_t) mutable {
+                              held_.clear();
+                              if (out_.capacity() > batch_bytes) out_ = std::vector<std::uint8_t>();
+                              h(ec, messages, bytes);
+                          });
+    }
+
+    void cancel() {
+        std::error_code ignored;
+        if (socket_) socket_->cancel(ignored);
+    }
+
+    // Back to standalone use; called when no asynchronous operation is pending.
+    void detach() {
+        if (!is_open()) return;
+        if (home_ && &socket_->get_executor().context() != home_.get()) rebind(*home_);
+    }
+
+private:
+    // Moves the open descriptor to a socket served by `io`, keeping buffered input.
+    void rebind(asio::io_context& io) {
+        std::error_code ec;
+        const auto protocol = socket_->local_endpoint(ec).protocol();
+        if (ec) return;
+        const auto fd = socket_->release(ec);
+        if (ec) return;
+        socket_.emplace(io);
+        socket_->assign(protocol, fd, ec);
+        socket_->non_blocking(true, ec);
+    }
+
+    // One non-blocking read, straight into the payload when a large body is pending.
+    std::size_t read_now(std::error_code& ec) {
+        if (eof_ || read_error_) return 0;
+        std::size_t n = 0;
+        if (in_begin_ == in_end_ && decoder_.body_missing() >= read_buffer_size) {
+            n = socket_->read_some(asio::buffer(decoder_.body_tail(), decoder_.body_missing()), ec);
+            decoder_.body_filled(n);
+        } else {
+            if (!in_) in_.reset(new std::uint8_t[read_buffer_size]);
+            if (in_end_ == read_buffer_size) return 0;
+            n = socket_->read_some(asio::buffer(in_.get() + in_end_, read_buffer_size - in_end_), ec);
+            in_end_ += n;
+        }
+        if (ec == asio::error::eof) eof_ = true;
+        else if (ec && ec != asio::error::would_block && ec != asio::error::try_again) read_error_ = ec;
+        return n;
+    }
+
+    std::error_code recv_until(Payload& out, detail::clock::time_point deadline) {
+        if (!is_open() && in_begin_ == in_end_) return errc::not_connected;
+        for (;;) {
+            std::error_code ec;
+            if (try_take(out, ec)) return {};
+            if (ec) return ec;
+            if (read_now(ec) > 0 || eof_ || read_error_) continue;
+            if ((ec = detail::wait_ready(socket_->native_handle(), POLLIN, deadline))) return ec;
+        }
+    }
+
+    std::shared_ptr<asio::io_context> home_;  // serves the socket while no mesh drives it
+    std::optional<socket_type> socket_;
+    std::string local_, remote_;
+    wire::FrameDecoder decoder_{0};
+
+    std::unique_ptr<std::uint8_t[]> in_;
+    std::size_t in_begin_ = 0, in_end_ = 0;
+    bool eof_ = false;
+    std::error_code read_error_;
+
+    std::vector<std::uint8_t> out_;
+    std::vector<Payload> held_;
+    std::vector<std::size_t> cuts_;
+    std::vector<asio::const_buffer> buffers_;
+};
+
+} // namespace mesh

@@ -1,0 +1,169 @@
+#pragma once
+
+#include "mesh/detail/throw_error.hpp"
+#include "mesh/error.hpp"
+#include "mesh/transport/stream_connection.hpp"
+#include "mesh/transport/stream_handshake.hpp"
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+
+namespace mesh {
+
+// Settings shared by the stream transports (tcp://, unix://).
+struct StreamOptions {
+    std::size_t max_message_size = 16 * 1024 * 1024;  // larger frames are refused, before allocation
+    std::chrono::milliseconds connect_timeout{10000};
+    std::chrono::milliseconds handshake_timeout{10000};  // version handshake, both roles
+};
+
+// A listening stream socket. accept() blocks, as Splinter's does; a Mesh can
+// instead run the accepts on its reactor (Mesh::accept_from), handshakes included.
+template <class Protocol, class Naming>
+class StreamListener {
+public:
+    using connection_type = StreamConnection<Protocol>;
+    using acceptor_type = typename Protocol::acceptor;
+    using socket_type = typename Protocol::socket;
+
+    StreamListener() = default;
+    StreamListener(std::shared_ptr<asio::io_context> home, acceptor_type acceptor, StreamOptions options)
+        : home_(std::move(home)), acceptor_(std::move(acceptor)), options_(options) {
+        std::error_code ec;
+        endpoint_ = Naming::format(acceptor_->local_endpoint(ec));
+    }
+    StreamListener(StreamListener&&) = default;
+    StreamListener& operator=(StreamListener&&) = default;
+    ~StreamListener() { close(); }
+
+    // The bound endpoint (the real port when port 0 was asked for).
+    const std::string& endpoint() const noexcept { return endpoint_; }
+
+    // Blocks for the next connection and its version handshake (bounded by
+    // StreamOptions::handshake_timeout).
+    connection_type accept() {
+        std::error_code ec;
+        auto connection = accept(ec);
+        detail::throw_if(ec, "accept");
+        return connection;
+    }
+    connection_type accept(std::error_code& ec) {
+        if (!acceptor_ || !acceptor_->is_open()) return (ec = errc::not_connected), connection_type();
+        socket_type socket(*home_);
+        if (acceptor_->accept(socket, ec)) return connection_type();
+        return finish_accept(std::move(socket), ec);
+    }
+
+    void close() {
+        if (accepting_) accepting_->close();
+        accepting_.reset();
+        if (acceptor_) {
+            std::error_code ignored;
+            acceptor_->close(ignored);
+        }
+    }
+
+    // ---- Driven by a Mesh's reactor ----
+
+    // Accepts on `io` until close(): each connection whose handshake completes in
+    // time is handed to on_connection(connection_type&&). Handshakes run
+    // concurrently, so a silent client delays nobody.
+    template <class OnConnection>
+    void async_accept_loop(asio::io_context& io, OnConnection on_connection) {
+        std::error_code ec;
+        const auto protocol = acceptor_->local_endpoint(ec).protocol();
+        const auto fd = acceptor_->release(ec);
+        acceptor_.emplace(io, protocol, fd);
+        accepting_ = std::make_shared<AcceptLoop>(io, *acceptor_, home_, options_, std::move(on_connection));
+        accepting_->next();
+    }
+
+private:
+    connection_type finish_accept(socket_type socket, std::error_code& ec) {
+        std::error_code ignored;
+        socket.non_blocking(true, ignored);
+        const auto deadline = detail::clock::now() + options_.handshake_timeout;
+        if ((ec = detail::listener_handshake(socket, deadline))) return connection_type();
+        return make_connection(home_, std::move(socket), options_);
+    }
+
+    static connection_type make_connection(const std::shared_ptr<asio::io_context>& home, socket_type socket,
+                                           const StreamOptions& options) {
+        Naming::tune(socket);
+        std::error_code ec;
+        auto local = Naming::format(socket.local_endpoint(ec));
+        auto remote = Naming::format(socket.remote_endpoint(ec));
+        return connection_type(home, std::move(socket), std::move(local), std::move(remote),
+                               options.max_message_size);
+    }
+
+    // State of the reactor-driven accepts, shared with their pending handlers.
+    class AcceptLoop : public std::enable_shared_from_this<AcceptLoop> {
+    public:
+        AcceptLoop(asio::io_context& io, acceptor_type& acceptor, std::shared_ptr<asio::io_context> home,
+                   StreamOptions options, std::function<void(connection_type&&)> on_connection)
+            : io_(io), acceptor_(acceptor), home_(std::move(home)), options_(options),
+              on_connection_(std::move(on_connection)), retry_(io) {}
+
+        void next() {
+            if (closed_) return;
+            auto self = this->shared_from_this();
+            acceptor_.async_accept(io_, [self](std::error_code ec, socket_type socket) {
+                if (self->closed_) return;
+                if (ec) {
+                    // Out of descriptors or similar: retry soon rather than spin.
+                    self->retry_.expires_after(std::chrono::milliseconds(100));
+                    self->retry_.async_wait([self](std::error_code) { self->next(); });
+                    return;
+                }
+                self->handshake(std::move(socket));
+                self->next();
+            });
+        }
+
+        void close() {
+            closed_ = true;
+            retry_.cancel();
+            for (auto* pending : pending_) pending->abort();
+        }
+
+    private:
+        void handshake(socket_type socket) {
+            auto self = this->shared_from_this();
+            auto on_done = [self](detail::HandshakeAbort* op, std::error_code ec, socket_type&& done) {
+                self->pending_.erase(op);
+                if (ec || self->closed_) return;
+                self->on_connection_(make_connection(self->home_, std::move(done), self->options_));
+            };
+            using Op = detail::AsyncListenerHandshake<socket_type, decltype(on_done)>;
+            auto op = std::make_shared<Op>(std::move(socket), std::move(on_done));
+            pending_.insert(op.get());
+            op->start(options_.handshake_timeout);
+        }
+
+        asio::io_context& io_;
+        acceptor_type& acceptor_;
+        std::shared_ptr<asio::io_context> home_;
+        StreamOptions options_;
+        std::function<void(connection_type&&)> on_connection_;
+        asio::steady_timer retry_;
+        std::set<detail::HandshakeAbort*> pending_;
+        bool closed_ = false;
+    };
+
+    std::shared_ptr<asio::io_context> home_;
+    std::optional<acceptor_type> acceptor_;
+    StreamOptions options_;
+    std::string endpoint_;
+    std::shared_ptr<AcceptLoop> accepting_;
+};
+
+} // namespace mesh
