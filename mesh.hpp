@@ -477,7 +477,8 @@ public:
         SendResult result;
         senders_inside_.fetch_add(1, std::memory_order_seq_cst);
         if (closed_.load(std::memory_order_seq_cst)) {
-            result = {close_error_, close_reason_};
+            const errc error = close_error_.load(std::memory_order_acquire);
+            result = {error, error == errc::disconnected ? close_reason_ : std::error_code()};
         } else if (!outgoing.try_push(payload)) {
             Counters::add(counters.rejected_full, 1);
             result.error = errc::queue_full;
@@ -495,10 +496,16 @@ public:
     // ---- reactor thread ----
 
     // After this returns no sender can push any more, so what the ring holds is final.
+    // A connection that died and is then removed (or shut down) must report what
+    // send by id reports, not_found (shut_down), so those replace disconnected.
     void close_for_send(errc error, std::error_code reason) {
-        if (closed_.load(std::memory_order_relaxed)) return;
-        close_error_ = error;
-        close_reason_ = reason;
+        if (closed_.load(std::memory_order_relaxed)) {
+            if (error != errc::disconnected && close_error_.load(std::memory_order_relaxed) == errc::disconnected)
+                close_error_.store(error, std::memory_order_release);
+            return;
+        }
+        close_error_.store(error, std::memory_order_relaxed);
+        close_reason_ = reason;  // written once, before closed_ publishes it
         closed_.store(true, std::memory_order_seq_cst);
         // A sender between its check and its push finishes in a few instructions.
         while (senders_inside_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
@@ -516,8 +523,11 @@ public:
         std::size_t n = 0;
         Payload dropped;
         while (outgoing.try_pop(dropped)) ++n;
-        n += in_flight;
-        in_flight = 0;
+        // A pending write may still succeed: its messages count only once it has failed.
+        if (!writing) {
+            n += in_flight;
+            in_flight = 0;
+        }
         Counters::add(counters.discarded, n);
         return n;
     }
@@ -540,7 +550,7 @@ private:
     std::atomic<bool> write_active_{false};
     std::atomic<int> senders_inside_{0};
     std::atomic<bool> closed_{false};
-    errc close_error_ = errc::disconnected;
+    std::atomic<errc> close_error_{errc::disconnected};
     std::error_code close_reason_;
 };
 
@@ -678,12 +688,14 @@ private:
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -774,6 +786,26 @@ public:
         retired_.add_from(state->counters);
         ec = {};
         return std::move(state->connection);
+    }
+
+    // Accepts on the reactor from now on; each connection is added under rule(connection)
+    // and announced by a connected event. A duplicate id closes the new connection.
+    template <class Listener, class IdRule>
+    void accept_from(Listener&& listener, IdRule rule, std::error_code& ec) {
+        std::unique_lock<std::shared_mutex> lock(map_mutex_);
+        if (is_shut_down()) {
+            ec = errc::shut_down;
+            return;
+        }
+        auto owned = std::make_shared<std::decay_t<Listener>>(std::move(listener));
+        asio::post(io_, [this, owned, rule = std::move(rule)]() mutable {
+            listener_closers_.emplace_back([owned] { owned->close(); });
+            owned->async_accept_loop(io_, [this, rule](Connection&& connection) mutable {
+                std::string id = rule(static_cast<const Connection&>(connection));
+                adopt(std::move(connection), std::move(id));
+            });
+        });
+        ec = {};
     }
 
     StatePtr find(const std::string& id) const {
@@ -886,6 +918,22 @@ private:
         live_.emplace(state->key, state);
         pump(state);
         if (!state->outgoing.empty() && !state->writing) start_write(state);
+    }
+
+    // A connection accepted on the reactor joins the mesh.
+    void adopt(Connection&& connection, std::string id) {
+        StatePtr state;
+        {
+            std::unique_lock<std::shared_mutex> lock(map_mutex_);
+            if (is_shut_down() || by_id_.count(id) != 0) return;  // the connection closes here
+            state = std::make_shared<State>(id, ++next_key_, std::move(connection));
+            by_id_.emplace(id, state);
+        }
+        ConnectionEvent event;
+        event.kind = ConnectionEvent::Kind::connected;
+        event.id = std::move(id);
+        events_.push(std::move(event));
+        attach(state);
     }
 
     // Moves received messages into the incoming queue until the connection has no
@@ -1007,7 +1055,9 @@ private:
         State& s = *state;
         if (s.busy() || s.settled) return;
         s.settled = true;
-        s.discard_outgoing();
+        // Non-zero here when shutdown's own count left out a write that then failed.
+        const std::size_t discarded = s.discard_outgoing();
+        if (s.closing) discarded_outgoing_ += discarded;
         if (s.held) {
             s.held.reset();
             ++discarded_incoming_;
@@ -1027,6 +1077,8 @@ private:
     void begin_shutdown(clock::duration flush, std::shared_ptr<std::promise<ShutdownReport>> report) {
         report_ = std::move(report);
         stopping_reads_ = true;
+        for (auto& close_listener : listener_closers_) close_listener();
+        listener_closers_.clear();
         {
             std::shared_lock<std::shared_mutex> lock(map_mutex_);
             for (const auto& entry : by_id_) entry.second->close_for_send(errc::shut_down, {});
@@ -1091,6 +1143,7 @@ private:
     // reactor
     std::unordered_map<std::uint64_t, StatePtr> live_;
     std::vector<StatePtr> paused_;
+    std::vector<std::function<void()>> listener_closers_;
     bool stopping_reads_ = false;
     bool flushing_ = false;
     bool closing_ = false;
@@ -1171,6 +1224,27 @@ public:
     connection_type remove(const std::string& id, std::error_code& ec) {
         if (!owner_) return (ec = errc::shut_down), connection_type();
         return core().remove(id, ec);
+    }
+
+    // Lets the reactor accept from `listener` (which the mesh now owns): each
+    // connection is added under id_rule(connection), by default its remote
+    // endpoint, and announced by a ConnectionEvent::Kind::connected. No accept
+    // thread is needed; handshakes run concurrently with their deadlines.
+    template <class Listener, class IdRule>
+    void accept_from(Listener&& listener, IdRule id_rule, std::error_code& ec) {
+        if (!owner_) return (void)(ec = errc::shut_down);
+        core().accept_from(std::forward<Listener>(listener), std::move(id_rule), ec);
+    }
+    template <class Listener, class IdRule>
+    void accept_from(Listener&& listener, IdRule id_rule) {
+        std::error_code ec;
+        accept_from(std::forward<Listener>(listener), std::move(id_rule), ec);
+        detail::throw_if(ec, "mesh accept_from");
+    }
+    template <class Listener>
+    void accept_from(Listener&& listener) {
+        accept_from(std::forward<Listener>(listener),
+                    [](const connection_type& connection) { return std::string(connection.remote_endpoint()); });
     }
 
     // Queues the payload for envelope.id. Never blocks. On failure the envelope is
@@ -1423,6 +1497,12 @@ namespace mesh::wire {
 class FrameDecoder {
 public:
     explicit FrameDecoder(std::size_t max_payload) noexcept : max_payload_(max_payload) {}
+
+    std::size_t max_payload() const noexcept { return max_payload_; }
+    // Lowers the maximum (a mesh may allow less than its transport); never raises it.
+    void limit(std::size_t max_payload) noexcept {
+        if (max_payload < max_payload_) max_payload_ = max_payload;
+    }
 
     // Consumes bytes until one frame is complete or the input ends; returns how many bytes it used.
     // Consumes nothing while ready(). A bad header sets ec and the error sticks until reset():
@@ -1698,6 +1778,7 @@ inline std::string_view endpoint_address(std::string_view endpoint) {
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -1883,9 +1964,18 @@ private:
     std::error_code recv_until(Payload& out, std::chrono::steady_clock::time_point deadline) {
         if (!in_) return errc::not_connected;
         auto& pipe = *in_;
-        if (!pipe.readable.wait_until([&] { return pipe.has_data_or_closed(); }, deadline))
-            return errc::timeout;
-        if (!pipe.ring.try_pop(out)) return errc::end_of_stream;
+        for (;;) {
+            if (!pipe.readable.wait_until([&] { return pipe.has_data_or_closed(); }, deadline))
+                return errc::timeout;
+            if (pipe.ring.try_pop(out)) break;
+            if (pipe.closed.load(std::memory_order_acquire)) {
+                if (pipe.ring.try_pop(out)) break;  // sent just before the close
+                return errc::end_of_stream;
+            }
+            // Not closed, yet the ring looked non-empty: the writer has claimed a cell
+            // but not filled it yet. That is not the end of the stream; wait for it.
+            std::this_thread::yield();
+        }
         pipe.writable.notify();
         return {};
     }
@@ -1904,7 +1994,9 @@ private:
         if (cancelled_) {
             ec = asio::error::operation_aborted;
         } else if (out_->closed.load(std::memory_order_acquire)) {
-            ec = errc::disconnected;
+            // Only a peer's disconnect closes the pipe: a clean close, reported as such
+            // whichever of the read or the write side notices it first.
+            ec = errc::end_of_stream;
         } else {
             Payload payload;
             while (out_->ring.has_room() && (more = write_take_(payload))) {
@@ -2092,6 +2184,769 @@ private:
 
     std::shared_ptr<detail::InprocRegistry> registry_;
     std::size_t max_message_size_;
+};
+
+} // namespace mesh
+
+// ---- mesh/transport/tcp.hpp ----
+
+
+// ---- mesh/transport/socket_io.hpp ----
+
+
+#include <asio/buffer.hpp>
+#include <asio/error.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <system_error>
+#include <vector>
+
+#include <poll.h>
+
+namespace mesh::detail {
+
+using clock = std::chrono::steady_clock;
+
+// Waits until the descriptor is ready for `events` (POLLIN/POLLOUT) or the deadline passes.
+inline std::error_code wait_ready(int fd, short events, clock::time_point deadline) {
+    for (;;) {
+        int timeout_ms = -1;
+        if (deadline != clock::time_point::max()) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+            if (left.count() <= 0) return errc::timeout;
+            timeout_ms = static_cast<int>(std::min<std::chrono::milliseconds::rep>(left.count() + 1, 1 << 30));
+        }
+        pollfd p{fd, events, 0};
+        const int n = ::poll(&p, 1, timeout_ms);
+        if (n > 0) return {};
+        if (n < 0 && errno != EINTR) return {errno, std::system_category()};
+    }
+}
+
+// Blocking-with-deadline reads and writes over a socket in non-blocking mode, so a
+// silent peer can never hold the caller past its deadline.
+template <class Socket>
+std::error_code read_exact_until(Socket& socket, std::uint8_t* data, std::size_t size, clock::time_point deadline) {
+    std::size_t done = 0;
+    while (done < size) {
+        std::error_code ec;
+        const std::size_t n = socket.read_some(asio::buffer(data + done, size - done), ec);
+        done += n;
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            if ((ec = wait_ready(socket.native_handle(), POLLIN, deadline))) return ec;
+        } else if (ec == asio::error::eof) {
+            return errc::end_of_stream;
+        } else if (ec) {
+            return ec;
+        }
+    }
+    return {};
+}
+
+template <class Socket>
+std::error_code write_all_until(Socket& socket, std::vector<asio::const_buffer> buffers, clock::time_point deadline) {
+    std::size_t first = 0;
+    for (;;) {
+        while (first < buffers.size() && buffers[first].size() == 0) ++first;
+        if (first == buffers.size()) return {};
+        std::error_code ec;
+        std::size_t n = socket.write_some(
+            std::vector<asio::const_buffer>(buffers.begin() + static_cast<std::ptrdiff_t>(first), buffers.end()), ec);
+        for (; n > 0; ++first) {
+            const std::size_t used = std::min(n, buffers[first].size());
+            buffers[first] += used;
+            n -= used;
+            if (buffers[first].size() != 0) break;
+        }
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            if ((ec = wait_ready(socket.native_handle(), POLLOUT, deadline))) return ec;
+        } else if (ec) {
+            return ec;
+        }
+    }
+}
+
+} // namespace mesh::detail
+
+// ---- mesh/transport/stream_connection.hpp ----
+
+
+#include <asio/buffer.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mesh {
+
+namespace detail {
+
+// A view of our own buffer vector, so that async_write does not copy the vector.
+struct BufferSpan {
+    const asio::const_buffer* first;
+    const asio::const_buffer* last;
+    const asio::const_buffer* begin() const noexcept { return first; }
+    const asio::const_buffer* end() const noexcept { return last; }
+};
+
+} // namespace detail
+
+// One framed connection over a stream socket (TCP or Unix): Splinter's v1 frames,
+// read and written in batches. Used on its own it offers blocking send and recv;
+// added to a Mesh, the reactor drives it through attach ... detach.
+template <class Protocol>
+class StreamConnection {
+public:
+    using protocol_type = Protocol;
+    using socket_type = typename Protocol::socket;
+
+    // Frames up to this size are copied into one contiguous write buffer; larger
+    // payloads go out as their own gather buffer, without a copy.
+    static constexpr std::size_t copy_limit = 16 * 1024;
+    static constexpr std::size_t batch_bytes = 256 * 1024;
+    static constexpr std::size_t read_buffer_size = 64 * 1024;
+
+    StreamConnection() = default;
+    StreamConnection(std::shared_ptr<asio::io_context> home, socket_type socket, std::string local_endpoint,
+                     std::string remote_endpoint, std::size_t max_message_size)
+        : home_(std::move(home)), socket_(std::move(socket)), local_(std::move(local_endpoint)),
+          remote_(std::move(remote_endpoint)), decoder_(max_message_size) {
+        // Always non-blocking: standalone calls wait with poll() and a deadline instead.
+        std::error_code ignored;
+        socket_->non_blocking(true, ignored);
+    }
+
+    StreamConnection(StreamConnection&&) = default;
+    StreamConnection& operator=(StreamConnection&&) = default;
+
+    bool is_open() const noexcept { return socket_ && socket_->is_open(); }
+    // Captured when the connection was made, so they never fail later.
+    const std::string& remote_endpoint() const noexcept { return remote_; }
+    const std::string& local_endpoint() const noexcept { return local_; }
+    socket_type& socket() noexcept { return *socket_; }
+
+    // Writes one frame (header and payload in one gather write), blocking.
+    std::error_code send(const Payload& payload) {
+        if (!is_open()) return errc::not_connected;
+        if (payload.size() > decoder_.max_payload()) return errc::message_too_large;
+        std::array<std::uint8_t, wire::header_size> header;
+        wire::write_header(header.data(), static_cast<std::uint32_t>(payload.size()));
+        return detail::write_all_until(*socket_, {asio::buffer(header), asio::buffer(payload)},
+                                       detail::clock::time_point::max());
+    }
+
+    // Blocks until a whole frame arrived; end_of_stream when the peer closed
+    // between frames, truncated_frame when it closed inside one.
+    std::error_code recv(Payload& out) { return recv_until(out, detail::clock::time_point::max()); }
+    std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
+        return recv_until(out, detail::clock::now() + timeout);
+    }
+
+    // Shuts both directions down and closes the socket.
+    std::error_code disconnect() {
+        if (!is_open()) return errc::not_connected;
+        std::error_code ignored;
+        socket_->shutdown(socket_type::shutdown_both, ignored);
+        socket_->close(ignored);
+        return {};
+    }
+
+    // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
+
+    void attach(asio::io_context& io, std::size_t max_message_size) {
+        if (&socket_->get_executor().context() != &io) rebind(io);
+        decoder_.limit(max_message_size);
+    }
+
+    bool try_take(Payload& out, std::error_code& ec) {
+        for (;;) {
+            if (decoder_.ready()) {
+                out = decoder_.take();
+                return true;
+            }
+            if (in_begin_ == in_end_) break;
+            in_begin_ += decoder_.consume(in_.get() + in_begin_, in_end_ - in_begin_, ec);
+            if (ec) return false;
+        }
+        in_begin_ = in_end_ = 0;
+        if (eof_) ec = decoder_.mid_frame() ? make_error_code(errc::truncated_frame) : make_error_code(errc::end_of_stream);
+        else if (read_error_) ec = read_error_;
+        return false;
+    }
+
+    // Reads what the socket has now; if nothing, waits for it to become readable.
+    // Then handler(error_code) runs on the reactor and try_take has more to give.
+    template <class Handler>
+    void async_fill(Handler&& handler) {
+        std::error_code ec;
+        if (read_now(ec) > 0 || eof_ || read_error_) {
+            asio::post(socket_->get_executor(), [h = std::forward<Handler>(handler)]() mutable { h(std::error_code()); });
+            return;
+        }
+        if (in_begin_ == in_end_) in_.reset();  // idle connections hold no read buffer
+        socket_->async_wait(socket_type::wait_read,
+                            [this, h = std::forward<Handler>(handler)](std::error_code wait_ec) mutable {
+                                std::error_code ignored;
+                                if (!wait_ec) read_now(ignored);
+                                h(wait_ec);
+                            });
+    }
+
+    // Encodes as many queued messages as fit a batch and writes them with one
+    // gather write; handler(error_code, messages, payload bytes) follows.
+    template <class Take, class Handler>
+    void async_write_batch(Take&& take, Handler&& handler) {
+        out_.clear();
+        held_.clear();
+        cuts_.clear();
+        std::size_t messages = 0, bytes = 0, batch = 0;
+        Payload payload;
+        while (batch < batch_bytes && take(payload)) {
+            ++messages;
+            batch += wire::header_size + payload.size();
+            std::array<std::uint8_t, wire::header_size> header;
+            wire::write_header(header.data(), static_cast<std::uint32_t>(payload.size()));
+            out_.insert(out_.end(), header.begin(), header.end());
+            bytes += payload.size();
+            if (payload.size() <= copy_limit) {
+                out_.insert(out_.end(), payload.begin(), payload.end());
+            } else {
+                cuts_.push_back(out_.size());
+                held_.push_back(std::move(payload));
+            }
+        }
+        buffers_.clear();
+        std::size_t from = 0;
+        for (std::size_t i = 0; i < cuts_.size(); ++i) {
+            if (cuts_[i] > from) buffers_.push_back(asio::buffer(out_.data() + from, cuts_[i] - from));
+            buffers_.push_back(asio::buffer(held_[i]));
+            from = cuts_[i];
+        }
+        if (out_.size() > from) buffers_.push_back(asio::buffer(out_.data() + from, out_.size() - from));
+        asio::async_write(*socket_, detail::BufferSpan{buffers_.data(), buffers_.data() + buffers_.size()},
+                          [this, messages, bytes, h = std::forward<Handler>(handler)](std::error_code ec,
+                                                                                     std::size_t) mutable {
+                              held_.clear();
+                              if (out_.capacity() > batch_bytes) out_ = std::vector<std::uint8_t>();
+                              h(ec, messages, bytes);
+                          });
+    }
+
+    void cancel() {
+        std::error_code ignored;
+        if (socket_) socket_->cancel(ignored);
+    }
+
+    // Back to standalone use; called when no asynchronous operation is pending.
+    void detach() {
+        if (!is_open()) return;
+        if (home_ && &socket_->get_executor().context() != home_.get()) rebind(*home_);
+    }
+
+private:
+    // Moves the open descriptor to a socket served by `io`, keeping buffered input.
+    void rebind(asio::io_context& io) {
+        std::error_code ec;
+        const auto protocol = socket_->local_endpoint(ec).protocol();
+        if (ec) return;
+        const auto fd = socket_->release(ec);
+        if (ec) return;
+        socket_.emplace(io);
+        socket_->assign(protocol, fd, ec);
+        socket_->non_blocking(true, ec);
+    }
+
+    // One non-blocking read, straight into the payload when a large body is pending.
+    std::size_t read_now(std::error_code& ec) {
+        if (eof_ || read_error_) return 0;
+        std::size_t n = 0;
+        if (in_begin_ == in_end_ && decoder_.body_missing() >= read_buffer_size) {
+            n = socket_->read_some(asio::buffer(decoder_.body_tail(), decoder_.body_missing()), ec);
+            decoder_.body_filled(n);
+        } else {
+            if (!in_) in_.reset(new std::uint8_t[read_buffer_size]);
+            if (in_end_ == read_buffer_size) return 0;
+            n = socket_->read_some(asio::buffer(in_.get() + in_end_, read_buffer_size - in_end_), ec);
+            in_end_ += n;
+        }
+        if (ec == asio::error::eof) eof_ = true;
+        else if (ec && ec != asio::error::would_block && ec != asio::error::try_again) read_error_ = ec;
+        return n;
+    }
+
+    std::error_code recv_until(Payload& out, detail::clock::time_point deadline) {
+        if (!is_open() && in_begin_ == in_end_) return errc::not_connected;
+        for (;;) {
+            std::error_code ec;
+            if (try_take(out, ec)) return {};
+            if (ec) return ec;
+            if (read_now(ec) > 0 || eof_ || read_error_) continue;
+            if ((ec = detail::wait_ready(socket_->native_handle(), POLLIN, deadline))) return ec;
+        }
+    }
+
+    std::shared_ptr<asio::io_context> home_;  // serves the socket while no mesh drives it
+    std::optional<socket_type> socket_;
+    std::string local_, remote_;
+    wire::FrameDecoder decoder_{0};
+
+    std::unique_ptr<std::uint8_t[]> in_;
+    std::size_t in_begin_ = 0, in_end_ = 0;
+    bool eof_ = false;
+    std::error_code read_error_;
+
+    std::vector<std::uint8_t> out_;
+    std::vector<Payload> held_;
+    std::vector<std::size_t> cuts_;
+    std::vector<asio::const_buffer> buffers_;
+};
+
+} // namespace mesh
+
+// ---- mesh/transport/stream_handshake.hpp ----
+
+
+#include <asio/buffer.hpp>
+#include <asio/read.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+namespace mesh::detail {
+
+// A failure to finish the version handshake because the peer went away is a
+// handshake failure, not an I/O error of an established connection.
+inline std::error_code handshake_error(const std::error_code& ec) {
+    if (ec == errc::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+        ec == asio::error::broken_pipe)
+        return errc::handshake_failed;
+    return ec;
+}
+
+// Connecting side: sends the version range, reads the chosen version.
+template <class Socket>
+std::error_code connector_handshake(Socket& socket, clock::time_point deadline) {
+    const auto hello = wire::make_hello();
+    if (auto ec = write_all_until(socket, {asio::buffer(hello)}, deadline)) return handshake_error(ec);
+    std::array<std::uint8_t, wire::reply_size> reply{};
+    if (auto ec = read_exact_until(socket, reply.data(), reply.size(), deadline)) return handshake_error(ec);
+    return wire::check_reply(reply.data());
+}
+
+// Listening side: reads the version range, answers; on a refusal it has written
+// 00 00 and the caller closes the socket.
+template <class Socket>
+std::error_code listener_handshake(Socket& socket, clock::time_point deadline) {
+    std::array<std::uint8_t, wire::hello_size> hello{};
+    if (auto ec = read_exact_until(socket, hello.data(), hello.size(), deadline)) return handshake_error(ec);
+    std::error_code refused;
+    const auto reply = wire::make_reply(hello.data(), refused);
+    if (auto ec = write_all_until(socket, {asio::buffer(reply)}, deadline)) return handshake_error(ec);
+    return refused;
+}
+
+// Lets a listener abort the handshakes it still has running when it closes.
+class HandshakeAbort {
+public:
+    virtual void abort() = 0;
+
+protected:
+    ~HandshakeAbort() = default;
+};
+
+// The listening side of the handshake on the reactor, bounded by a deadline, so a
+// silent client holds up nobody. handler(this, error_code, Socket&&) runs once.
+template <class Socket, class Handler>
+class AsyncListenerHandshake final : public HandshakeAbort,
+                                     public std::enable_shared_from_this<AsyncListenerHandshake<Socket, Handler>> {
+public:
+    AsyncListenerHandshake(Socket socket, Handler handler)
+        : socket_(std::move(socket)), timer_(socket_.get_executor()), handler_(std::move(handler)) {}
+
+    void start(clock::duration timeout) {
+        auto self = this->shared_from_this();
+        timer_.expires_after(timeout);
+        timer_.async_wait([self](std::error_code ec) {
+            if (!ec) self->abort();  // deadline passed: the pending read fails
+        });
+        asio::async_read(socket_, asio::buffer(hello_), [self](std::error_code ec, std::size_t) {
+            if (ec) return self->finish(handshake_error(ec == asio::error::operation_aborted ? make_error_code(errc::timeout) : ec));
+            std::error_code refused;
+            self->reply_ = wire::make_reply(self->hello_.data(), refused);
+            asio::async_write(self->socket_, asio::buffer(self->reply_),
+                              [self, refused](std::error_code write_ec, std::size_t) {
+                                  self->finish(write_ec ? handshake_error(write_ec) : refused);
+                              });
+        });
+    }
+
+    // Closes the socket: used on timeout and when the listener closes.
+    void abort() override {
+        std::error_code ignored;
+        socket_.close(ignored);
+    }
+
+private:
+    void finish(std::error_code ec) {
+        if (done_) return;
+        done_ = true;
+        timer_.cancel();
+        handler_(this, ec, std::move(socket_));
+    }
+
+    Socket socket_;
+    asio::steady_timer timer_;
+    Handler handler_;
+    std::array<std::uint8_t, wire::hello_size> hello_{};
+    std::array<std::uint8_t, wire::reply_size> reply_{};
+    bool done_ = false;
+};
+
+} // namespace mesh::detail
+
+// ---- mesh/transport/stream_listener.hpp ----
+
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+
+namespace mesh {
+
+// Settings shared by the stream transports (tcp://, unix://).
+struct StreamOptions {
+    std::size_t max_message_size = 16 * 1024 * 1024;  // larger frames are refused, before allocation
+    std::chrono::milliseconds connect_timeout{10000};
+    std::chrono::milliseconds handshake_timeout{10000};  // version handshake, both roles
+};
+
+// A listening stream socket. accept() blocks, as Splinter's does; a Mesh can
+// instead run the accepts on its reactor (Mesh::accept_from), handshakes included.
+template <class Protocol, class Naming>
+class StreamListener {
+public:
+    using connection_type = StreamConnection<Protocol>;
+    using acceptor_type = typename Protocol::acceptor;
+    using socket_type = typename Protocol::socket;
+
+    StreamListener() = default;
+    StreamListener(std::shared_ptr<asio::io_context> home, acceptor_type acceptor, StreamOptions options)
+        : home_(std::move(home)), acceptor_(std::move(acceptor)), options_(options) {
+        std::error_code ec;
+        endpoint_ = Naming::format(acceptor_->local_endpoint(ec));
+    }
+    StreamListener(StreamListener&&) = default;
+    StreamListener& operator=(StreamListener&&) = default;
+    ~StreamListener() { close(); }
+
+    // The bound endpoint (the real port when port 0 was asked for).
+    const std::string& endpoint() const noexcept { return endpoint_; }
+
+    // Blocks for the next connection and its version handshake (bounded by
+    // StreamOptions::handshake_timeout).
+    connection_type accept() {
+        std::error_code ec;
+        auto connection = accept(ec);
+        detail::throw_if(ec, "accept");
+        return connection;
+    }
+    connection_type accept(std::error_code& ec) {
+        if (!acceptor_ || !acceptor_->is_open()) return (ec = errc::not_connected), connection_type();
+        socket_type socket(*home_);
+        acceptor_->accept(socket, ec);  // void under ASIO_NO_DEPRECATED
+        if (ec) return connection_type();
+        return finish_accept(std::move(socket), ec);
+    }
+
+    void close() {
+        if (accepting_) accepting_->close();
+        accepting_.reset();
+        if (acceptor_) {
+            std::error_code ignored;
+            acceptor_->close(ignored);
+        }
+    }
+
+    // ---- Driven by a Mesh's reactor ----
+
+    // Accepts on `io` until close(): each connection whose handshake completes in
+    // time is handed to on_connection(connection_type&&). Handshakes run
+    // concurrently, so a silent client delays nobody.
+    template <class OnConnection>
+    void async_accept_loop(asio::io_context& io, OnConnection on_connection) {
+        std::error_code ec;
+        const auto protocol = acceptor_->local_endpoint(ec).protocol();
+        const auto fd = acceptor_->release(ec);
+        acceptor_.emplace(io, protocol, fd);
+        accepting_ = std::make_shared<AcceptLoop>(io, *acceptor_, home_, options_, std::move(on_connection));
+        accepting_->next();
+    }
+
+private:
+    connection_type finish_accept(socket_type socket, std::error_code& ec) {
+        std::error_code ignored;
+        socket.non_blocking(true, ignored);
+        const auto deadline = detail::clock::now() + options_.handshake_timeout;
+        if ((ec = detail::listener_handshake(socket, deadline))) return connection_type();
+        return make_connection(home_, std::move(socket), options_);
+    }
+
+    static connection_type make_connection(const std::shared_ptr<asio::io_context>& home, socket_type socket,
+                                           const StreamOptions& options) {
+        Naming::tune(socket);
+        std::error_code ec;
+        auto local = Naming::format(socket.local_endpoint(ec));
+        auto remote = Naming::format(socket.remote_endpoint(ec));
+        return connection_type(home, std::move(socket), std::move(local), std::move(remote),
+                               options.max_message_size);
+    }
+
+    // State of the reactor-driven accepts, shared with their pending handlers.
+    class AcceptLoop : public std::enable_shared_from_this<AcceptLoop> {
+    public:
+        AcceptLoop(asio::io_context& io, acceptor_type& acceptor, std::shared_ptr<asio::io_context> home,
+                   StreamOptions options, std::function<void(connection_type&&)> on_connection)
+            : io_(io), acceptor_(acceptor), home_(std::move(home)), options_(options),
+              on_connection_(std::move(on_connection)), retry_(io) {}
+
+        void next() {
+            if (closed_) return;
+            auto self = this->shared_from_this();
+            acceptor_.async_accept(io_, [self](std::error_code ec, socket_type socket) {
+                if (self->closed_) return;
+                if (ec) {
+                    // Out of descriptors or similar: retry soon rather than spin.
+                    self->retry_.expires_after(std::chrono::milliseconds(100));
+                    self->retry_.async_wait([self](std::error_code) { self->next(); });
+                    return;
+                }
+                self->handshake(std::move(socket));
+                self->next();
+            });
+        }
+
+        void close() {
+            closed_ = true;
+            retry_.cancel();
+            for (auto* pending : pending_) pending->abort();
+        }
+
+    private:
+        void handshake(socket_type socket) {
+            auto self = this->shared_from_this();
+            auto on_done = [self](detail::HandshakeAbort* op, std::error_code ec, socket_type&& done) {
+                self->pending_.erase(op);
+                if (ec || self->closed_) return;
+                self->on_connection_(make_connection(self->home_, std::move(done), self->options_));
+            };
+            using Op = detail::AsyncListenerHandshake<socket_type, decltype(on_done)>;
+            auto op = std::make_shared<Op>(std::move(socket), std::move(on_done));
+            pending_.insert(op.get());
+            op->start(options_.handshake_timeout);
+        }
+
+        asio::io_context& io_;
+        acceptor_type& acceptor_;
+        std::shared_ptr<asio::io_context> home_;
+        StreamOptions options_;
+        std::function<void(connection_type&&)> on_connection_;
+        asio::steady_timer retry_;
+        std::set<detail::HandshakeAbort*> pending_;
+        bool closed_ = false;
+    };
+
+    std::shared_ptr<asio::io_context> home_;
+    std::optional<acceptor_type> acceptor_;
+    StreamOptions options_;
+    std::string endpoint_;
+    std::shared_ptr<AcceptLoop> accepting_;
+};
+
+} // namespace mesh
+
+#include <asio/connect.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include <charconv>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <sys/socket.h>
+
+namespace mesh {
+
+namespace detail {
+
+struct TcpNaming {
+    static std::string format(const asio::ip::tcp::endpoint& endpoint) {
+        const auto address = endpoint.address();
+        std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+        return "tcp://" + host + ":" + std::to_string(endpoint.port());
+    }
+    static void tune(asio::ip::tcp::socket& socket) {
+        std::error_code ignored;
+        socket.set_option(asio::ip::tcp::no_delay(true), ignored);  // frames go out when written
+    }
+};
+
+// "host:port", "[v6]:port" -> host, port.
+inline std::error_code split_host_port(std::string_view address, std::string& host, std::uint16_t& port) {
+    std::string_view port_text;
+    if (!address.empty() && address.front() == '[') {
+        const auto close = address.find(']');
+        if (close == std::string_view::npos || close + 1 >= address.size() || address[close + 1] != ':')
+            return errc::invalid_endpoint;
+        host = std::string(address.substr(1, close - 1));
+        port_text = address.substr(close + 2);
+    } else {
+        const auto colon = address.rfind(':');
+        if (colon == std::string_view::npos) return errc::invalid_endpoint;
+        host = std::string(address.substr(0, colon));
+        port_text = address.substr(colon + 1);
+    }
+    unsigned value = 0;
+    const auto* end = port_text.data() + port_text.size();
+    const auto result = std::from_chars(port_text.data(), end, value);
+    if (host.empty() || port_text.empty() || result.ec != std::errc() || result.ptr != end || value > 65535)
+        return errc::invalid_endpoint;
+    port = static_cast<std::uint16_t>(value);
+    return {};
+}
+
+} // namespace detail
+
+using TcpOptions = StreamOptions;
+using TcpConnection = StreamConnection<asio::ip::tcp>;
+using TcpListener = StreamListener<asio::ip::tcp, detail::TcpNaming>;
+
+// The TCP transport: "tcp://host:port" or a bare "host:port", IPv4, [IPv6] or a DNS
+// name. Speaks Splinter's version handshake and v1 frames.
+class Tcp {
+public:
+    using connection_type = TcpConnection;
+    using listener_type = TcpListener;
+
+    explicit Tcp(TcpOptions options = {})
+        : home_(std::make_shared<asio::io_context>()), options_(options) {}
+
+    const TcpOptions& options() const noexcept { return options_; }
+
+    static bool accepts(std::string_view endpoint) {
+        const auto scheme = detail::endpoint_scheme(endpoint);
+        return scheme.empty() ? !endpoint.empty() : scheme == "tcp";
+    }
+
+    TcpListener listen(std::string_view bind) {
+        std::error_code ec;
+        auto listener = listen(bind, ec);
+        detail::throw_if(ec, "listen");
+        return listener;
+    }
+    TcpListener listen(std::string_view bind, std::error_code& ec) {
+        asio::ip::tcp::endpoint endpoint;
+        if ((ec = resolve(bind, endpoint))) return {};
+        asio::ip::tcp::acceptor acceptor(*home_);
+        // These return void under ASIO_NO_DEPRECATED: test ec after each call.
+        acceptor.open(endpoint.protocol(), ec);
+        if (ec) return {};
+        acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+        acceptor.bind(endpoint, ec);
+        if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec == std::errc::address_in_use) ec = errc::address_in_use;
+        if (ec) return {};
+        return TcpListener(home_, std::move(acceptor), options_);
+    }
+
+    // Connects and runs the version handshake, each bounded by its timeout.
+    TcpConnection connect(std::string_view endpoint) {
+        std::error_code ec;
+        auto connection = connect(endpoint, ec);
+        detail::throw_if(ec, "connect");
+        return connection;
+    }
+    TcpConnection connect(std::string_view endpoint, std::error_code& ec) {
+        asio::ip::tcp::endpoint target;
+        if ((ec = resolve(endpoint, target))) return {};
+        asio::ip::tcp::socket socket(*home_);
+        if ((ec = connect_socket(socket, target))) return {};
+        detail::TcpNaming::tune(socket);
+        if ((ec = detail::connector_handshake(socket, detail::clock::now() + options_.handshake_timeout)))
+            return {};
+        auto local = detail::TcpNaming::format(socket.local_endpoint(ec));
+        auto remote = detail::TcpNaming::format(socket.remote_endpoint(ec));
+        ec = {};
+        return TcpConnection(home_, std::move(socket), std::move(local), std::move(remote),
+                             options_.max_message_size);
+    }
+
+private:
+    std::error_code resolve(std::string_view endpoint, asio::ip::tcp::endpoint& out) {
+        if (!accepts(endpoint)) return errc::unknown_scheme;
+        std::string host;
+        std::uint16_t port = 0;
+        if (auto ec = detail::split_host_port(detail::endpoint_address(endpoint), host, port)) return ec;
+        std::error_code ec;
+        const auto address = asio::ip::make_address(host, ec);
+        if (!ec) {
+            out = asio::ip::tcp::endpoint(address, port);
+            return {};
+        }
+        asio::ip::tcp::resolver resolver(*home_);
+        auto results = resolver.resolve(host, std::to_string(port), ec);
+        if (ec) return ec;
+        if (results.empty()) return errc::invalid_endpoint;
+        out = *results.begin();
+        return {};
+    }
+
+    std::error_code connect_socket(asio::ip::tcp::socket& socket, const asio::ip::tcp::endpoint& target) {
+        std::error_code ec;
+        socket.open(target.protocol(), ec);
+        if (ec) return ec;
+        socket.non_blocking(true, ec);
+        socket.connect(target, ec);
+        if (ec == asio::error::in_progress || ec == asio::error::would_block) {
+            if ((ec = detail::wait_ready(socket.native_handle(), POLLOUT, detail::clock::now() + options_.connect_timeout)))
+                return ec;
+            int error = 0;
+            socklen_t length = sizeof(error);
+            ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &error, &length);
+            ec = error ? std::error_code(error, std::system_category()) : std::error_code();
+        }
+        if (ec == std::errc::connection_refused) return errc::connection_refused;
+        return ec;
+    }
+
+    std::shared_ptr<asio::io_context> home_;
+    TcpOptions options_;
 };
 
 } // namespace mesh

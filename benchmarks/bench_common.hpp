@@ -223,6 +223,88 @@ inline std::uint64_t raise_nofile_limit() {
     return static_cast<std::uint64_t>(rl.rlim_cur);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Two-process workloads (idle memory): pipes and the forked child
+// ---------------------------------------------------------------------------------------------
+
+inline void write_all(int fd, const void* data, std::size_t n) {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+        ssize_t w = ::write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            throw bench::Error(std::string("pipe write: ") + std::strerror(errno));
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+}
+
+inline void read_all(int fd, void* data, std::size_t n, double timeout_s) {
+    char* p = static_cast<char*>(data);
+    Deadline dl(timeout_s);
+    while (n > 0) {
+        double rem = dl.remaining_s();
+        if (rem <= 0) throw bench::Error("timed out waiting for the other process");
+        pollfd pfd{fd, POLLIN, 0};
+        int pr = ::poll(&pfd, 1, static_cast<int>(rem * 1000) + 1);
+        if (pr < 0) {
+            if (errno == EINTR) continue;
+            throw bench::Error(std::string("poll: ") + std::strerror(errno));
+        }
+        if (pr == 0) continue;
+        ssize_t r = ::read(fd, p, n);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            throw bench::Error(std::string("pipe read: ") + std::strerror(errno));
+        }
+        if (r == 0) throw bench::Error("the other process closed the pipe");
+        p += r;
+        n -= static_cast<std::size_t>(r);
+    }
+}
+
+// Kills (SIGKILL) and reaps the child unless it was released.
+struct Child {
+    pid_t pid = -1;
+    ~Child() {
+        if (pid > 0) {
+            ::kill(pid, SIGKILL);
+            int st = 0;
+            ::waitpid(pid, &st, 0);
+        }
+    }
+    // Waits up to timeout_s for a normal exit; kills it otherwise.
+    bool wait_exit(double timeout_s) {
+        Deadline dl(timeout_s);
+        while (pid > 0) {
+            int st = 0;
+            pid_t r = ::waitpid(pid, &st, WNOHANG);
+            if (r == pid) {
+                pid = -1;
+                return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+            }
+            if (r < 0 && errno != EINTR) {
+                pid = -1;
+                return false;
+            }
+            if (dl.expired()) return false;  // destructor kills it
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        return false;
+    }
+};
+
+struct Fd {
+    int fd = -1;
+    ~Fd() { reset(); }
+    void reset() {
+        if (fd >= 0) ::close(fd);
+        fd = -1;
+    }
+};
+
+
 // Runs this program again (/proc/self/exe) with the given arguments in a fresh process and
 // returns what it wrote to stdout; stderr is shared. Throws bench::Error if it does not exit
 // with status 0 within timeout_s (it is then killed with SIGKILL, by pid).

@@ -433,42 +433,7 @@ inline ThroughputResult w4(std::size_t conns, std::uint64_t per_conn, std::size_
 
 namespace detail {
 
-inline void write_all(int fd, const void* data, std::size_t n) {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            throw bench::Error(std::string("idle: pipe write: ") + std::strerror(errno));
-        }
-        p += w;
-        n -= static_cast<std::size_t>(w);
-    }
-}
 
-inline void read_all(int fd, void* data, std::size_t n, double timeout_s) {
-    char* p = static_cast<char*>(data);
-    bench::Deadline dl(timeout_s);
-    while (n > 0) {
-        double rem = dl.remaining_s();
-        if (rem <= 0) throw bench::Error("idle: timed out waiting for the other process");
-        pollfd pfd{fd, POLLIN, 0};
-        int pr = ::poll(&pfd, 1, static_cast<int>(rem * 1000) + 1);
-        if (pr < 0) {
-            if (errno == EINTR) continue;
-            throw bench::Error(std::string("idle: poll: ") + std::strerror(errno));
-        }
-        if (pr == 0) continue;
-        ssize_t r = ::read(fd, p, n);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            throw bench::Error(std::string("idle: pipe read: ") + std::strerror(errno));
-        }
-        if (r == 0) throw bench::Error("idle: the other process closed the pipe");
-        p += r;
-        n -= static_cast<std::size_t>(r);
-    }
-}
 
 struct ClientReport {
     std::int32_t ok = 0;
@@ -483,14 +448,14 @@ constexpr double kIdleStepTimeoutS = 120;
     ClientReport rep;
     try {
         std::uint32_t nports = 0;
-        read_all(rd, &nports, sizeof nports, kIdleStepTimeoutS);
+        bench::read_all(rd, &nports, sizeof nports, kIdleStepTimeoutS);
         std::vector<std::string> eps(nports);
         for (auto& e : eps) {
             std::uint32_t len = 0;
-            read_all(rd, &len, sizeof len, kIdleStepTimeoutS);
+            bench::read_all(rd, &len, sizeof len, kIdleStepTimeoutS);
             if (len > 1024) throw bench::Error("idle client: bad endpoint length");
             e.resize(len);
-            read_all(rd, e.data(), len, kIdleStepTimeoutS);
+            bench::read_all(rd, e.data(), len, kIdleStepTimeoutS);
         }
         const std::size_t full = conns / nports, rest = conns % nports;
         const std::size_t ndealers = full + (rest ? 1 : 0);
@@ -511,13 +476,13 @@ constexpr double kIdleStepTimeoutS = 120;
                               "idle client hello");
             }
             char go = 0;
-            read_all(rd, &go, 1, kIdleStepTimeoutS);  // server got every hello
+            bench::read_all(rd, &go, 1, kIdleStepTimeoutS);  // server got every hello
             if (go != 'R') throw bench::Error("idle client: server reported a failure");
             long after = bench::rss_kib();
             rep.ok = 1;
             rep.kib_per_conn = static_cast<double>(after - base) / static_cast<double>(conns);
-            write_all(wr, &rep, sizeof rep);
-            read_all(rd, &go, 1, kIdleStepTimeoutS);  // 'X': exit
+            bench::write_all(wr, &rep, sizeof rep);
+            bench::read_all(rd, &go, 1, kIdleStepTimeoutS);  // 'X': exit
         }
         ::_exit(0);
     } catch (const std::exception& e) {
@@ -528,51 +493,13 @@ constexpr double kIdleStepTimeoutS = 120;
         std::snprintf(rep.message, sizeof rep.message, "unknown exception");
     }
     try {
-        write_all(wr, &rep, sizeof rep);
+        bench::write_all(wr, &rep, sizeof rep);
     } catch (...) {
     }
     ::_exit(1);
 }
 
-// Kills (SIGKILL) and reaps the child unless it was released.
-struct Child {
-    pid_t pid = -1;
-    ~Child() {
-        if (pid > 0) {
-            ::kill(pid, SIGKILL);
-            int st = 0;
-            ::waitpid(pid, &st, 0);
-        }
-    }
-    // Waits up to timeout_s for a normal exit; kills it otherwise.
-    bool wait_exit(double timeout_s) {
-        bench::Deadline dl(timeout_s);
-        while (pid > 0) {
-            int st = 0;
-            pid_t r = ::waitpid(pid, &st, WNOHANG);
-            if (r == pid) {
-                pid = -1;
-                return WIFEXITED(st) && WEXITSTATUS(st) == 0;
-            }
-            if (r < 0 && errno != EINTR) {
-                pid = -1;
-                return false;
-            }
-            if (dl.expired()) return false;  // destructor kills it
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
-        return false;
-    }
-};
 
-struct Fd {
-    int fd = -1;
-    ~Fd() { reset(); }
-    void reset() {
-        if (fd >= 0) ::close(fd);
-        fd = -1;
-    }
-};
 
 }  // namespace detail
 
@@ -586,12 +513,12 @@ inline IdleResult idle(std::size_t conns) {
 
     int down[2], up[2];
     if (::pipe2(down, O_CLOEXEC) != 0) throw bench::Error("idle: pipe failed");
-    detail::Fd down_r{down[0]}, down_w{down[1]};
+    bench::Fd down_r{down[0]}, down_w{down[1]};
     if (::pipe2(up, O_CLOEXEC) != 0) throw bench::Error("idle: pipe failed");
-    detail::Fd up_r{up[0]}, up_w{up[1]};
+    bench::Fd up_r{up[0]}, up_w{up[1]};
 
     std::fflush(nullptr);  // no duplicated stdio buffers in the child
-    detail::Child child;
+    bench::Child child;
     child.pid = ::fork();
     if (child.pid < 0) throw bench::Error("idle: fork failed");
     if (child.pid == 0) {
@@ -616,11 +543,11 @@ inline IdleResult idle(std::size_t conns) {
         long base = bench::rss_kib();
 
         std::uint32_t n = static_cast<std::uint32_t>(nports);
-        detail::write_all(down_w.fd, &n, sizeof n);
+        bench::write_all(down_w.fd, &n, sizeof n);
         for (const auto& e : eps) {
             std::uint32_t len = static_cast<std::uint32_t>(e.size());
-            detail::write_all(down_w.fd, &len, sizeof len);
-            detail::write_all(down_w.fd, e.data(), len);
+            bench::write_all(down_w.fd, &len, sizeof len);
+            bench::write_all(down_w.fd, e.data(), len);
         }
 
         try {
@@ -639,9 +566,9 @@ inline IdleResult idle(std::size_t conns) {
             std::string msg = e.what();
             char no = 'F';
             try {
-                detail::write_all(down_w.fd, &no, 1);
+                bench::write_all(down_w.fd, &no, 1);
                 detail::ClientReport rep;
-                detail::read_all(up_r.fd, &rep, sizeof rep, 2);
+                bench::read_all(up_r.fd, &rep, sizeof rep, 2);
                 rep.message[sizeof rep.message - 1] = '\0';
                 if (!rep.ok && rep.message[0]) msg += std::string("; client: ") + rep.message;
             } catch (...) {
@@ -656,14 +583,14 @@ inline IdleResult idle(std::size_t conns) {
             static_cast<std::size_t>(std::unique(ids.begin(), ids.end()) - ids.begin());
 
         char go = 'R';
-        detail::write_all(down_w.fd, &go, 1);
+        bench::write_all(down_w.fd, &go, 1);
         detail::ClientReport rep;
-        detail::read_all(up_r.fd, &rep, sizeof rep, detail::kIdleStepTimeoutS);
+        bench::read_all(up_r.fd, &rep, sizeof rep, detail::kIdleStepTimeoutS);
         rep.message[sizeof rep.message - 1] = '\0';
         if (!rep.ok) child_error = std::string("idle client: ") + rep.message;
         result.client_kib = rep.kib_per_conn;
         char bye = 'X';
-        detail::write_all(down_w.fd, &bye, 1);
+        bench::write_all(down_w.fd, &bye, 1);
         if (child_error.empty() && distinct != conns)
             child_error = "idle: server saw " + std::to_string(distinct) +
                           " distinct connections, expected " + std::to_string(conns);

@@ -19,6 +19,7 @@ using mesh::to_payload;
 using mesh_test::connected_pair;
 using mesh_test::number_of;
 using mesh_test::numbered;
+using mesh_test::spin_until;
 using mesh_test::text;
 using mesh_test::wait_until;
 using namespace std::chrono_literals;
@@ -51,7 +52,7 @@ template <class M>
 mesh::SendResult send_retrying(M& m, const std::string& id, Payload payload,
                                std::chrono::milliseconds timeout = 5s) {
     mesh::SendResult result;
-    wait_until([&] {
+    spin_until([&] {
         result = m.send(id, std::move(payload));
         return result.error != errc::queue_full;
     }, timeout);
@@ -65,7 +66,7 @@ template <class M>
 std::size_t fill_until_full(M& m, const std::string& id, std::size_t& rejected) {
     const std::size_t capacity = pipe_capacity + M::config_type::outgoing_capacity;
     std::size_t accepted = 0;
-    wait_until([&] {
+    spin_until([&] {
         for (;;) {
             auto result = m.send(id, numbered(static_cast<std::uint32_t>(accepted)));
             if (result.ok()) {
@@ -735,6 +736,31 @@ TEST_CASE("a peer going away produces exactly one disconnected event, after its 
     // Removing it afterwards is no second event either.
     m.remove("a");
     CHECK(m.next_event(event, 50ms) == errc::timeout);
+}
+
+TEST_CASE("a peer leaving while messages wait for it: one event, reason end_of_stream, queued ones discarded") {
+    mesh::Inproc transport;
+    // The write side and the read side both notice; the reason must not depend on which is first.
+    for (int round = 0; round < 20; ++round) {
+        CAPTURE(round);
+        mesh::Mesh<mesh::Inproc, SmallOutgoing> m;
+        auto pair = connected_pair(transport, "leave-with-queue");
+        m.add(std::move(pair.client), "a");
+        std::size_t rejected = 0;
+        REQUIRE(fill_until_full(m, "a", rejected) == pipe_capacity + SmallOutgoing::outgoing_capacity);
+        pair.server.disconnect();
+
+        ConnectionEvent event;
+        REQUIRE_FALSE(m.next_event(event, 5s));
+        CHECK(event.id == "a");
+        CHECK(event.reason == errc::end_of_stream);
+        CHECK(event.discarded == SmallOutgoing::outgoing_capacity);
+        const auto result = m.send("a", Payload{1});
+        CHECK(result.error == errc::disconnected);
+        CHECK(result.reason == errc::end_of_stream);
+        CHECK(m.stats("a").discarded == SmallOutgoing::outgoing_capacity);
+        CHECK(m.next_event(event, 20ms) == errc::timeout);
+    }
 }
 
 TEST_CASE("events are handed out after shutdown, then shut_down") {

@@ -20,6 +20,7 @@ using mesh::Payload;
 using mesh_test::connected_pair;
 using mesh_test::number_of;
 using mesh_test::numbered;
+using mesh_test::spin_until;
 using mesh_test::wait_until;
 using namespace std::chrono_literals;
 
@@ -451,6 +452,34 @@ TEST_CASE("one disconnect event per connection when 50 peers go at once with the
     }
     CHECK(ids.size() == static_cast<std::size_t>(peers));
     for (int p = 0; p < peers; ++p) CHECK(m.send("p" + std::to_string(p), Payload{1}).error == errc::disconnected);
+}
+
+TEST_CASE("graceful shutdown while the peer reads: discarded + delivered == sent, every time") {
+    // The flush deadline lands at varying points of the writer's progress.
+    mesh::Inproc transport;
+    for (int round = 0; round < 100; ++round) {
+        CAPTURE(round);
+        mesh::Mesh<mesh::Inproc, SenderSide> m;
+        auto pair = connected_pair(transport, "flush-race");
+        m.add(std::move(pair.client), "a");
+        const std::size_t sent = mesh::detail::InprocPipe::capacity + SenderSide::outgoing_capacity;
+        for (std::size_t i = 0; i < sent; ++i)
+            REQUIRE(spin_until([&] { return m.send("a", numbered(static_cast<std::uint32_t>(i))).ok(); }, 5s));
+
+        std::size_t delivered = 0;
+        std::thread reader([&] {
+            Payload got;
+            while (!pair.server.recv_for(got, 5s)) {
+                if (number_of(got) != delivered) break;
+                ++delivered;
+                if (delivered % 8 == 0)
+                    for (int spin = 0; spin < 200; ++spin) std::this_thread::yield();  // read slowly
+            }
+        });
+        const auto report = m.shutdown(std::chrono::microseconds(100 + 37 * round));
+        reader.join();
+        CHECK(report.discarded_outgoing + delivered == sent);
+    }
 }
 
 TEST_CASE("shutdown racing sends, adds, removes and receives on many copies") {

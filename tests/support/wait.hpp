@@ -27,6 +27,18 @@ bool wait_until(Condition condition, std::chrono::milliseconds timeout = 10s) {
     return true;
 }
 
+// As wait_until, but yields instead of sleeping between tries: for conditions that
+// another thread makes true within microseconds (room in a queue being drained).
+template <class Condition>
+bool spin_until(Condition condition, std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() >= deadline) return condition();
+        std::this_thread::yield();
+    }
+    return true;
+}
+
 // Both ends of one in-process connection.
 struct InprocPair {
     mesh::InprocConnection client;  // the connecting end

@@ -85,8 +85,11 @@ public:
         std::size_t n = 0;
         Payload dropped;
         while (outgoing.try_pop(dropped)) ++n;
-        n += in_flight;
-        in_flight = 0;
+        // A pending write may still succeed: its messages count only once it has failed.
+        if (!writing) {
+            n += in_flight;
+            in_flight = 0;
+        }
         Counters::add(counters.discarded, n);
         return n;
     }

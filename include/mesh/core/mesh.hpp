@@ -66,6 +66,27 @@ public:
         return core().remove(id, ec);
     }
 
+    // Lets the reactor accept from `listener` (which the mesh now owns): each
+    // connection is added under id_rule(connection), by default its remote
+    // endpoint, and announced by a ConnectionEvent::Kind::connected. No accept
+    // thread is needed; handshakes run concurrently with their deadlines.
+    template <class Listener, class IdRule>
+    void accept_from(Listener&& listener, IdRule id_rule, std::error_code& ec) {
+        if (!owner_) return (void)(ec = errc::shut_down);
+        core().accept_from(std::forward<Listener>(listener), std::move(id_rule), ec);
+    }
+    template <class Listener, class IdRule>
+    void accept_from(Listener&& listener, IdRule id_rule) {
+        std::error_code ec;
+        accept_from(std::forward<Listener>(listener), std::move(id_rule), ec);
+        detail::throw_if(ec, "mesh accept_from");
+    }
+    template <class Listener>
+    void accept_from(Listener&& listener) {
+        accept_from(std::forward<Listener>(listener),
+                    [](const connection_type& connection) { return std::string(connection.remote_endpoint()); });
+    }
+
     // Queues the payload for envelope.id. Never blocks. On failure the envelope is
     // untouched: message_too_large, not_found, queue_full, disconnected (see
     // SendResult::reason), shut_down.

@@ -17,12 +17,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -113,6 +115,26 @@ public:
         retired_.add_from(state->counters);
         ec = {};
         return std::move(state->connection);
+    }
+
+    // Accepts on the reactor from now on; each connection is added under rule(connection)
+    // and announced by a connected event. A duplicate id closes the new connection.
+    template <class Listener, class IdRule>
+    void accept_from(Listener&& listener, IdRule rule, std::error_code& ec) {
+        std::unique_lock<std::shared_mutex> lock(map_mutex_);
+        if (is_shut_down()) {
+            ec = errc::shut_down;
+            return;
+        }
+        auto owned = std::make_shared<std::decay_t<Listener>>(std::move(listener));
+        asio::post(io_, [this, owned, rule = std::move(rule)]() mutable {
+            listener_closers_.emplace_back([owned] { owned->close(); });
+            owned->async_accept_loop(io_, [this, rule](Connection&& connection) mutable {
+                std::string id = rule(static_cast<const Connection&>(connection));
+                adopt(std::move(connection), std::move(id));
+            });
+        });
+        ec = {};
     }
 
     StatePtr find(const std::string& id) const {
@@ -225,6 +247,22 @@ private:
         live_.emplace(state->key, state);
         pump(state);
         if (!state->outgoing.empty() && !state->writing) start_write(state);
+    }
+
+    // A connection accepted on the reactor joins the mesh.
+    void adopt(Connection&& connection, std::string id) {
+        StatePtr state;
+        {
+            std::unique_lock<std::shared_mutex> lock(map_mutex_);
+            if (is_shut_down() || by_id_.count(id) != 0) return;  // the connection closes here
+            state = std::make_shared<State>(id, ++next_key_, std::move(connection));
+            by_id_.emplace(id, state);
+        }
+        ConnectionEvent event;
+        event.kind = ConnectionEvent::Kind::connected;
+        event.id = std::move(id);
+        events_.push(std::move(event));
+        attach(state);
     }
 
     // Moves received messages into the incoming queue until the connection has no
@@ -346,7 +384,9 @@ private:
         State& s = *state;
         if (s.busy() || s.settled) return;
         s.settled = true;
-        s.discard_outgoing();
+        // Non-zero here when shutdown's own count left out a write that then failed.
+        const std::size_t discarded = s.discard_outgoing();
+        if (s.closing) discarded_outgoing_ += discarded;
         if (s.held) {
             s.held.reset();
             ++discarded_incoming_;
@@ -366,6 +406,8 @@ private:
     void begin_shutdown(clock::duration flush, std::shared_ptr<std::promise<ShutdownReport>> report) {
         report_ = std::move(report);
         stopping_reads_ = true;
+        for (auto& close_listener : listener_closers_) close_listener();
+        listener_closers_.clear();
         {
             std::shared_lock<std::shared_mutex> lock(map_mutex_);
             for (const auto& entry : by_id_) entry.second->close_for_send(errc::shut_down, {});
@@ -430,6 +472,7 @@ private:
     // reactor
     std::unordered_map<std::uint64_t, StatePtr> live_;
     std::vector<StatePtr> paused_;
+    std::vector<std::function<void()>> listener_closers_;
     bool stopping_reads_ = false;
     bool flushing_ = false;
     bool closing_ = false;

@@ -235,7 +235,9 @@ private:
         if (cancelled_) {
             ec = asio::error::operation_aborted;
         } else if (out_->closed.load(std::memory_order_acquire)) {
-            ec = errc::disconnected;
+            // Only a peer's disconnect closes the pipe: a clean close, reported as such
+            // whichever of the read or the write side notices it first.
+            ec = errc::end_of_stream;
         } else {
             Payload payload;
             while (out_->ring.has_room() && (more = write_take_(payload))) {

@@ -58,7 +58,8 @@ public:
     connection_type accept(std::error_code& ec) {
         if (!acceptor_ || !acceptor_->is_open()) return (ec = errc::not_connected), connection_type();
         socket_type socket(*home_);
-        if (acceptor_->accept(socket, ec)) return connection_type();
+        acceptor_->accept(socket, ec);  // void under ASIO_NO_DEPRECATED
+        if (ec) return connection_type();
         return finish_accept(std::move(socket), ec);
     }
 

@@ -92,10 +92,14 @@ public:
         asio::ip::tcp::endpoint endpoint;
         if ((ec = resolve(bind, endpoint))) return {};
         asio::ip::tcp::acceptor acceptor(*home_);
-        if (acceptor.open(endpoint.protocol(), ec)) return {};
+        // These return void under ASIO_NO_DEPRECATED: test ec after each call.
+        acceptor.open(endpoint.protocol(), ec);
+        if (ec) return {};
         acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-        if (acceptor.bind(endpoint, ec) || acceptor.listen(asio::socket_base::max_listen_connections, ec))
-            return {};
+        acceptor.bind(endpoint, ec);
+        if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec == std::errc::address_in_use) ec = errc::address_in_use;
+        if (ec) return {};
         return TcpListener(home_, std::move(acceptor), options_);
     }
 
@@ -143,7 +147,8 @@ private:
 
     std::error_code connect_socket(asio::ip::tcp::socket& socket, const asio::ip::tcp::endpoint& target) {
         std::error_code ec;
-        if (socket.open(target.protocol(), ec)) return ec;
+        socket.open(target.protocol(), ec);
+        if (ec) return ec;
         socket.non_blocking(true, ec);
         socket.connect(target, ec);
         if (ec == asio::error::in_progress || ec == asio::error::would_block) {
