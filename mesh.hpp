@@ -290,7 +290,8 @@ namespace detail {
 // Written by one thread (the reactor) except rejected_full; read by anyone.
 struct Counters {
     std::atomic<std::uint64_t> messages_in{0}, bytes_in{0}, messages_out{0}, bytes_out{0};
-    std::atomic<std::uint64_t> rejected_full{0}, protocol_errors{0}, discarded{0};
+    std::atomic<std::uint64_t> protocol_errors{0}, discarded{0};
+    alignas(64) std::atomic<std::uint64_t> rejected_full{0};  // the only one senders write
 
     static void add(std::atomic<std::uint64_t>& counter, std::uint64_t n) {
         counter.fetch_add(n, std::memory_order_relaxed);
@@ -348,7 +349,9 @@ namespace mesh::detail {
 // and neither side needs a lock. Capacity is a compile-time power of two.
 // Sequence numbers count in steps of two (free for lap position p: 2p, filled: 2p+1)
 // so that "filled" and "free for the next lap" differ even at capacity 1.
-template <class T, std::size_t Capacity>
+// SingleProducer / SingleConsumer promise that only one thread at a time pushes /
+// pops; that side then claims its slot with a plain store instead of a CAS.
+template <class T, std::size_t Capacity, bool SingleProducer = false, bool SingleConsumer = false>
 class Ring {
     static_assert(Capacity >= 1, "Ring capacity must be at least 1");
     static_assert((Capacity & (Capacity - 1)) == 0, "Ring capacity must be a power of two");
@@ -374,6 +377,10 @@ public:
             const std::size_t seq = cell->sequence.load(std::memory_order_acquire);
             const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(2 * pos);
             if (diff == 0) {
+                if (SingleProducer) {
+                    head_.store(pos + 1, std::memory_order_relaxed);
+                    break;
+                }
                 if (head_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
             } else if (diff < 0) {
                 return false;  // the cell one lap behind is still occupied: full
@@ -396,6 +403,10 @@ public:
             const std::size_t seq = cell->sequence.load(std::memory_order_acquire);
             const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(2 * pos + 1);
             if (diff == 0) {
+                if (SingleConsumer) {
+                    tail_.store(pos + 1, std::memory_order_relaxed);
+                    break;
+                }
                 if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
             } else if (diff < 0) {
                 return false;  // not filled yet: empty
@@ -465,7 +476,7 @@ public:
     const std::string id;
     const std::uint64_t key;
     Connection connection;
-    Ring<Payload, Config::outgoing_capacity> outgoing;
+    Ring<Payload, Config::outgoing_capacity, false, true> outgoing;  // senders -> reactor
     Counters counters;
 
     // ---- any thread ----
@@ -474,23 +485,24 @@ public:
     // writer was idle: the caller must then post one start to the reactor.
     SendResult try_send(Payload& payload, bool& wake) noexcept {
         wake = false;
-        SendResult result;
-        senders_inside_.fetch_add(1, std::memory_order_seq_cst);
-        if (closed_.load(std::memory_order_seq_cst)) {
+        // One RMW both registers this sender and tells whether sending is closed.
+        if (gate_.fetch_add(1, std::memory_order_seq_cst) & closed_bit) {
+            gate_.fetch_sub(1, std::memory_order_release);
             const errc error = close_error_.load(std::memory_order_acquire);
-            result = {error, error == errc::disconnected ? close_reason_ : std::error_code()};
-        } else if (!outgoing.try_push(payload)) {
-            Counters::add(counters.rejected_full, 1);
-            result.error = errc::queue_full;
-        } else {
-            // seq_cst pairs with the reactor's fence when it goes idle: either it sees
-            // this message or we see write_active_ == false and wake it.
-            std::atomic_thread_fence(std::memory_order_seq_cst);
-            wake = !write_active_.load(std::memory_order_relaxed) &&
-                   !write_active_.exchange(true, std::memory_order_acq_rel);
+            return {error, error == errc::disconnected ? close_reason_ : std::error_code()};
         }
-        senders_inside_.fetch_sub(1, std::memory_order_release);
-        return result;
+        const bool pushed = outgoing.try_push(payload);
+        gate_.fetch_sub(1, std::memory_order_release);
+        if (!pushed) {
+            Counters::add(counters.rejected_full, 1);
+            return {errc::queue_full, {}};
+        }
+        // seq_cst pairs with the reactor's fence when it goes idle: either it sees
+        // this message or we see write_active_ == false and wake it.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        wake = !write_active_.load(std::memory_order_relaxed) &&
+               !write_active_.exchange(true, std::memory_order_acq_rel);
+        return {};
     }
 
     // ---- reactor thread ----
@@ -499,16 +511,16 @@ public:
     // A connection that died and is then removed (or shut down) must report what
     // send by id reports, not_found (shut_down), so those replace disconnected.
     void close_for_send(errc error, std::error_code reason) {
-        if (closed_.load(std::memory_order_relaxed)) {
+        if (gate_.load(std::memory_order_relaxed) & closed_bit) {
             if (error != errc::disconnected && close_error_.load(std::memory_order_relaxed) == errc::disconnected)
                 close_error_.store(error, std::memory_order_release);
             return;
         }
         close_error_.store(error, std::memory_order_relaxed);
-        close_reason_ = reason;  // written once, before closed_ publishes it
-        closed_.store(true, std::memory_order_seq_cst);
+        close_reason_ = reason;  // written once, before closed_bit publishes it
+        gate_.fetch_or(closed_bit, std::memory_order_seq_cst);
         // A sender between its check and its push finishes in a few instructions.
-        while (senders_inside_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+        while ((gate_.load(std::memory_order_acquire) & ~closed_bit) != 0) std::this_thread::yield();
     }
 
     // Called when a write completed and the ring looked empty. True if the writer
@@ -535,7 +547,9 @@ public:
     bool busy() const noexcept { return reading || writing; }
     bool ending() const noexcept { return !alive || removing || closing; }
 
-    bool attached = false;
+    // Reactor-only state, on its own cache line: the reactor writes it per batch and
+    // must not invalidate the line the senders use.
+    alignas(64) bool attached = false;
     bool alive = true;      // false once the peer went away or an I/O error ended it
     bool removing = false;  // remove() asked for it back
     bool closing = false;   // the mesh shuts down
@@ -547,9 +561,11 @@ public:
     std::promise<void>* removal = nullptr;
 
 private:
+    static constexpr std::uint32_t closed_bit = 0x80000000u;
+
+    // Sender-side state, on a cache line of its own.
+    alignas(64) std::atomic<std::uint32_t> gate_{0};  // senders inside try_send, plus closed_bit
     std::atomic<bool> write_active_{false};
-    std::atomic<int> senders_inside_{0};
-    std::atomic<bool> closed_{false};
     std::atomic<errc> close_error_{errc::disconnected};
     std::error_code close_reason_;
 };
@@ -564,6 +580,7 @@ private:
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
+#include <thread>
 
 namespace mesh::detail {
 
@@ -630,10 +647,13 @@ public:
     // called when the reactor must be told that there is room again.
     template <class Resume>
     std::error_code pop(Envelope& out, clock::time_point deadline, Resume&& resume) {
-        constexpr int spins = 64;  // a short spin saves a sleep and a wake-up when traffic is steady
-        for (int i = 0; i < spins; ++i) {
+        // Spinning, then yielding, a little before sleeping saves a futex sleep and wake-up
+        // (tens of microseconds across cores) whenever traffic is steady.
+        constexpr int spins = 64, yields = 64;
+        for (int i = 0; i < spins + yields; ++i) {
             if (closed()) return errc::shut_down;
             if (ring_.try_pop(out)) return popped(resume);
+            if (i >= spins) std::this_thread::yield();
         }
         std::unique_lock<std::mutex> lock(mutex_);
         sleepers_.fetch_add(1, std::memory_order_seq_cst);
@@ -670,7 +690,7 @@ private:
         return {};
     }
 
-    Ring<Envelope, Capacity> ring_;
+    Ring<Envelope, Capacity, true, false> ring_;  // reactor -> receivers
     std::atomic<bool> closed_{false};
     std::atomic<bool> resume_wanted_{false};
     std::atomic<int> sleepers_{0};
@@ -1277,6 +1297,10 @@ public:
     // As recv, or errc::timeout.
     template <class Rep, class Period>
     std::error_code recv_timeout(Envelope& out, std::chrono::duration<Rep, Period> timeout) {
+        if (!owner_) return errc::shut_down;
+        // Reading the clock costs more than a hit: only do it when the queue is empty.
+        auto ec = core().try_recv(out);
+        if (ec != errc::would_block) return ec;
         return recv_until(out, clock::now() + timeout);
     }
 
@@ -1791,7 +1815,7 @@ namespace detail {
 struct InprocPipe {
     static constexpr std::size_t capacity = 1024;
 
-    Ring<Payload, capacity> ring;
+    Ring<Payload, capacity, true, true> ring;  // one writer, one reader at a time
     Signal readable;  // the reader waits here for data or close
     Signal writable;  // the writer waits here for room or close
     std::atomic<bool> closed{false};

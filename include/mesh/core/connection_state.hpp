@@ -27,7 +27,7 @@ public:
     const std::string id;
     const std::uint64_t key;
     Connection connection;
-    Ring<Payload, Config::outgoing_capacity> outgoing;
+    Ring<Payload, Config::outgoing_capacity, false, true> outgoing;  // senders -> reactor
     Counters counters;
 
     // ---- any thread ----
@@ -36,23 +36,24 @@ public:
     // writer was idle: the caller must then post one start to the reactor.
     SendResult try_send(Payload& payload, bool& wake) noexcept {
         wake = false;
-        SendResult result;
-        senders_inside_.fetch_add(1, std::memory_order_seq_cst);
-        if (closed_.load(std::memory_order_seq_cst)) {
+        // One RMW both registers this sender and tells whether sending is closed.
+        if (gate_.fetch_add(1, std::memory_order_seq_cst) & closed_bit) {
+            gate_.fetch_sub(1, std::memory_order_release);
             const errc error = close_error_.load(std::memory_order_acquire);
-            result = {error, error == errc::disconnected ? close_reason_ : std::error_code()};
-        } else if (!outgoing.try_push(payload)) {
-            Counters::add(counters.rejected_full, 1);
-            result.error = errc::queue_full;
-        } else {
-            // seq_cst pairs with the reactor's fence when it goes idle: either it sees
-            // this message or we see write_active_ == false and wake it.
-            std::atomic_thread_fence(std::memory_order_seq_cst);
-            wake = !write_active_.load(std::memory_order_relaxed) &&
-                   !write_active_.exchange(true, std::memory_order_acq_rel);
+            return {error, error == errc::disconnected ? close_reason_ : std::error_code()};
         }
-        senders_inside_.fetch_sub(1, std::memory_order_release);
-        return result;
+        const bool pushed = outgoing.try_push(payload);
+        gate_.fetch_sub(1, std::memory_order_release);
+        if (!pushed) {
+            Counters::add(counters.rejected_full, 1);
+            return {errc::queue_full, {}};
+        }
+        // seq_cst pairs with the reactor's fence when it goes idle: either it sees
+        // this message or we see write_active_ == false and wake it.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        wake = !write_active_.load(std::memory_order_relaxed) &&
+               !write_active_.exchange(true, std::memory_order_acq_rel);
+        return {};
     }
 
     // ---- reactor thread ----
@@ -61,16 +62,16 @@ public:
     // A connection that died and is then removed (or shut down) must report what
     // send by id reports, not_found (shut_down), so those replace disconnected.
     void close_for_send(errc error, std::error_code reason) {
-        if (closed_.load(std::memory_order_relaxed)) {
+        if (gate_.load(std::memory_order_relaxed) & closed_bit) {
             if (error != errc::disconnected && close_error_.load(std::memory_order_relaxed) == errc::disconnected)
                 close_error_.store(error, std::memory_order_release);
             return;
         }
         close_error_.store(error, std::memory_order_relaxed);
-        close_reason_ = reason;  // written once, before closed_ publishes it
-        closed_.store(true, std::memory_order_seq_cst);
+        close_reason_ = reason;  // written once, before closed_bit publishes it
+        gate_.fetch_or(closed_bit, std::memory_order_seq_cst);
         // A sender between its check and its push finishes in a few instructions.
-        while (senders_inside_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+        while ((gate_.load(std::memory_order_acquire) & ~closed_bit) != 0) std::this_thread::yield();
     }
 
     // Called when a write completed and the ring looked empty. True if the writer
@@ -97,7 +98,9 @@ public:
     bool busy() const noexcept { return reading || writing; }
     bool ending() const noexcept { return !alive || removing || closing; }
 
-    bool attached = false;
+    // Reactor-only state, on its own cache line: the reactor writes it per batch and
+    // must not invalidate the line the senders use.
+    alignas(64) bool attached = false;
     bool alive = true;      // false once the peer went away or an I/O error ended it
     bool removing = false;  // remove() asked for it back
     bool closing = false;   // the mesh shuts down
@@ -109,9 +112,11 @@ public:
     std::promise<void>* removal = nullptr;
 
 private:
+    static constexpr std::uint32_t closed_bit = 0x80000000u;
+
+    // Sender-side state, on a cache line of its own.
+    alignas(64) std::atomic<std::uint32_t> gate_{0};  // senders inside try_send, plus closed_bit
     std::atomic<bool> write_active_{false};
-    std::atomic<int> senders_inside_{0};
-    std::atomic<bool> closed_{false};
     std::atomic<errc> close_error_{errc::disconnected};
     std::error_code close_reason_;
 };

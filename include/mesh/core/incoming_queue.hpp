@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
+#include <thread>
 
 namespace mesh::detail {
 
@@ -75,10 +76,13 @@ public:
     // called when the reactor must be told that there is room again.
     template <class Resume>
     std::error_code pop(Envelope& out, clock::time_point deadline, Resume&& resume) {
-        constexpr int spins = 64;  // a short spin saves a sleep and a wake-up when traffic is steady
-        for (int i = 0; i < spins; ++i) {
+        // Spinning, then yielding, a little before sleeping saves a futex sleep and wake-up
+        // (tens of microseconds across cores) whenever traffic is steady.
+        constexpr int spins = 64, yields = 64;
+        for (int i = 0; i < spins + yields; ++i) {
             if (closed()) return errc::shut_down;
             if (ring_.try_pop(out)) return popped(resume);
+            if (i >= spins) std::this_thread::yield();
         }
         std::unique_lock<std::mutex> lock(mutex_);
         sleepers_.fetch_add(1, std::memory_order_seq_cst);
@@ -115,7 +119,7 @@ private:
         return {};
     }
 
-    Ring<Envelope, Capacity> ring_;
+    Ring<Envelope, Capacity, true, false> ring_;  // reactor -> receivers
     std::atomic<bool> closed_{false};
     std::atomic<bool> resume_wanted_{false};
     std::atomic<int> sleepers_{0};

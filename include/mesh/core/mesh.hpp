@@ -117,6 +117,10 @@ public:
     // As recv, or errc::timeout.
     template <class Rep, class Period>
     std::error_code recv_timeout(Envelope& out, std::chrono::duration<Rep, Period> timeout) {
+        if (!owner_) return errc::shut_down;
+        // Reading the clock costs more than a hit: only do it when the queue is empty.
+        auto ec = core().try_recv(out);
+        if (ec != errc::would_block) return ec;
         return recv_until(out, clock::now() + timeout);
     }
 

@@ -25,7 +25,8 @@ namespace detail {
 // Written by one thread (the reactor) except rejected_full; read by anyone.
 struct Counters {
     std::atomic<std::uint64_t> messages_in{0}, bytes_in{0}, messages_out{0}, bytes_out{0};
-    std::atomic<std::uint64_t> rejected_full{0}, protocol_errors{0}, discarded{0};
+    std::atomic<std::uint64_t> protocol_errors{0}, discarded{0};
+    alignas(64) std::atomic<std::uint64_t> rejected_full{0};  // the only one senders write
 
     static void add(std::atomic<std::uint64_t>& counter, std::uint64_t n) {
         counter.fetch_add(n, std::memory_order_relaxed);

@@ -15,7 +15,9 @@ namespace mesh::detail {
 // and neither side needs a lock. Capacity is a compile-time power of two.
 // Sequence numbers count in steps of two (free for lap position p: 2p, filled: 2p+1)
 // so that "filled" and "free for the next lap" differ even at capacity 1.
-template <class T, std::size_t Capacity>
+// SingleProducer / SingleConsumer promise that only one thread at a time pushes /
+// pops; that side then claims its slot with a plain store instead of a CAS.
+template <class T, std::size_t Capacity, bool SingleProducer = false, bool SingleConsumer = false>
 class Ring {
     static_assert(Capacity >= 1, "Ring capacity must be at least 1");
     static_assert((Capacity & (Capacity - 1)) == 0, "Ring capacity must be a power of two");
@@ -41,6 +43,10 @@ public:
             const std::size_t seq = cell->sequence.load(std::memory_order_acquire);
             const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(2 * pos);
             if (diff == 0) {
+                if (SingleProducer) {
+                    head_.store(pos + 1, std::memory_order_relaxed);
+                    break;
+                }
                 if (head_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
             } else if (diff < 0) {
                 return false;  // the cell one lap behind is still occupied: full
@@ -63,6 +69,10 @@ public:
             const std::size_t seq = cell->sequence.load(std::memory_order_acquire);
             const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(2 * pos + 1);
             if (diff == 0) {
+                if (SingleConsumer) {
+                    tail_.store(pos + 1, std::memory_order_relaxed);
+                    break;
+                }
                 if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
             } else if (diff < 0) {
                 return false;  // not filled yet: empty

@@ -32,7 +32,7 @@ namespace detail {
 struct InprocPipe {
     static constexpr std::size_t capacity = 1024;
 
-    Ring<Payload, capacity> ring;
+    Ring<Payload, capacity, true, true> ring;  // one writer, one reader at a time
     Signal readable;  // the reader waits here for data or close
     Signal writable;  // the writer waits here for room or close
     std::atomic<bool> closed{false};
