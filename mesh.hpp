@@ -359,16 +359,35 @@ class Ring {
 public:
     static constexpr std::size_t capacity = Capacity;
 
-    Ring() : cells_(new Cell[Capacity]) {
+    // A ring may start without storage (allocate_now = false) and give it back while
+    // unused (release): idle connections then cost no ring memory. Both calls need the
+    // ring to be quiet; pushes and pops fail while it has no storage.
+    explicit Ring(bool allocate_now = true) {
+        if (allocate_now) allocate();
+    }
+
+    void allocate() {
+        cells_.reset(new Cell[Capacity]);
         for (std::size_t i = 0; i < Capacity; ++i)
             cells_[i].sequence.store(2 * i, std::memory_order_relaxed);
+        head_.store(0, std::memory_order_relaxed);
+        tail_.store(0, std::memory_order_relaxed);
     }
+
+    void release() noexcept {
+        cells_.reset();
+        head_.store(0, std::memory_order_relaxed);
+        tail_.store(0, std::memory_order_relaxed);
+    }
+
+    bool allocated() const noexcept { return cells_ != nullptr; }
 
     Ring(const Ring&) = delete;
     Ring& operator=(const Ring&) = delete;
 
     // Moves from `value` only on success, so a caller that gets `false` still owns it.
     bool try_push(T& value) noexcept {
+        if (!cells_) return false;
         Cell* cell;
         std::size_t pos = head_.load(std::memory_order_relaxed);
         for (;;) {
@@ -395,6 +414,7 @@ public:
     }
 
     bool try_pop(T& out) noexcept {
+        if (!cells_) return false;
         Cell* cell;
         std::size_t pos = tail_.load(std::memory_order_relaxed);
         for (;;) {
@@ -424,6 +444,7 @@ public:
     // True when a push by the only producer would succeed now. Only meaningful
     // when a single thread pushes; then room can only grow until it pushes again.
     bool has_room() const noexcept {
+        if (!cells_) return false;
         const std::size_t pos = head_.load(std::memory_order_relaxed);
         return cells_[pos & mask].sequence.load(std::memory_order_acquire) == 2 * pos;
     }
@@ -458,6 +479,7 @@ private:
 #include <atomic>
 #include <cstdint>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -476,7 +498,7 @@ public:
     const std::string id;
     const std::uint64_t key;
     Connection connection;
-    Ring<Payload, Config::outgoing_capacity, false, true> outgoing;  // senders -> reactor
+    Ring<Payload, Config::outgoing_capacity, false, true> outgoing{false};  // senders -> reactor; parked at first
     Counters counters;
 
     // ---- any thread ----
@@ -486,11 +508,13 @@ public:
     SendResult try_send(Payload& payload, bool& wake) noexcept {
         wake = false;
         // One RMW both registers this sender and tells whether sending is closed.
-        if (gate_.fetch_add(1, std::memory_order_seq_cst) & closed_bit) {
+        const std::uint32_t gate = gate_.fetch_add(1, std::memory_order_seq_cst);
+        if (gate & closed_bit) {
             gate_.fetch_sub(1, std::memory_order_release);
             const errc error = close_error_.load(std::memory_order_acquire);
             return {error, error == errc::disconnected ? close_reason_ : std::error_code()};
         }
+        if (gate & parked_bit) unpark();
         const bool pushed = outgoing.try_push(payload);
         gate_.fetch_sub(1, std::memory_order_release);
         if (!pushed) {
@@ -520,7 +544,19 @@ public:
         close_reason_ = reason;  // written once, before closed_bit publishes it
         gate_.fetch_or(closed_bit, std::memory_order_seq_cst);
         // A sender between its check and its push finishes in a few instructions.
-        while ((gate_.load(std::memory_order_acquire) & ~closed_bit) != 0) std::this_thread::yield();
+        while ((gate_.load(std::memory_order_acquire) & count_mask) != 0) std::this_thread::yield();
+    }
+
+    // Gives an idle connection's ring storage back; the next send allocates it again.
+    // Only when no sender is inside and the writer is idle with nothing queued.
+    void park_if_idle() {
+        const auto out = counters.messages_out.load(std::memory_order_relaxed);
+        const bool quiet = out == out_at_last_check_;
+        out_at_last_check_ = out;
+        if (!quiet || writing || (gate_.load(std::memory_order_acquire) & parked_bit) || !outgoing.empty()) return;
+        std::lock_guard<std::mutex> lock(park_mutex_);
+        std::uint32_t expected = 0;
+        if (gate_.compare_exchange_strong(expected, parked_bit, std::memory_order_acq_rel)) outgoing.release();
     }
 
     // Called when a write completed and the ring looked empty. True if the writer
@@ -557,17 +593,31 @@ public:
     bool reading = false;   // an async_fill is pending
     bool writing = false;   // an async_write_batch is pending
     std::size_t in_flight = 0;         // messages of the pending write
+    bool write_ended = false;          // the peer closed: nothing more is written, reads go on
+    std::size_t discarded_early = 0;   // discarded when writing ended, reported with the event
     std::optional<Envelope> held;      // received, waiting for room in the incoming queue
     std::promise<void>* removal = nullptr;
 
 private:
     static constexpr std::uint32_t closed_bit = 0x80000000u;
+    static constexpr std::uint32_t parked_bit = 0x40000000u;  // the ring has no storage
+    static constexpr std::uint32_t count_mask = parked_bit - 1;
+
+    void unpark() {
+        std::lock_guard<std::mutex> lock(park_mutex_);
+        if (gate_.load(std::memory_order_acquire) & parked_bit) {
+            outgoing.allocate();
+            gate_.fetch_and(~parked_bit, std::memory_order_release);
+        }
+    }
 
     // Sender-side state, on a cache line of its own.
-    alignas(64) std::atomic<std::uint32_t> gate_{0};  // senders inside try_send, plus closed_bit
+    alignas(64) std::atomic<std::uint32_t> gate_{parked_bit};  // senders inside try_send, plus flags
     std::atomic<bool> write_active_{false};
     std::atomic<errc> close_error_{errc::disconnected};
     std::error_code close_reason_;
+    std::mutex park_mutex_;  // allocation and release of the ring's storage
+    std::uint64_t out_at_last_check_ = 0;  // reactor
 };
 
 } // namespace mesh::detail
@@ -751,6 +801,7 @@ public:
     using clock = std::chrono::steady_clock;
 
     MeshCore() : work_(asio::make_work_guard(io_)) {
+        schedule_park_sweep();
         thread_ = std::thread([this] { run(); });
     }
 
@@ -768,6 +819,10 @@ public:
         std::unique_lock<std::shared_mutex> lock(map_mutex_);
         if (is_shut_down()) {
             ec = errc::shut_down;
+            return 0;
+        }
+        if (!connection.is_open()) {
+            ec = errc::not_connected;  // e.g. a failed connect: the reactor cannot drive it
             return 0;
         }
         if (by_id_.count(id) != 0) {
@@ -932,6 +987,18 @@ private:
 
     // ---- reactor ----
 
+    // Once a second, connections that wrote nothing since the last sweep give their
+    // outgoing ring's storage back, so idle connections stay small.
+    void schedule_park_sweep() {
+        park_timer_.expires_after(std::chrono::seconds(1));
+        park_timer_.async_wait([this](std::error_code ec) {
+            if (ec || stopping_reads_) return;
+            for (const auto& entry : live_)
+                if (!entry.second->ending()) entry.second->park_if_idle();
+            schedule_park_sweep();
+        });
+    }
+
     void attach(const StatePtr& state) {
         state->connection.attach(io_, Config::max_message_size);
         state->attached = true;
@@ -1009,7 +1076,7 @@ private:
 
     void start_write(const StatePtr& state) {
         State& s = *state;
-        if (!s.attached || s.writing || s.ending()) return;
+        if (!s.attached || s.writing || s.write_ended || s.ending()) return;
         s.writing = true;
         State* raw = state.get();
         s.connection.async_write_batch(
@@ -1023,6 +1090,7 @@ private:
                 st.writing = false;
                 if (ec) {
                     if (st.ending()) settle(state);
+                    else if (ec == errc::end_of_stream) end_writes(st, ec);
                     else die(state, ec);
                     return;
                 }
@@ -1039,6 +1107,16 @@ private:
             });
     }
 
+    // A write found that the peer closed cleanly. What it sent before closing may
+    // still wait to be read (say, while the incoming queue is full): dying now would
+    // drop it. So only writing ends here; the read side reaches the end and dies.
+    void end_writes(State& s, const std::error_code& reason) {
+        s.write_ended = true;
+        s.close_for_send(errc::disconnected, reason);
+        s.discarded_early += s.discard_outgoing();
+        if (flushing_) finish_shutdown_if_flushed();
+    }
+
     // The connection ended by itself: report it once and release its I/O now. The
     // id stays registered, so send reports disconnected and remove still works.
     void die(const StatePtr& state, const std::error_code& reason) {
@@ -1051,7 +1129,8 @@ private:
         event.kind = ConnectionEvent::Kind::disconnected;
         event.id = s.id;
         event.reason = reason;
-        event.discarded = s.discard_outgoing();
+        event.discarded = s.discard_outgoing() + s.discarded_early;
+        s.discarded_early = 0;
         events_.push(std::move(event));
         s.connection.cancel();
         settle(state);
@@ -1097,6 +1176,7 @@ private:
     void begin_shutdown(clock::duration flush, std::shared_ptr<std::promise<ShutdownReport>> report) {
         report_ = std::move(report);
         stopping_reads_ = true;
+        park_timer_.cancel();
         for (auto& close_listener : listener_closers_) close_listener();
         listener_closers_.clear();
         {
@@ -1168,6 +1248,7 @@ private:
     bool flushing_ = false;
     bool closing_ = false;
     asio::steady_timer flush_timer_{io_};
+    asio::steady_timer park_timer_{io_};
     std::shared_ptr<std::promise<ShutdownReport>> report_;
     std::size_t discarded_outgoing_ = 0;
     std::size_t discarded_incoming_ = 0;
@@ -1221,7 +1302,7 @@ public:
     Mesh() : owner_(std::make_shared<Owner>()) {}
 
     // Adds a connection under `id` and returns its internal id (never reused).
-    // On error (duplicate_id, shut_down) the connection is not moved from.
+    // On error (duplicate_id, not_connected, shut_down) the connection is not moved from.
     std::uint64_t add(connection_type&& connection, std::string id) {
         std::error_code ec;
         const auto key = add(std::move(connection), std::move(id), ec);
@@ -2904,7 +2985,8 @@ public:
         acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
         acceptor.bind(endpoint, ec);
         if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-        if (ec == std::errc::address_in_use) ec = errc::address_in_use;
+        // Asio's own category does not map to std::errc in every version: test both.
+        if (ec == asio::error::address_in_use || ec == std::errc::address_in_use) ec = errc::address_in_use;
         if (ec) return {};
         return TcpListener(home_, std::move(acceptor), options_);
     }
@@ -2965,7 +3047,9 @@ private:
             ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &error, &length);
             ec = error ? std::error_code(error, std::system_category()) : std::error_code();
         }
-        if (ec == std::errc::connection_refused) return errc::connection_refused;
+        // A refusal is reported synchronously (asio category) or through SO_ERROR (system category).
+        if (ec == asio::error::connection_refused || ec == std::errc::connection_refused)
+            return errc::connection_refused;
         return ec;
     }
 

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -209,6 +210,14 @@ inline long rss_kib() {
     if (n != 2) return -1;
     long page = sysconf(_SC_PAGESIZE);
     return static_cast<long>(resident_pages) * (page / 1024);
+}
+
+// Lets connections sit idle for a while (a library may release per-connection buffers
+// of connections that stay quiet), then returns freed heap pages to the system, so
+// that RSS counts live memory only. Both systems get the same treatment.
+inline void settle_idle() {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    ::malloc_trim(0);
 }
 
 // Raises the soft RLIMIT_NOFILE to the hard limit; returns the resulting soft limit.

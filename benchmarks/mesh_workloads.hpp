@@ -208,6 +208,7 @@ inline IdleResult mesh_idle(std::size_t conns) {
             }
             char go = 0;
             bench::read_all(down_r.fd, &go, 1, 120);  // the server has every hello
+            bench::settle_idle();
             kib = static_cast<double>(bench::rss_kib() - base) / static_cast<double>(conns);
             bench::write_all(up_w.fd, &kib, sizeof kib);
             bench::read_all(down_r.fd, &go, 1, 120);
@@ -225,6 +226,7 @@ inline IdleResult mesh_idle(std::size_t conns) {
         m.accept_from(std::move(listener));
         mesh::Envelope envelope;
         for (std::size_t i = 0; i < conns; ++i) recv_or_throw(m, envelope, "idle hello");
+        bench::settle_idle();
         result.server_kib = static_cast<double>(bench::rss_kib() - base) / static_cast<double>(conns);
         char go = 'R';
         bench::write_all(down_w.fd, &go, 1);

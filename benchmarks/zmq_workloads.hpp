@@ -478,6 +478,7 @@ constexpr double kIdleStepTimeoutS = 120;
             char go = 0;
             bench::read_all(rd, &go, 1, kIdleStepTimeoutS);  // server got every hello
             if (go != 'R') throw bench::Error("idle client: server reported a failure");
+            bench::settle_idle();
             long after = bench::rss_kib();
             rep.ok = 1;
             rep.kib_per_conn = static_cast<double>(after - base) / static_cast<double>(conns);
@@ -575,6 +576,7 @@ inline IdleResult idle(std::size_t conns) {
             }
             throw bench::Error(msg);
         }
+        bench::settle_idle();
         long after = bench::rss_kib();
         result.server_kib = static_cast<double>(after - base) / static_cast<double>(conns);
 

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -27,7 +28,7 @@ public:
     const std::string id;
     const std::uint64_t key;
     Connection connection;
-    Ring<Payload, Config::outgoing_capacity, false, true> outgoing;  // senders -> reactor
+    Ring<Payload, Config::outgoing_capacity, false, true> outgoing{false};  // senders -> reactor; parked at first
     Counters counters;
 
     // ---- any thread ----
@@ -37,11 +38,13 @@ public:
     SendResult try_send(Payload& payload, bool& wake) noexcept {
         wake = false;
         // One RMW both registers this sender and tells whether sending is closed.
-        if (gate_.fetch_add(1, std::memory_order_seq_cst) & closed_bit) {
+        const std::uint32_t gate = gate_.fetch_add(1, std::memory_order_seq_cst);
+        if (gate & closed_bit) {
             gate_.fetch_sub(1, std::memory_order_release);
             const errc error = close_error_.load(std::memory_order_acquire);
             return {error, error == errc::disconnected ? close_reason_ : std::error_code()};
         }
+        if (gate & parked_bit) unpark();
         const bool pushed = outgoing.try_push(payload);
         gate_.fetch_sub(1, std::memory_order_release);
         if (!pushed) {
@@ -71,7 +74,19 @@ public:
         close_reason_ = reason;  // written once, before closed_bit publishes it
         gate_.fetch_or(closed_bit, std::memory_order_seq_cst);
         // A sender between its check and its push finishes in a few instructions.
-        while ((gate_.load(std::memory_order_acquire) & ~closed_bit) != 0) std::this_thread::yield();
+        while ((gate_.load(std::memory_order_acquire) & count_mask) != 0) std::this_thread::yield();
+    }
+
+    // Gives an idle connection's ring storage back; the next send allocates it again.
+    // Only when no sender is inside and the writer is idle with nothing queued.
+    void park_if_idle() {
+        const auto out = counters.messages_out.load(std::memory_order_relaxed);
+        const bool quiet = out == out_at_last_check_;
+        out_at_last_check_ = out;
+        if (!quiet || writing || (gate_.load(std::memory_order_acquire) & parked_bit) || !outgoing.empty()) return;
+        std::lock_guard<std::mutex> lock(park_mutex_);
+        std::uint32_t expected = 0;
+        if (gate_.compare_exchange_strong(expected, parked_bit, std::memory_order_acq_rel)) outgoing.release();
     }
 
     // Called when a write completed and the ring looked empty. True if the writer
@@ -108,17 +123,31 @@ public:
     bool reading = false;   // an async_fill is pending
     bool writing = false;   // an async_write_batch is pending
     std::size_t in_flight = 0;         // messages of the pending write
+    bool write_ended = false;          // the peer closed: nothing more is written, reads go on
+    std::size_t discarded_early = 0;   // discarded when writing ended, reported with the event
     std::optional<Envelope> held;      // received, waiting for room in the incoming queue
     std::promise<void>* removal = nullptr;
 
 private:
     static constexpr std::uint32_t closed_bit = 0x80000000u;
+    static constexpr std::uint32_t parked_bit = 0x40000000u;  // the ring has no storage
+    static constexpr std::uint32_t count_mask = parked_bit - 1;
+
+    void unpark() {
+        std::lock_guard<std::mutex> lock(park_mutex_);
+        if (gate_.load(std::memory_order_acquire) & parked_bit) {
+            outgoing.allocate();
+            gate_.fetch_and(~parked_bit, std::memory_order_release);
+        }
+    }
 
     // Sender-side state, on a cache line of its own.
-    alignas(64) std::atomic<std::uint32_t> gate_{0};  // senders inside try_send, plus closed_bit
+    alignas(64) std::atomic<std::uint32_t> gate_{parked_bit};  // senders inside try_send, plus flags
     std::atomic<bool> write_active_{false};
     std::atomic<errc> close_error_{errc::disconnected};
     std::error_code close_reason_;
+    std::mutex park_mutex_;  // allocation and release of the ring's storage
+    std::uint64_t out_at_last_check_ = 0;  // reactor
 };
 
 } // namespace mesh::detail

@@ -41,7 +41,7 @@ public:
     Mesh() : owner_(std::make_shared<Owner>()) {}
 
     // Adds a connection under `id` and returns its internal id (never reused).
-    // On error (duplicate_id, shut_down) the connection is not moved from.
+    // On error (duplicate_id, not_connected, shut_down) the connection is not moved from.
     std::uint64_t add(connection_type&& connection, std::string id) {
         std::error_code ec;
         const auto key = add(std::move(connection), std::move(id), ec);

@@ -60,6 +60,7 @@ public:
     using clock = std::chrono::steady_clock;
 
     MeshCore() : work_(asio::make_work_guard(io_)) {
+        schedule_park_sweep();
         thread_ = std::thread([this] { run(); });
     }
 
@@ -77,6 +78,10 @@ public:
         std::unique_lock<std::shared_mutex> lock(map_mutex_);
         if (is_shut_down()) {
             ec = errc::shut_down;
+            return 0;
+        }
+        if (!connection.is_open()) {
+            ec = errc::not_connected;  // e.g. a failed connect: the reactor cannot drive it
             return 0;
         }
         if (by_id_.count(id) != 0) {
@@ -241,6 +246,18 @@ private:
 
     // ---- reactor ----
 
+    // Once a second, connections that wrote nothing since the last sweep give their
+    // outgoing ring's storage back, so idle connections stay small.
+    void schedule_park_sweep() {
+        park_timer_.expires_after(std::chrono::seconds(1));
+        park_timer_.async_wait([this](std::error_code ec) {
+            if (ec || stopping_reads_) return;
+            for (const auto& entry : live_)
+                if (!entry.second->ending()) entry.second->park_if_idle();
+            schedule_park_sweep();
+        });
+    }
+
     void attach(const StatePtr& state) {
         state->connection.attach(io_, Config::max_message_size);
         state->attached = true;
@@ -318,7 +335,7 @@ private:
 
     void start_write(const StatePtr& state) {
         State& s = *state;
-        if (!s.attached || s.writing || s.ending()) return;
+        if (!s.attached || s.writing || s.write_ended || s.ending()) return;
         s.writing = true;
         State* raw = state.get();
         s.connection.async_write_batch(
@@ -332,6 +349,7 @@ private:
                 st.writing = false;
                 if (ec) {
                     if (st.ending()) settle(state);
+                    else if (ec == errc::end_of_stream) end_writes(st, ec);
                     else die(state, ec);
                     return;
                 }
@@ -348,6 +366,16 @@ private:
             });
     }
 
+    // A write found that the peer closed cleanly. What it sent before closing may
+    // still wait to be read (say, while the incoming queue is full): dying now would
+    // drop it. So only writing ends here; the read side reaches the end and dies.
+    void end_writes(State& s, const std::error_code& reason) {
+        s.write_ended = true;
+        s.close_for_send(errc::disconnected, reason);
+        s.discarded_early += s.discard_outgoing();
+        if (flushing_) finish_shutdown_if_flushed();
+    }
+
     // The connection ended by itself: report it once and release its I/O now. The
     // id stays registered, so send reports disconnected and remove still works.
     void die(const StatePtr& state, const std::error_code& reason) {
@@ -360,7 +388,8 @@ private:
         event.kind = ConnectionEvent::Kind::disconnected;
         event.id = s.id;
         event.reason = reason;
-        event.discarded = s.discard_outgoing();
+        event.discarded = s.discard_outgoing() + s.discarded_early;
+        s.discarded_early = 0;
         events_.push(std::move(event));
         s.connection.cancel();
         settle(state);
@@ -406,6 +435,7 @@ private:
     void begin_shutdown(clock::duration flush, std::shared_ptr<std::promise<ShutdownReport>> report) {
         report_ = std::move(report);
         stopping_reads_ = true;
+        park_timer_.cancel();
         for (auto& close_listener : listener_closers_) close_listener();
         listener_closers_.clear();
         {
@@ -477,6 +507,7 @@ private:
     bool flushing_ = false;
     bool closing_ = false;
     asio::steady_timer flush_timer_{io_};
+    asio::steady_timer park_timer_{io_};
     std::shared_ptr<std::promise<ShutdownReport>> report_;
     std::size_t discarded_outgoing_ = 0;
     std::size_t discarded_incoming_ = 0;

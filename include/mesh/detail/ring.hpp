@@ -25,16 +25,35 @@ class Ring {
 public:
     static constexpr std::size_t capacity = Capacity;
 
-    Ring() : cells_(new Cell[Capacity]) {
+    // A ring may start without storage (allocate_now = false) and give it back while
+    // unused (release): idle connections then cost no ring memory. Both calls need the
+    // ring to be quiet; pushes and pops fail while it has no storage.
+    explicit Ring(bool allocate_now = true) {
+        if (allocate_now) allocate();
+    }
+
+    void allocate() {
+        cells_.reset(new Cell[Capacity]);
         for (std::size_t i = 0; i < Capacity; ++i)
             cells_[i].sequence.store(2 * i, std::memory_order_relaxed);
+        head_.store(0, std::memory_order_relaxed);
+        tail_.store(0, std::memory_order_relaxed);
     }
+
+    void release() noexcept {
+        cells_.reset();
+        head_.store(0, std::memory_order_relaxed);
+        tail_.store(0, std::memory_order_relaxed);
+    }
+
+    bool allocated() const noexcept { return cells_ != nullptr; }
 
     Ring(const Ring&) = delete;
     Ring& operator=(const Ring&) = delete;
 
     // Moves from `value` only on success, so a caller that gets `false` still owns it.
     bool try_push(T& value) noexcept {
+        if (!cells_) return false;
         Cell* cell;
         std::size_t pos = head_.load(std::memory_order_relaxed);
         for (;;) {
@@ -61,6 +80,7 @@ public:
     }
 
     bool try_pop(T& out) noexcept {
+        if (!cells_) return false;
         Cell* cell;
         std::size_t pos = tail_.load(std::memory_order_relaxed);
         for (;;) {
@@ -90,6 +110,7 @@ public:
     // True when a push by the only producer would succeed now. Only meaningful
     // when a single thread pushes; then room can only grow until it pushes again.
     bool has_room() const noexcept {
+        if (!cells_) return false;
         const std::size_t pos = head_.load(std::memory_order_relaxed);
         return cells_[pos & mask].sequence.load(std::memory_order_acquire) == 2 * pos;
     }

@@ -98,7 +98,8 @@ public:
         acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
         acceptor.bind(endpoint, ec);
         if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-        if (ec == std::errc::address_in_use) ec = errc::address_in_use;
+        // Asio's own category does not map to std::errc in every version: test both.
+        if (ec == asio::error::address_in_use || ec == std::errc::address_in_use) ec = errc::address_in_use;
         if (ec) return {};
         return TcpListener(home_, std::move(acceptor), options_);
     }
@@ -159,7 +160,9 @@ private:
             ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &error, &length);
             ec = error ? std::error_code(error, std::system_category()) : std::error_code();
         }
-        if (ec == std::errc::connection_refused) return errc::connection_refused;
+        // A refusal is reported synchronously (asio category) or through SO_ERROR (system category).
+        if (ec == asio::error::connection_refused || ec == std::errc::connection_refused)
+            return errc::connection_refused;
         return ec;
     }
 
