@@ -483,9 +483,19 @@ private:
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 namespace mesh::detail {
+
+// A connection whose own bounded queue can take messages from any thread (inproc)
+// is sent to directly: its queue is the outgoing queue, and the reactor is not involved.
+template <class C, class = void>
+struct has_direct_send : std::false_type {};
+template <class C>
+struct has_direct_send<
+    C, std::void_t<decltype(std::declval<C&>().try_send_direct(std::declval<Payload&>(), std::size_t()))>>
+    : std::true_type {};
 
 // Everything a Mesh keeps about one connection. Senders on any thread touch only
 // the outgoing ring and the atomics; the rest belongs to the reactor thread.
@@ -513,6 +523,19 @@ public:
             gate_.fetch_sub(1, std::memory_order_release);
             const errc error = close_error_.load(std::memory_order_acquire);
             return {error, error == errc::disconnected ? close_reason_ : std::error_code()};
+        }
+        if constexpr (has_direct_send<Connection>::value) {
+            const std::size_t bytes = payload.size();
+            const std::error_code ec = connection.try_send_direct(payload, Config::outgoing_capacity);
+            gate_.fetch_sub(1, std::memory_order_release);
+            if (!ec) {
+                Counters::add(counters.messages_out, 1);
+                Counters::add(counters.bytes_out, bytes);
+                return {};
+            }
+            if (ec == errc::queue_full) Counters::add(counters.rejected_full, 1);
+            if (ec == errc::queue_full || ec == errc::message_too_large) return {ec, {}};
+            return {errc::disconnected, ec};
         }
         if (gate & parked_bit) unpark();
         const bool pushed = outgoing.try_push(payload);
@@ -799,6 +822,7 @@ public:
     using State = ConnectionState<Connection, Config>;
     using StatePtr = std::shared_ptr<State>;
     using clock = std::chrono::steady_clock;
+    static constexpr bool direct_send = has_direct_send<Connection>::value;
 
     MeshCore() : work_(asio::make_work_guard(io_)) {
         schedule_park_sweep();
@@ -905,7 +929,9 @@ public:
         if (payload.size() > Config::max_message_size) return {errc::message_too_large, {}};
         bool wake = false;
         SendResult result = state->try_send(payload, wake);
-        if (wake) asio::post(io_, [this, state] { start_write(state); });
+        if constexpr (!direct_send) {
+            if (wake) asio::post(io_, [this, state] { start_write(state); });
+        }
         return result;
     }
 
@@ -1004,7 +1030,9 @@ private:
         state->attached = true;
         live_.emplace(state->key, state);
         pump(state);
-        if (!state->outgoing.empty() && !state->writing) start_write(state);
+        if constexpr (!direct_send) {
+            if (!state->outgoing.empty() && !state->writing) start_write(state);
+        }
     }
 
     // A connection accepted on the reactor joins the mesh.
@@ -1107,13 +1135,21 @@ private:
             });
     }
 
+    // Once shutdown has begun, whatever is discarded (by it, or by a connection that
+    // ends during the flush) goes in its report, so the report adds up.
+    std::size_t discard_outgoing(State& s) {
+        const std::size_t n = s.discard_outgoing();
+        if (report_) discarded_outgoing_ += n;
+        return n;
+    }
+
     // A write found that the peer closed cleanly. What it sent before closing may
     // still wait to be read (say, while the incoming queue is full): dying now would
     // drop it. So only writing ends here; the read side reaches the end and dies.
     void end_writes(State& s, const std::error_code& reason) {
         s.write_ended = true;
         s.close_for_send(errc::disconnected, reason);
-        s.discarded_early += s.discard_outgoing();
+        s.discarded_early += discard_outgoing(s);
         if (flushing_) finish_shutdown_if_flushed();
     }
 
@@ -1129,7 +1165,7 @@ private:
         event.kind = ConnectionEvent::Kind::disconnected;
         event.id = s.id;
         event.reason = reason;
-        event.discarded = s.discard_outgoing() + s.discarded_early;
+        event.discarded = discard_outgoing(s) + s.discarded_early;
         s.discarded_early = 0;
         events_.push(std::move(event));
         s.connection.cancel();
@@ -1154,9 +1190,7 @@ private:
         State& s = *state;
         if (s.busy() || s.settled) return;
         s.settled = true;
-        // Non-zero here when shutdown's own count left out a write that then failed.
-        const std::size_t discarded = s.discard_outgoing();
-        if (s.closing) discarded_outgoing_ += discarded;
+        discard_outgoing(s);  // non-zero when a write pending at close_all then failed
         if (s.held) {
             s.held.reset();
             ++discarded_incoming_;
@@ -1208,7 +1242,7 @@ private:
         for (const auto& entry : states) {
             State& s = *entry.second;
             s.closing = true;
-            discarded_outgoing_ += s.discard_outgoing();
+            discard_outgoing(s);
             s.connection.cancel();
             settle(entry.second);
         }
@@ -1896,7 +1930,7 @@ namespace detail {
 struct InprocPipe {
     static constexpr std::size_t capacity = 1024;
 
-    Ring<Payload, capacity, true, true> ring;  // one writer, one reader at a time
+    Ring<Payload, capacity, false, true> ring;  // writers: a mesh's senders; one reader at a time
     Signal readable;  // the reader waits here for data or close
     Signal writable;  // the writer waits here for room or close
     std::atomic<bool> closed{false};
@@ -1948,8 +1982,9 @@ private:
 } // namespace detail
 
 // A connection of the in-process transport. Used on its own, its blocking send and
-// recv may each be called by one thread at a time; added to a Mesh, the mesh's
-// reactor drives it through the asynchronous members below.
+// recv may each be called by one thread at a time. Added to a Mesh, the mesh's
+// senders push into the peer's queue directly (try_send_direct) and the reactor
+// reads through the asynchronous members below.
 class InprocConnection {
 public:
     InprocConnection() = default;
@@ -1980,9 +2015,11 @@ public:
         if (!out_) return errc::not_connected;
         if (payload.size() > max_message_size_) return errc::message_too_large;
         auto& pipe = *out_;
-        pipe.writable.wait([&] { return pipe.has_room_or_closed(); });
-        if (pipe.closed.load(std::memory_order_acquire)) return errc::disconnected;
-        pipe.ring.try_push(payload);
+        for (;;) {
+            pipe.writable.wait([&] { return pipe.has_room_or_closed(); });
+            if (pipe.closed.load(std::memory_order_acquire)) return errc::disconnected;
+            if (pipe.ring.try_push(payload)) break;
+        }
         pipe.readable.notify();
         return {};
     }
@@ -2008,6 +2045,19 @@ public:
         return {};
     }
 
+    // Thread-safe and non-blocking: a Mesh's senders push straight into the peer's
+    // queue with it, holding at most `limit` waiting messages (approximately, while
+    // several threads send at once). Returns {}, queue_full, message_too_large or
+    // end_of_stream.
+    std::error_code try_send_direct(Payload& payload, std::size_t limit) {
+        if (payload.size() > max_message_size_) return errc::message_too_large;
+        auto& pipe = *out_;
+        if (pipe.closed.load(std::memory_order_acquire)) return errc::end_of_stream;
+        if (pipe.ring.size() >= limit || !pipe.ring.try_push(payload)) return errc::queue_full;
+        pipe.readable.notify();
+        return {};
+    }
+
     // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
 
     void attach(asio::io_context& io, std::size_t max_message_size) {
@@ -2015,7 +2065,6 @@ public:
         cancelled_ = false;
         if (max_message_size < max_message_size_) max_message_size_ = max_message_size;
         in_->readable.set_callback([this] { asio::post(*io_, [this] { complete_fill(); }); });
-        out_->writable.set_callback([this] { asio::post(*io_, [this] { continue_write(); }); });
     }
 
     // Takes the next received message, if one is waiting. At the end of the stream
@@ -2040,28 +2089,17 @@ public:
             asio::post(*io_, [this] { complete_fill(); });
     }
 
-    // Moves queued messages into the peer's queue, as many as it has room for, then
-    // calls handler(error_code, messages, bytes). take(Payload&) yields the next one.
-    template <class Take, class Handler>
-    void async_write_batch(Take&& take, Handler&& handler) {
-        write_take_ = std::forward<Take>(take);
-        write_handler_ = std::forward<Handler>(handler);
-        continue_write();
-    }
-
     // Pending asynchronous operations complete with operation_aborted.
     void cancel() {
         if (!io_) return;
         cancelled_ = true;
         if (fill_handler_ && in_->readable.disarm()) asio::post(*io_, [this] { complete_fill(); });
-        if (write_handler_ && out_->writable.disarm()) asio::post(*io_, [this] { continue_write(); });
     }
 
     // Back to standalone use; called when no asynchronous operation is pending.
     void detach() {
         if (!io_) return;
         in_->readable.set_callback(nullptr);
-        out_->writable.set_callback(nullptr);
         io_ = nullptr;
     }
 
@@ -2091,39 +2129,6 @@ private:
         if (handler) handler(cancelled_ ? std::error_code(asio::error::operation_aborted) : std::error_code());
     }
 
-    void continue_write() {
-        if (!write_handler_ || !io_) return;
-        std::error_code ec;
-        std::size_t messages = 0, bytes = 0;
-        bool more = true;
-        if (cancelled_) {
-            ec = asio::error::operation_aborted;
-        } else if (out_->closed.load(std::memory_order_acquire)) {
-            // Only a peer's disconnect closes the pipe: a clean close, reported as such
-            // whichever of the read or the write side notices it first.
-            ec = errc::end_of_stream;
-        } else {
-            Payload payload;
-            while (out_->ring.has_room() && (more = write_take_(payload))) {
-                bytes += payload.size();
-                out_->ring.try_push(payload);
-                ++messages;
-            }
-            if (messages > 0) out_->readable.notify();
-        }
-        if (!ec && messages == 0 && more) {
-            // The peer's queue is full: wait for it to make room.
-            out_->writable.arm();
-            if (!out_->has_room_or_closed() || !out_->writable.disarm()) return;
-            asio::post(*io_, [this] { continue_write(); });
-            return;
-        }
-        auto handler = std::move(write_handler_);
-        write_handler_ = nullptr;
-        write_take_ = nullptr;
-        asio::post(*io_, [handler = std::move(handler), ec, messages, bytes] { handler(ec, messages, bytes); });
-    }
-
     std::shared_ptr<detail::InprocPipe> in_, out_;
     std::string endpoint_;
     std::size_t max_message_size_ = 0;
@@ -2131,8 +2136,6 @@ private:
     asio::io_context* io_ = nullptr;
     bool cancelled_ = false;
     std::function<void(std::error_code)> fill_handler_;
-    std::function<bool(Payload&)> write_take_;
-    std::function<void(std::error_code, std::size_t, std::size_t)> write_handler_;
 };
 
 namespace detail {
@@ -2899,6 +2902,7 @@ private:
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include <cerrno>
 #include <charconv>
 #include <memory>
 #include <string>
@@ -3038,8 +3042,12 @@ private:
         socket.open(target.protocol(), ec);
         if (ec) return ec;
         socket.non_blocking(true, ec);
-        socket.connect(target, ec);
-        if (ec == asio::error::in_progress || ec == asio::error::would_block) {
+        if (ec) return ec;
+        // Not socket.connect(): Asio's synchronous connect waits for completion without a
+        // limit even on a non-blocking socket, which would defeat connect_timeout.
+        if (::connect(socket.native_handle(), target.data(), static_cast<socklen_t>(target.size())) != 0)
+            ec = std::error_code(errno, std::system_category());
+        if (ec == std::errc::operation_in_progress || ec == std::errc::interrupted) {
             if ((ec = detail::wait_ready(socket.native_handle(), POLLOUT, detail::clock::now() + options_.connect_timeout)))
                 return ec;
             int error = 0;

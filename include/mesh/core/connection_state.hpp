@@ -13,9 +13,19 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 namespace mesh::detail {
+
+// A connection whose own bounded queue can take messages from any thread (inproc)
+// is sent to directly: its queue is the outgoing queue, and the reactor is not involved.
+template <class C, class = void>
+struct has_direct_send : std::false_type {};
+template <class C>
+struct has_direct_send<
+    C, std::void_t<decltype(std::declval<C&>().try_send_direct(std::declval<Payload&>(), std::size_t()))>>
+    : std::true_type {};
 
 // Everything a Mesh keeps about one connection. Senders on any thread touch only
 // the outgoing ring and the atomics; the rest belongs to the reactor thread.
@@ -43,6 +53,19 @@ public:
             gate_.fetch_sub(1, std::memory_order_release);
             const errc error = close_error_.load(std::memory_order_acquire);
             return {error, error == errc::disconnected ? close_reason_ : std::error_code()};
+        }
+        if constexpr (has_direct_send<Connection>::value) {
+            const std::size_t bytes = payload.size();
+            const std::error_code ec = connection.try_send_direct(payload, Config::outgoing_capacity);
+            gate_.fetch_sub(1, std::memory_order_release);
+            if (!ec) {
+                Counters::add(counters.messages_out, 1);
+                Counters::add(counters.bytes_out, bytes);
+                return {};
+            }
+            if (ec == errc::queue_full) Counters::add(counters.rejected_full, 1);
+            if (ec == errc::queue_full || ec == errc::message_too_large) return {ec, {}};
+            return {errc::disconnected, ec};
         }
         if (gate & parked_bit) unpark();
         const bool pushed = outgoing.try_push(payload);

@@ -58,6 +58,7 @@ public:
     using State = ConnectionState<Connection, Config>;
     using StatePtr = std::shared_ptr<State>;
     using clock = std::chrono::steady_clock;
+    static constexpr bool direct_send = has_direct_send<Connection>::value;
 
     MeshCore() : work_(asio::make_work_guard(io_)) {
         schedule_park_sweep();
@@ -164,7 +165,9 @@ public:
         if (payload.size() > Config::max_message_size) return {errc::message_too_large, {}};
         bool wake = false;
         SendResult result = state->try_send(payload, wake);
-        if (wake) asio::post(io_, [this, state] { start_write(state); });
+        if constexpr (!direct_send) {
+            if (wake) asio::post(io_, [this, state] { start_write(state); });
+        }
         return result;
     }
 
@@ -263,7 +266,9 @@ private:
         state->attached = true;
         live_.emplace(state->key, state);
         pump(state);
-        if (!state->outgoing.empty() && !state->writing) start_write(state);
+        if constexpr (!direct_send) {
+            if (!state->outgoing.empty() && !state->writing) start_write(state);
+        }
     }
 
     // A connection accepted on the reactor joins the mesh.
@@ -366,13 +371,21 @@ private:
             });
     }
 
+    // Once shutdown has begun, whatever is discarded (by it, or by a connection that
+    // ends during the flush) goes in its report, so the report adds up.
+    std::size_t discard_outgoing(State& s) {
+        const std::size_t n = s.discard_outgoing();
+        if (report_) discarded_outgoing_ += n;
+        return n;
+    }
+
     // A write found that the peer closed cleanly. What it sent before closing may
     // still wait to be read (say, while the incoming queue is full): dying now would
     // drop it. So only writing ends here; the read side reaches the end and dies.
     void end_writes(State& s, const std::error_code& reason) {
         s.write_ended = true;
         s.close_for_send(errc::disconnected, reason);
-        s.discarded_early += s.discard_outgoing();
+        s.discarded_early += discard_outgoing(s);
         if (flushing_) finish_shutdown_if_flushed();
     }
 
@@ -388,7 +401,7 @@ private:
         event.kind = ConnectionEvent::Kind::disconnected;
         event.id = s.id;
         event.reason = reason;
-        event.discarded = s.discard_outgoing() + s.discarded_early;
+        event.discarded = discard_outgoing(s) + s.discarded_early;
         s.discarded_early = 0;
         events_.push(std::move(event));
         s.connection.cancel();
@@ -413,9 +426,7 @@ private:
         State& s = *state;
         if (s.busy() || s.settled) return;
         s.settled = true;
-        // Non-zero here when shutdown's own count left out a write that then failed.
-        const std::size_t discarded = s.discard_outgoing();
-        if (s.closing) discarded_outgoing_ += discarded;
+        discard_outgoing(s);  // non-zero when a write pending at close_all then failed
         if (s.held) {
             s.held.reset();
             ++discarded_incoming_;
@@ -467,7 +478,7 @@ private:
         for (const auto& entry : states) {
             State& s = *entry.second;
             s.closing = true;
-            discarded_outgoing_ += s.discard_outgoing();
+            discard_outgoing(s);
             s.connection.cancel();
             settle(entry.second);
         }

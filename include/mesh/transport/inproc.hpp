@@ -32,7 +32,7 @@ namespace detail {
 struct InprocPipe {
     static constexpr std::size_t capacity = 1024;
 
-    Ring<Payload, capacity, true, true> ring;  // one writer, one reader at a time
+    Ring<Payload, capacity, false, true> ring;  // writers: a mesh's senders; one reader at a time
     Signal readable;  // the reader waits here for data or close
     Signal writable;  // the writer waits here for room or close
     std::atomic<bool> closed{false};
@@ -84,8 +84,9 @@ private:
 } // namespace detail
 
 // A connection of the in-process transport. Used on its own, its blocking send and
-// recv may each be called by one thread at a time; added to a Mesh, the mesh's
-// reactor drives it through the asynchronous members below.
+// recv may each be called by one thread at a time. Added to a Mesh, the mesh's
+// senders push into the peer's queue directly (try_send_direct) and the reactor
+// reads through the asynchronous members below.
 class InprocConnection {
 public:
     InprocConnection() = default;
@@ -116,9 +117,11 @@ public:
         if (!out_) return errc::not_connected;
         if (payload.size() > max_message_size_) return errc::message_too_large;
         auto& pipe = *out_;
-        pipe.writable.wait([&] { return pipe.has_room_or_closed(); });
-        if (pipe.closed.load(std::memory_order_acquire)) return errc::disconnected;
-        pipe.ring.try_push(payload);
+        for (;;) {
+            pipe.writable.wait([&] { return pipe.has_room_or_closed(); });
+            if (pipe.closed.load(std::memory_order_acquire)) return errc::disconnected;
+            if (pipe.ring.try_push(payload)) break;
+        }
         pipe.readable.notify();
         return {};
     }
@@ -144,6 +147,19 @@ public:
         return {};
     }
 
+    // Thread-safe and non-blocking: a Mesh's senders push straight into the peer's
+    // queue with it, holding at most `limit` waiting messages (approximately, while
+    // several threads send at once). Returns {}, queue_full, message_too_large or
+    // end_of_stream.
+    std::error_code try_send_direct(Payload& payload, std::size_t limit) {
+        if (payload.size() > max_message_size_) return errc::message_too_large;
+        auto& pipe = *out_;
+        if (pipe.closed.load(std::memory_order_acquire)) return errc::end_of_stream;
+        if (pipe.ring.size() >= limit || !pipe.ring.try_push(payload)) return errc::queue_full;
+        pipe.readable.notify();
+        return {};
+    }
+
     // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
 
     void attach(asio::io_context& io, std::size_t max_message_size) {
@@ -151,7 +167,6 @@ public:
         cancelled_ = false;
         if (max_message_size < max_message_size_) max_message_size_ = max_message_size;
         in_->readable.set_callback([this] { asio::post(*io_, [this] { complete_fill(); }); });
-        out_->writable.set_callback([this] { asio::post(*io_, [this] { continue_write(); }); });
     }
 
     // Takes the next received message, if one is waiting. At the end of the stream
@@ -176,28 +191,17 @@ public:
             asio::post(*io_, [this] { complete_fill(); });
     }
 
-    // Moves queued messages into the peer's queue, as many as it has room for, then
-    // calls handler(error_code, messages, bytes). take(Payload&) yields the next one.
-    template <class Take, class Handler>
-    void async_write_batch(Take&& take, Handler&& handler) {
-        write_take_ = std::forward<Take>(take);
-        write_handler_ = std::forward<Handler>(handler);
-        continue_write();
-    }
-
     // Pending asynchronous operations complete with operation_aborted.
     void cancel() {
         if (!io_) return;
         cancelled_ = true;
         if (fill_handler_ && in_->readable.disarm()) asio::post(*io_, [this] { complete_fill(); });
-        if (write_handler_ && out_->writable.disarm()) asio::post(*io_, [this] { continue_write(); });
     }
 
     // Back to standalone use; called when no asynchronous operation is pending.
     void detach() {
         if (!io_) return;
         in_->readable.set_callback(nullptr);
-        out_->writable.set_callback(nullptr);
         io_ = nullptr;
     }
 
@@ -227,39 +231,6 @@ private:
         if (handler) handler(cancelled_ ? std::error_code(asio::error::operation_aborted) : std::error_code());
     }
 
-    void continue_write() {
-        if (!write_handler_ || !io_) return;
-        std::error_code ec;
-        std::size_t messages = 0, bytes = 0;
-        bool more = true;
-        if (cancelled_) {
-            ec = asio::error::operation_aborted;
-        } else if (out_->closed.load(std::memory_order_acquire)) {
-            // Only a peer's disconnect closes the pipe: a clean close, reported as such
-            // whichever of the read or the write side notices it first.
-            ec = errc::end_of_stream;
-        } else {
-            Payload payload;
-            while (out_->ring.has_room() && (more = write_take_(payload))) {
-                bytes += payload.size();
-                out_->ring.try_push(payload);
-                ++messages;
-            }
-            if (messages > 0) out_->readable.notify();
-        }
-        if (!ec && messages == 0 && more) {
-            // The peer's queue is full: wait for it to make room.
-            out_->writable.arm();
-            if (!out_->has_room_or_closed() || !out_->writable.disarm()) return;
-            asio::post(*io_, [this] { continue_write(); });
-            return;
-        }
-        auto handler = std::move(write_handler_);
-        write_handler_ = nullptr;
-        write_take_ = nullptr;
-        asio::post(*io_, [handler = std::move(handler), ec, messages, bytes] { handler(ec, messages, bytes); });
-    }
-
     std::shared_ptr<detail::InprocPipe> in_, out_;
     std::string endpoint_;
     std::size_t max_message_size_ = 0;
@@ -267,8 +238,6 @@ private:
     asio::io_context* io_ = nullptr;
     bool cancelled_ = false;
     std::function<void(std::error_code)> fill_handler_;
-    std::function<bool(Payload&)> write_take_;
-    std::function<void(std::error_code, std::size_t, std::size_t)> write_handler_;
 };
 
 namespace detail {

@@ -12,6 +12,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include <cerrno>
 #include <charconv>
 #include <memory>
 #include <string>
@@ -151,8 +152,12 @@ private:
         socket.open(target.protocol(), ec);
         if (ec) return ec;
         socket.non_blocking(true, ec);
-        socket.connect(target, ec);
-        if (ec == asio::error::in_progress || ec == asio::error::would_block) {
+        if (ec) return ec;
+        // Not socket.connect(): Asio's synchronous connect waits for completion without a
+        // limit even on a non-blocking socket, which would defeat connect_timeout.
+        if (::connect(socket.native_handle(), target.data(), static_cast<socklen_t>(target.size())) != 0)
+            ec = std::error_code(errno, std::system_category());
+        if (ec == std::errc::operation_in_progress || ec == std::errc::interrupted) {
             if ((ec = detail::wait_ready(socket.native_handle(), POLLOUT, detail::clock::now() + options_.connect_timeout)))
                 return ec;
             int error = 0;
