@@ -552,6 +552,19 @@ public:
         return {};
     }
 
+    // Messages accepted and not yet taken on. With direct send the peer's queue is the
+    // outgoing queue; the gate keeps the reactor from closing the connection meanwhile.
+    std::size_t queue_depth() noexcept {
+        if constexpr (has_direct_send<Connection>::value) {
+            std::size_t depth = 0;
+            if (!(gate_.fetch_add(1, std::memory_order_seq_cst) & closed_bit)) depth = connection.direct_queue_depth();
+            gate_.fetch_sub(1, std::memory_order_release);
+            return depth;
+        } else {
+            return outgoing.size();
+        }
+    }
+
     // ---- reactor thread ----
 
     // After this returns no sender can push any more, so what the ring holds is final.
@@ -955,7 +968,7 @@ public:
             return s;
         }
         state->counters.add_to(s);
-        s.queue_depth = state->outgoing.size();
+        s.queue_depth = state->queue_depth();
         s.connections = 1;
         ec = {};
         return s;
@@ -967,7 +980,7 @@ public:
         std::shared_lock<std::shared_mutex> lock(map_mutex_);
         for (const auto& entry : by_id_) {
             entry.second->counters.add_to(s);
-            s.queue_depth += entry.second->outgoing.size();
+            s.queue_depth += entry.second->queue_depth();
         }
         s.connections = by_id_.size();
         return s;
@@ -1170,6 +1183,7 @@ private:
         events_.push(std::move(event));
         s.connection.cancel();
         settle(state);
+        if (flushing_) finish_shutdown_if_flushed();  // a graceful shutdown need not wait for it
     }
 
     void begin_remove(const StatePtr& state, std::promise<void>& done) {
@@ -1228,8 +1242,10 @@ private:
     }
 
     void finish_shutdown_if_flushed() {
-        for (const auto& entry : live_)
-            if (entry.second->writing || !entry.second->outgoing.empty()) return;
+        for (const auto& entry : live_) {
+            const State& s = *entry.second;
+            if (!s.ending() && (s.writing || !s.outgoing.empty())) return;
+        }
         close_all();
     }
 
@@ -1290,6 +1306,25 @@ private:
 
 } // namespace detail
 } // namespace mesh
+
+// ---- mesh/detail/deadline.hpp ----
+
+#include <chrono>
+
+namespace mesh::detail {
+
+// now + timeout, saturating: a huge timeout means "never", not an overflow into the past.
+template <class Rep, class Period>
+std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) {
+    using clock = std::chrono::steady_clock;
+    const auto now = clock::now();
+    if (timeout <= std::chrono::duration<Rep, Period>::zero()) return now;
+    const auto left = clock::time_point::max() - now;
+    if (timeout >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(left)) return clock::time_point::max();
+    return now + std::chrono::duration_cast<clock::duration>(timeout);
+}
+
+} // namespace mesh::detail
 
 // ---- mesh/detail/throw_error.hpp ----
 
@@ -1416,7 +1451,7 @@ public:
         // Reading the clock costs more than a hit: only do it when the queue is empty.
         auto ec = core().try_recv(out);
         if (ec != errc::would_block) return ec;
-        return recv_until(out, clock::now() + timeout);
+        return recv_until(out, detail::deadline_after(timeout));
     }
 
     // Never waits: errc::would_block when nothing is queued.
@@ -1430,7 +1465,7 @@ public:
     template <class Rep, class Period>
     std::error_code next_event(ConnectionEvent& out, std::chrono::duration<Rep, Period> timeout) {
         if (!owner_) return errc::shut_down;
-        return core().next_event(out, clock::now() + timeout);
+        return core().next_event(out, detail::deadline_after(timeout));
     }
     std::error_code try_event(ConnectionEvent& out) { return next_event(out, clock::duration::zero()); }
 
@@ -2031,7 +2066,7 @@ public:
         return recv_until(out, std::chrono::steady_clock::time_point::max());
     }
     std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
-        return recv_until(out, std::chrono::steady_clock::now() + timeout);
+        return recv_until(out, detail::deadline_after(timeout));
     }
 
     // Closes both directions: the peer's recv sees end_of_stream, its send disconnected.
@@ -2053,17 +2088,23 @@ public:
         if (payload.size() > max_message_size_) return errc::message_too_large;
         auto& pipe = *out_;
         if (pipe.closed.load(std::memory_order_acquire)) return errc::end_of_stream;
-        if (pipe.ring.size() >= limit || !pipe.ring.try_push(payload)) return errc::queue_full;
+        if ((limit < detail::InprocPipe::capacity && pipe.ring.size() >= limit) || !pipe.ring.try_push(payload))
+            return errc::queue_full;
         pipe.readable.notify();
         return {};
     }
+
+    // Sent with try_send_direct and not yet taken by the peer: a mesh's outgoing queue depth.
+    std::size_t direct_queue_depth() const noexcept { return out_ ? out_->ring.size() : 0; }
 
     // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
 
     void attach(asio::io_context& io, std::size_t max_message_size) {
         io_ = &io;
         cancelled_ = false;
-        if (max_message_size < max_message_size_) max_message_size_ = max_message_size;
+        // max_message_size_ stays as is: the mesh checks its own limit before every send,
+        // and senders on other threads read this one in try_send_direct (no write races them).
+        (void)max_message_size;
         in_->readable.set_callback([this] { asio::post(*io_, [this] { complete_fill(); }); });
     }
 
@@ -2208,7 +2249,7 @@ public:
         return accept_until(std::chrono::steady_clock::time_point::max(), ec);
     }
     InprocConnection accept_for(std::chrono::steady_clock::duration timeout, std::error_code& ec) {
-        return accept_until(std::chrono::steady_clock::now() + timeout, ec);
+        return accept_until(detail::deadline_after(timeout), ec);
     }
 
     // Frees the name; connections not yet accepted are closed.
@@ -2550,6 +2591,11 @@ public:
                                                                                      std::size_t) mutable {
                               held_.clear();
                               if (out_.capacity() > batch_bytes) out_ = std::vector<std::uint8_t>();
+                              // A write to a peer that closed fails with EPIPE or a reset, yet what it
+                              // sent before closing may still wait to be read: report the end of the
+                              // stream, so that the mesh stops writing but keeps reading.
+                              if (ec == asio::error::broken_pipe || ec == asio::error::connection_reset)
+                                  ec = errc::end_of_stream;
                               h(ec, messages, bytes);
                           });
     }
@@ -2808,9 +2854,13 @@ public:
     // concurrently, so a silent client delays nobody.
     template <class OnConnection>
     void async_accept_loop(asio::io_context& io, OnConnection on_connection) {
+        // A listener from a failed listen() has no acceptor; a closed one has no descriptor.
+        if (!acceptor_ || !acceptor_->is_open()) return;
         std::error_code ec;
         const auto protocol = acceptor_->local_endpoint(ec).protocol();
+        if (ec) return;
         const auto fd = acceptor_->release(ec);
+        if (ec) return;
         acceptor_.emplace(io, protocol, fd);
         accepting_ = std::make_shared<AcceptLoop>(io, *acceptor_, home_, options_, std::move(on_connection));
         accepting_->next();

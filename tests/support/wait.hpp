@@ -69,6 +69,49 @@ inline std::uint32_t number_of(const mesh::Payload& p) {
 
 inline std::string text(const mesh::Payload& p) { return std::string(p.begin(), p.end()); }
 
+// Sends numbered messages (from 0) to `id`, whose peer does not read, until the mesh
+// refuses with queue_full and nothing more has been accepted for `quiet`: the
+// outgoing queue and the pipe behind it are full. Counts refusals in `rejected`.
+// Returns how many were accepted; stops early on any other error.
+template <class M>
+std::size_t fill_until_full(M& m, const std::string& id, std::size_t& rejected,
+                            std::chrono::milliseconds quiet = 50ms) {
+    using clock = std::chrono::steady_clock;
+    const auto deadline = clock::now() + 10s;
+    auto last_progress = clock::now();
+    std::size_t accepted = 0;
+    while (clock::now() < deadline) {
+        const auto result = m.send(id, numbered(static_cast<std::uint32_t>(accepted)));
+        if (result.ok()) {
+            ++accepted;
+            last_progress = clock::now();
+            continue;
+        }
+        if (result.error != mesh::errc::queue_full) break;
+        ++rejected;
+        if (clock::now() - last_progress >= quiet) break;
+        std::this_thread::yield();
+    }
+    return accepted;
+}
+
+// Waits until the mesh has stopped writing to `id`: its messages_out count stays the
+// same for `quiet`. Then accepted - messages_out is what still waits to be written.
+template <class M>
+bool settled(const M& m, const std::string& id, std::chrono::milliseconds quiet = 20ms) {
+    using clock = std::chrono::steady_clock;
+    auto last = m.stats(id).messages_out;
+    auto since = clock::now();
+    return wait_until([&] {
+        const auto now = m.stats(id).messages_out;
+        if (now != last) {
+            last = now;
+            since = clock::now();
+        }
+        return clock::now() - since >= quiet;
+    }, 5s);
+}
+
 } // namespace mesh_test
 
 // Failed checks print an error code as "category:value (message)".

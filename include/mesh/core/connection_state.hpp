@@ -82,6 +82,19 @@ public:
         return {};
     }
 
+    // Messages accepted and not yet taken on. With direct send the peer's queue is the
+    // outgoing queue; the gate keeps the reactor from closing the connection meanwhile.
+    std::size_t queue_depth() noexcept {
+        if constexpr (has_direct_send<Connection>::value) {
+            std::size_t depth = 0;
+            if (!(gate_.fetch_add(1, std::memory_order_seq_cst) & closed_bit)) depth = connection.direct_queue_depth();
+            gate_.fetch_sub(1, std::memory_order_release);
+            return depth;
+        } else {
+            return outgoing.size();
+        }
+    }
+
     // ---- reactor thread ----
 
     // After this returns no sender can push any more, so what the ring holds is final.

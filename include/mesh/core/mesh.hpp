@@ -4,6 +4,7 @@
 #include "mesh/core/events.hpp"
 #include "mesh/core/mesh_core.hpp"
 #include "mesh/core/stats.hpp"
+#include "mesh/detail/deadline.hpp"
 #include "mesh/detail/throw_error.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
@@ -121,7 +122,7 @@ public:
         // Reading the clock costs more than a hit: only do it when the queue is empty.
         auto ec = core().try_recv(out);
         if (ec != errc::would_block) return ec;
-        return recv_until(out, clock::now() + timeout);
+        return recv_until(out, detail::deadline_after(timeout));
     }
 
     // Never waits: errc::would_block when nothing is queued.
@@ -135,7 +136,7 @@ public:
     template <class Rep, class Period>
     std::error_code next_event(ConnectionEvent& out, std::chrono::duration<Rep, Period> timeout) {
         if (!owner_) return errc::shut_down;
-        return core().next_event(out, clock::now() + timeout);
+        return core().next_event(out, detail::deadline_after(timeout));
     }
     std::error_code try_event(ConnectionEvent& out) { return next_event(out, clock::duration::zero()); }
 

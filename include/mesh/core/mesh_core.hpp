@@ -191,7 +191,7 @@ public:
             return s;
         }
         state->counters.add_to(s);
-        s.queue_depth = state->outgoing.size();
+        s.queue_depth = state->queue_depth();
         s.connections = 1;
         ec = {};
         return s;
@@ -203,7 +203,7 @@ public:
         std::shared_lock<std::shared_mutex> lock(map_mutex_);
         for (const auto& entry : by_id_) {
             entry.second->counters.add_to(s);
-            s.queue_depth += entry.second->outgoing.size();
+            s.queue_depth += entry.second->queue_depth();
         }
         s.connections = by_id_.size();
         return s;
@@ -406,6 +406,7 @@ private:
         events_.push(std::move(event));
         s.connection.cancel();
         settle(state);
+        if (flushing_) finish_shutdown_if_flushed();  // a graceful shutdown need not wait for it
     }
 
     void begin_remove(const StatePtr& state, std::promise<void>& done) {
@@ -464,8 +465,10 @@ private:
     }
 
     void finish_shutdown_if_flushed() {
-        for (const auto& entry : live_)
-            if (entry.second->writing || !entry.second->outgoing.empty()) return;
+        for (const auto& entry : live_) {
+            const State& s = *entry.second;
+            if (!s.ending() && (s.writing || !s.outgoing.empty())) return;
+        }
         close_all();
     }
 

@@ -2,6 +2,7 @@
 
 #include "mesh/detail/ring.hpp"
 #include "mesh/detail/signal.hpp"
+#include "mesh/detail/deadline.hpp"
 #include "mesh/detail/throw_error.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
@@ -133,7 +134,7 @@ public:
         return recv_until(out, std::chrono::steady_clock::time_point::max());
     }
     std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
-        return recv_until(out, std::chrono::steady_clock::now() + timeout);
+        return recv_until(out, detail::deadline_after(timeout));
     }
 
     // Closes both directions: the peer's recv sees end_of_stream, its send disconnected.
@@ -155,17 +156,23 @@ public:
         if (payload.size() > max_message_size_) return errc::message_too_large;
         auto& pipe = *out_;
         if (pipe.closed.load(std::memory_order_acquire)) return errc::end_of_stream;
-        if (pipe.ring.size() >= limit || !pipe.ring.try_push(payload)) return errc::queue_full;
+        if ((limit < detail::InprocPipe::capacity && pipe.ring.size() >= limit) || !pipe.ring.try_push(payload))
+            return errc::queue_full;
         pipe.readable.notify();
         return {};
     }
+
+    // Sent with try_send_direct and not yet taken by the peer: a mesh's outgoing queue depth.
+    std::size_t direct_queue_depth() const noexcept { return out_ ? out_->ring.size() : 0; }
 
     // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
 
     void attach(asio::io_context& io, std::size_t max_message_size) {
         io_ = &io;
         cancelled_ = false;
-        if (max_message_size < max_message_size_) max_message_size_ = max_message_size;
+        // max_message_size_ stays as is: the mesh checks its own limit before every send,
+        // and senders on other threads read this one in try_send_direct (no write races them).
+        (void)max_message_size;
         in_->readable.set_callback([this] { asio::post(*io_, [this] { complete_fill(); }); });
     }
 
@@ -310,7 +317,7 @@ public:
         return accept_until(std::chrono::steady_clock::time_point::max(), ec);
     }
     InprocConnection accept_for(std::chrono::steady_clock::duration timeout, std::error_code& ec) {
-        return accept_until(std::chrono::steady_clock::now() + timeout, ec);
+        return accept_until(detail::deadline_after(timeout), ec);
     }
 
     // Frees the name; connections not yet accepted are closed.
