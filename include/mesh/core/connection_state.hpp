@@ -1,6 +1,7 @@
 #pragma once
 
 #include "mesh/core/stats.hpp"
+#include "mesh/detail/handler_slot.hpp"
 #include "mesh/detail/ring.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
@@ -40,6 +41,7 @@ public:
     Connection connection;
     Ring<Payload, Config::outgoing_capacity, false, true> outgoing{false};  // senders -> reactor; parked at first
     Counters counters;
+    HandlerSlot wake_slot;  // the posted writer wake-up lives here
 
     // ---- any thread ----
 

@@ -9,6 +9,7 @@
 #include "mesh/error.hpp"
 #include "mesh/send_result.hpp"
 
+#include <asio/bind_allocator.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -166,7 +167,9 @@ public:
         bool wake = false;
         SendResult result = state->try_send(payload, wake);
         if constexpr (!direct_send) {
-            if (wake) asio::post(io_, [this, state] { start_write(state); });
+            if (wake)
+                asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->wake_slot),
+                                                     [this, state] { start_write(state); }));
         }
         return result;
     }
