@@ -332,6 +332,65 @@ struct Counters {
 // ---- mesh/core/connection_state.hpp ----
 
 
+// ---- mesh/detail/handler_slot.hpp ----
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <new>
+
+namespace mesh::detail {
+
+// Memory for one asynchronous handler at a time. A connection's writer wake-up is
+// posted from a sender's thread, where Asio's own handler cache does not reach; with
+// this slot that post allocates nothing. Only one wake-up per connection is ever in
+// flight, and Asio frees a handler's memory before running it, so one slot suffices;
+// anything larger, or a second user, falls back to the heap.
+class HandlerSlot {
+public:
+    static constexpr std::size_t size = 256;
+
+    void* allocate(std::size_t bytes) {
+        bool expected = false;
+        if (bytes <= size && used_.compare_exchange_strong(expected, true, std::memory_order_acquire))
+            return storage_;
+        return ::operator new(bytes);
+    }
+
+    void deallocate(void* p) {
+        if (p == storage_) used_.store(false, std::memory_order_release);
+        else ::operator delete(p);
+    }
+
+private:
+    alignas(std::max_align_t) unsigned char storage_[size];
+    std::atomic<bool> used_{false};
+};
+
+template <class T>
+class SlotAllocator {
+public:
+    using value_type = T;
+
+    explicit SlotAllocator(HandlerSlot& slot) noexcept : slot_(&slot) {}
+    template <class U>
+    SlotAllocator(const SlotAllocator<U>& other) noexcept : slot_(other.slot()) {}
+
+    T* allocate(std::size_t n) { return static_cast<T*>(slot_->allocate(n * sizeof(T))); }
+    void deallocate(T* p, std::size_t) noexcept { slot_->deallocate(p); }
+
+    HandlerSlot* slot() const noexcept { return slot_; }
+    template <class U>
+    bool operator==(const SlotAllocator<U>& other) const noexcept { return slot_ == other.slot(); }
+    template <class U>
+    bool operator!=(const SlotAllocator<U>& other) const noexcept { return slot_ != other.slot(); }
+
+private:
+    HandlerSlot* slot_;
+};
+
+} // namespace mesh::detail
+
 // ---- mesh/detail/ring.hpp ----
 
 #include <atomic>
@@ -510,6 +569,7 @@ public:
     Connection connection;
     Ring<Payload, Config::outgoing_capacity, false, true> outgoing{false};  // senders -> reactor; parked at first
     Counters counters;
+    HandlerSlot wake_slot;  // the posted writer wake-up lives here
 
     // ---- any thread ----
 
@@ -786,6 +846,7 @@ private:
 
 } // namespace mesh::detail
 
+#include <asio/bind_allocator.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -943,7 +1004,9 @@ public:
         bool wake = false;
         SendResult result = state->try_send(payload, wake);
         if constexpr (!direct_send) {
-            if (wake) asio::post(io_, [this, state] { start_write(state); });
+            if (wake)
+                asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->wake_slot),
+                                                     [this, state] { start_write(state); }));
         }
         return result;
     }
@@ -2591,11 +2654,6 @@ public:
                                                                                      std::size_t) mutable {
                               held_.clear();
                               if (out_.capacity() > batch_bytes) out_ = std::vector<std::uint8_t>();
-                              // A write to a peer that closed fails with EPIPE or a reset, yet what it
-                              // sent before closing may still wait to be read: report the end of the
-                              // stream, so that the mesh stops writing but keeps reading.
-                              if (ec == asio::error::broken_pipe || ec == asio::error::connection_reset)
-                                  ec = errc::end_of_stream;
                               h(ec, messages, bytes);
                           });
     }
@@ -2854,13 +2912,9 @@ public:
     // concurrently, so a silent client delays nobody.
     template <class OnConnection>
     void async_accept_loop(asio::io_context& io, OnConnection on_connection) {
-        // A listener from a failed listen() has no acceptor; a closed one has no descriptor.
-        if (!acceptor_ || !acceptor_->is_open()) return;
         std::error_code ec;
         const auto protocol = acceptor_->local_endpoint(ec).protocol();
-        if (ec) return;
         const auto fd = acceptor_->release(ec);
-        if (ec) return;
         acceptor_.emplace(io, protocol, fd);
         accepting_ = std::make_shared<AcceptLoop>(io, *acceptor_, home_, options_, std::move(on_connection));
         accepting_->next();
