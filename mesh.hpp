@@ -1105,10 +1105,8 @@ private:
         state->connection.attach(io_, Config::max_message_size);
         state->attached = true;
         live_.emplace(state->key, state);
+        // Messages sent before this ran have posted their own start_write, queued behind us.
         pump(state);
-        if constexpr (!direct_send) {
-            if (!state->outgoing.empty() && !state->writing) start_write(state);
-        }
     }
 
     // A connection accepted on the reactor joins the mesh.
@@ -1258,6 +1256,8 @@ private:
             finish_remove(s);
             return;
         }
+        // A write cut short here keeps its unwritten bytes in the connection, which
+        // writes them before anything else: they are not discarded.
         s.connection.cancel();
         settle(state);
     }
@@ -1268,9 +1268,12 @@ private:
         if (s.busy() || s.settled) return;
         s.settled = true;
         discard_outgoing(s);  // non-zero when a write pending at close_all then failed
+        if (s.removing) s.in_flight = 0;  // the connection still holds what it did not write
         if (s.held) {
+            // Read but not delivered: a removed connection hands it back on its next recv.
+            if (s.removing) s.connection.unread(std::move(s.held->payload));
+            else ++discarded_incoming_;
             s.held.reset();
-            ++discarded_incoming_;
         }
         if (s.attached) s.connection.detach();
         if (!s.removing) s.connection.disconnect();
@@ -2013,6 +2016,7 @@ inline std::string_view endpoint_address(std::string_view endpoint) {
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -2099,6 +2103,7 @@ public:
             out_ = std::move(other.out_);
             endpoint_ = std::move(other.endpoint_);
             max_message_size_ = other.max_message_size_;
+            unread_ = std::move(other.unread_);
         }
         return *this;
     }
@@ -2173,7 +2178,15 @@ public:
 
     // Takes the next received message, if one is waiting. At the end of the stream
     // it returns false with ec = end_of_stream.
+    // Gives back a message that was read but not delivered: the next take returns it.
+    void unread(Payload&& payload) { unread_.emplace(std::move(payload)); }
+
     bool try_take(Payload& out, std::error_code& ec) {
+        if (unread_) {
+            out = std::move(*unread_);
+            unread_.reset();
+            return true;
+        }
         if (in_->ring.try_pop(out) ||
             // what the peer sent before closing is still delivered
             (in_->closed.load(std::memory_order_acquire) && in_->ring.try_pop(out))) {
@@ -2209,6 +2222,11 @@ public:
 
 private:
     std::error_code recv_until(Payload& out, std::chrono::steady_clock::time_point deadline) {
+        if (unread_) {
+            out = std::move(*unread_);
+            unread_.reset();
+            return {};
+        }
         if (!in_) return errc::not_connected;
         auto& pipe = *in_;
         for (;;) {
@@ -2239,6 +2257,7 @@ private:
 
     asio::io_context* io_ = nullptr;
     bool cancelled_ = false;
+    std::optional<Payload> unread_;
     std::function<void(std::error_code)> fill_handler_;
 };
 
@@ -2557,8 +2576,10 @@ public:
         if (payload.size() > decoder_.max_payload()) return errc::message_too_large;
         std::array<std::uint8_t, wire::header_size> header;
         wire::write_header(header.data(), static_cast<std::uint32_t>(payload.size()));
-        return detail::write_all_until(*socket_, {asio::buffer(header), asio::buffer(payload)},
-                                       detail::clock::time_point::max());
+        auto ec = detail::write_all_until(*socket_, {asio::buffer(unsent_), asio::buffer(header), asio::buffer(payload)},
+                                          detail::clock::time_point::max());
+        if (!ec) unsent_.clear();
+        return ec;
     }
 
     // Blocks until a whole frame arrived; end_of_stream when the peer closed
@@ -2584,7 +2605,15 @@ public:
         decoder_.limit(max_message_size);
     }
 
+    // Gives back a message that was read but not delivered: the next take returns it.
+    void unread(Payload&& payload) { unread_.emplace(std::move(payload)); }
+
     bool try_take(Payload& out, std::error_code& ec) {
+        if (unread_) {
+            out = std::move(*unread_);
+            unread_.reset();
+            return true;
+        }
         for (;;) {
             if (decoder_.ready()) {
                 out = decoder_.take();
@@ -2642,6 +2671,11 @@ public:
             }
         }
         buffers_.clear();
+        if (!unsent_.empty()) {
+            out_.insert(out_.begin(), unsent_.begin(), unsent_.end());
+            for (auto& cut : cuts_) cut += unsent_.size();
+            unsent_.clear();
+        }
         std::size_t from = 0;
         for (std::size_t i = 0; i < cuts_.size(); ++i) {
             if (cuts_[i] > from) buffers_.push_back(asio::buffer(out_.data() + from, cuts_[i] - from));
@@ -2649,11 +2683,18 @@ public:
             from = cuts_[i];
         }
         if (out_.size() > from) buffers_.push_back(asio::buffer(out_.data() + from, out_.size() - from));
+        const std::size_t total = asio::buffer_size(buffers_);
         asio::async_write(*socket_, detail::BufferSpan{buffers_.data(), buffers_.data() + buffers_.size()},
-                          [this, messages, bytes, h = std::forward<Handler>(handler)](std::error_code ec,
-                                                                                     std::size_t) mutable {
+                          [this, messages, bytes, total, h = std::forward<Handler>(handler)](
+                              std::error_code ec, std::size_t written) mutable {
+                              if (ec && written < total) keep_unsent(written);  // before held_ goes
                               held_.clear();
                               if (out_.capacity() > batch_bytes) out_ = std::vector<std::uint8_t>();
+                              // A write to a peer that closed fails with EPIPE or a reset, yet what it
+                              // sent before closing may still wait to be read: report the end of the
+                              // stream, so that the mesh stops writing but keeps reading.
+                              if (ec == asio::error::broken_pipe || ec == asio::error::connection_reset)
+                                  ec = errc::end_of_stream;
                               h(ec, messages, bytes);
                           });
     }
@@ -2682,6 +2723,19 @@ private:
         socket_->non_blocking(true, ec);
     }
 
+    // A cancelled write (remove) may stop inside a frame. Its unwritten bytes go out
+    // first on the next write, so the peer never sees a broken stream.
+    void keep_unsent(std::size_t written) {
+        std::vector<std::uint8_t> rest;
+        for (const auto& buffer : buffers_) {
+            const std::size_t skip = std::min(written, buffer.size());
+            written -= skip;
+            const auto* data = static_cast<const std::uint8_t*>(buffer.data());
+            rest.insert(rest.end(), data + skip, data + buffer.size());
+        }
+        unsent_ = std::move(rest);
+    }
+
     // One non-blocking read, straight into the payload when a large body is pending.
     std::size_t read_now(std::error_code& ec) {
         if (eof_ || read_error_) return 0;
@@ -2701,7 +2755,7 @@ private:
     }
 
     std::error_code recv_until(Payload& out, detail::clock::time_point deadline) {
-        if (!is_open() && in_begin_ == in_end_) return errc::not_connected;
+        if (!is_open() && in_begin_ == in_end_ && !unread_) return errc::not_connected;
         for (;;) {
             std::error_code ec;
             if (try_take(out, ec)) return {};
@@ -2720,6 +2774,8 @@ private:
     std::size_t in_begin_ = 0, in_end_ = 0;
     bool eof_ = false;
     std::error_code read_error_;
+    std::optional<Payload> unread_;
+    std::vector<std::uint8_t> unsent_;  // the rest of a batch whose write was cut short
 
     std::vector<std::uint8_t> out_;
     std::vector<Payload> held_;
@@ -2912,9 +2968,13 @@ public:
     // concurrently, so a silent client delays nobody.
     template <class OnConnection>
     void async_accept_loop(asio::io_context& io, OnConnection on_connection) {
+        // A listener from a failed listen() has no acceptor; a closed one has no descriptor.
+        if (!acceptor_ || !acceptor_->is_open()) return;
         std::error_code ec;
         const auto protocol = acceptor_->local_endpoint(ec).protocol();
+        if (ec) return;
         const auto fd = acceptor_->release(ec);
+        if (ec) return;
         acceptor_.emplace(io, protocol, fd);
         accepting_ = std::make_shared<AcceptLoop>(io, *acceptor_, home_, options_, std::move(on_connection));
         accepting_->next();

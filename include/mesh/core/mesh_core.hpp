@@ -268,10 +268,8 @@ private:
         state->connection.attach(io_, Config::max_message_size);
         state->attached = true;
         live_.emplace(state->key, state);
+        // Messages sent before this ran have posted their own start_write, queued behind us.
         pump(state);
-        if constexpr (!direct_send) {
-            if (!state->outgoing.empty() && !state->writing) start_write(state);
-        }
     }
 
     // A connection accepted on the reactor joins the mesh.
@@ -421,6 +419,8 @@ private:
             finish_remove(s);
             return;
         }
+        // A write cut short here keeps its unwritten bytes in the connection, which
+        // writes them before anything else: they are not discarded.
         s.connection.cancel();
         settle(state);
     }
@@ -431,9 +431,12 @@ private:
         if (s.busy() || s.settled) return;
         s.settled = true;
         discard_outgoing(s);  // non-zero when a write pending at close_all then failed
+        if (s.removing) s.in_flight = 0;  // the connection still holds what it did not write
         if (s.held) {
+            // Read but not delivered: a removed connection hands it back on its next recv.
+            if (s.removing) s.connection.unread(std::move(s.held->payload));
+            else ++discarded_incoming_;
             s.held.reset();
-            ++discarded_incoming_;
         }
         if (s.attached) s.connection.detach();
         if (!s.removing) s.connection.disconnect();

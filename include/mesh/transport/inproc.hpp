@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -104,6 +105,7 @@ public:
             out_ = std::move(other.out_);
             endpoint_ = std::move(other.endpoint_);
             max_message_size_ = other.max_message_size_;
+            unread_ = std::move(other.unread_);
         }
         return *this;
     }
@@ -178,7 +180,15 @@ public:
 
     // Takes the next received message, if one is waiting. At the end of the stream
     // it returns false with ec = end_of_stream.
+    // Gives back a message that was read but not delivered: the next take returns it.
+    void unread(Payload&& payload) { unread_.emplace(std::move(payload)); }
+
     bool try_take(Payload& out, std::error_code& ec) {
+        if (unread_) {
+            out = std::move(*unread_);
+            unread_.reset();
+            return true;
+        }
         if (in_->ring.try_pop(out) ||
             // what the peer sent before closing is still delivered
             (in_->closed.load(std::memory_order_acquire) && in_->ring.try_pop(out))) {
@@ -214,6 +224,11 @@ public:
 
 private:
     std::error_code recv_until(Payload& out, std::chrono::steady_clock::time_point deadline) {
+        if (unread_) {
+            out = std::move(*unread_);
+            unread_.reset();
+            return {};
+        }
         if (!in_) return errc::not_connected;
         auto& pipe = *in_;
         for (;;) {
@@ -244,6 +259,7 @@ private:
 
     asio::io_context* io_ = nullptr;
     bool cancelled_ = false;
+    std::optional<Payload> unread_;
     std::function<void(std::error_code)> fill_handler_;
 };
 

@@ -76,8 +76,10 @@ public:
         if (payload.size() > decoder_.max_payload()) return errc::message_too_large;
         std::array<std::uint8_t, wire::header_size> header;
         wire::write_header(header.data(), static_cast<std::uint32_t>(payload.size()));
-        return detail::write_all_until(*socket_, {asio::buffer(header), asio::buffer(payload)},
-                                       detail::clock::time_point::max());
+        auto ec = detail::write_all_until(*socket_, {asio::buffer(unsent_), asio::buffer(header), asio::buffer(payload)},
+                                          detail::clock::time_point::max());
+        if (!ec) unsent_.clear();
+        return ec;
     }
 
     // Blocks until a whole frame arrived; end_of_stream when the peer closed
@@ -103,7 +105,15 @@ public:
         decoder_.limit(max_message_size);
     }
 
+    // Gives back a message that was read but not delivered: the next take returns it.
+    void unread(Payload&& payload) { unread_.emplace(std::move(payload)); }
+
     bool try_take(Payload& out, std::error_code& ec) {
+        if (unread_) {
+            out = std::move(*unread_);
+            unread_.reset();
+            return true;
+        }
         for (;;) {
             if (decoder_.ready()) {
                 out = decoder_.take();
@@ -161,6 +171,11 @@ public:
             }
         }
         buffers_.clear();
+        if (!unsent_.empty()) {
+            out_.insert(out_.begin(), unsent_.begin(), unsent_.end());
+            for (auto& cut : cuts_) cut += unsent_.size();
+            unsent_.clear();
+        }
         std::size_t from = 0;
         for (std::size_t i = 0; i < cuts_.size(); ++i) {
             if (cuts_[i] > from) buffers_.push_back(asio::buffer(out_.data() + from, cuts_[i] - from));
@@ -168,11 +183,18 @@ public:
             from = cuts_[i];
         }
         if (out_.size() > from) buffers_.push_back(asio::buffer(out_.data() + from, out_.size() - from));
+        const std::size_t total = asio::buffer_size(buffers_);
         asio::async_write(*socket_, detail::BufferSpan{buffers_.data(), buffers_.data() + buffers_.size()},
-                          [this, messages, bytes, h = std::forward<Handler>(handler)](std::error_code ec,
-                                                                                     std::size_t) mutable {
+                          [this, messages, bytes, total, h = std::forward<Handler>(handler)](
+                              std::error_code ec, std::size_t written) mutable {
+                              if (ec && written < total) keep_unsent(written);  // before held_ goes
                               held_.clear();
                               if (out_.capacity() > batch_bytes) out_ = std::vector<std::uint8_t>();
+                              // A write to a peer that closed fails with EPIPE or a reset, yet what it
+                              // sent before closing may still wait to be read: report the end of the
+                              // stream, so that the mesh stops writing but keeps reading.
+                              if (ec == asio::error::broken_pipe || ec == asio::error::connection_reset)
+                                  ec = errc::end_of_stream;
                               h(ec, messages, bytes);
                           });
     }
@@ -201,6 +223,19 @@ private:
         socket_->non_blocking(true, ec);
     }
 
+    // A cancelled write (remove) may stop inside a frame. Its unwritten bytes go out
+    // first on the next write, so the peer never sees a broken stream.
+    void keep_unsent(std::size_t written) {
+        std::vector<std::uint8_t> rest;
+        for (const auto& buffer : buffers_) {
+            const std::size_t skip = std::min(written, buffer.size());
+            written -= skip;
+            const auto* data = static_cast<const std::uint8_t*>(buffer.data());
+            rest.insert(rest.end(), data + skip, data + buffer.size());
+        }
+        unsent_ = std::move(rest);
+    }
+
     // One non-blocking read, straight into the payload when a large body is pending.
     std::size_t read_now(std::error_code& ec) {
         if (eof_ || read_error_) return 0;
@@ -220,7 +255,7 @@ private:
     }
 
     std::error_code recv_until(Payload& out, detail::clock::time_point deadline) {
-        if (!is_open() && in_begin_ == in_end_) return errc::not_connected;
+        if (!is_open() && in_begin_ == in_end_ && !unread_) return errc::not_connected;
         for (;;) {
             std::error_code ec;
             if (try_take(out, ec)) return {};
@@ -239,6 +274,8 @@ private:
     std::size_t in_begin_ = 0, in_end_ = 0;
     bool eof_ = false;
     std::error_code read_error_;
+    std::optional<Payload> unread_;
+    std::vector<std::uint8_t> unsent_;  // the rest of a batch whose write was cut short
 
     std::vector<std::uint8_t> out_;
     std::vector<Payload> held_;

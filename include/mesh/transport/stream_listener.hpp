@@ -79,9 +79,13 @@ public:
     // concurrently, so a silent client delays nobody.
     template <class OnConnection>
     void async_accept_loop(asio::io_context& io, OnConnection on_connection) {
+        // A listener from a failed listen() has no acceptor; a closed one has no descriptor.
+        if (!acceptor_ || !acceptor_->is_open()) return;
         std::error_code ec;
         const auto protocol = acceptor_->local_endpoint(ec).protocol();
+        if (ec) return;
         const auto fd = acceptor_->release(ec);
+        if (ec) return;
         acceptor_.emplace(io, protocol, fd);
         accepting_ = std::make_shared<AcceptLoop>(io, *acceptor_, home_, options_, std::move(on_connection));
         accepting_->next();
