@@ -1403,6 +1403,15 @@ inline void throw_if(const std::error_code& ec, const char* what) {
     if (ec) throw std::system_error(ec, what);
 }
 
+// Runs the error_code form of a call and throws what it reports.
+template <class Call>
+auto or_throw(const char* what, Call&& call) {
+    std::error_code ec;
+    auto result = call(ec);
+    throw_if(ec, what);
+    return result;
+}
+
 } // namespace mesh::detail
 
 #include <chrono>
@@ -1439,10 +1448,8 @@ public:
     // Adds a connection under `id` and returns its internal id (never reused).
     // On error (duplicate_id, not_connected, shut_down) the connection is not moved from.
     std::uint64_t add(connection_type&& connection, std::string id) {
-        std::error_code ec;
-        const auto key = add(std::move(connection), std::move(id), ec);
-        detail::throw_if(ec, "mesh add");
-        return key;
+        return detail::or_throw("mesh add",
+                                [&](std::error_code& ec) { return add(std::move(connection), std::move(id), ec); });
     }
     std::uint64_t add(connection_type&& connection, std::string id, std::error_code& ec) {
         if (!owner_) return (ec = errc::shut_down), 0;
@@ -1452,10 +1459,7 @@ public:
     // Takes a connection out of the mesh, still usable on its own. A connection
     // that ended by itself can still be removed. Errors: not_found, shut_down.
     connection_type remove(const std::string& id) {
-        std::error_code ec;
-        auto connection = remove(id, ec);
-        detail::throw_if(ec, "mesh remove");
-        return connection;
+        return detail::or_throw("mesh remove", [&](std::error_code& ec) { return remove(id, ec); });
     }
     connection_type remove(const std::string& id, std::error_code& ec) {
         if (!owner_) return (ec = errc::shut_down), connection_type();
@@ -1494,10 +1498,8 @@ public:
 
     // A sender bound to one connection, for hot loops: no id lookup per message.
     ConnectionSender connection_sender(const std::string& id) {
-        std::error_code ec;
-        auto sender = connection_sender(id, ec);
-        detail::throw_if(ec, "mesh connection_sender");
-        return sender;
+        return detail::or_throw("mesh connection_sender",
+                                [&](std::error_code& ec) { return connection_sender(id, ec); });
     }
     ConnectionSender connection_sender(const std::string& id, std::error_code& ec) {
         if (!owner_ || core().is_shut_down()) return (ec = errc::shut_down), ConnectionSender();
@@ -1540,10 +1542,7 @@ public:
         return owner_->core->stats(id, ec);
     }
     ConnectionStats stats(const std::string& id) const {
-        std::error_code ec;
-        auto s = stats(id, ec);
-        detail::throw_if(ec, "mesh stats");
-        return s;
+        return detail::or_throw("mesh stats", [&](std::error_code& ec) { return stats(id, ec); });
     }
     // Totals over every connection the mesh has had.
     ConnectionStats stats() const { return owner_ ? owner_->core->total_stats() : ConnectionStats(); }
@@ -2322,10 +2321,7 @@ public:
 
     // Blocks until a peer connects.
     InprocConnection accept() {
-        std::error_code ec;
-        auto connection = accept(ec);
-        detail::throw_if(ec, "accept");
-        return connection;
+        return detail::or_throw("accept", [&](std::error_code& ec) { return accept(ec); });
     }
     InprocConnection accept(std::error_code& ec) {
         return accept_until(std::chrono::steady_clock::time_point::max(), ec);
@@ -2370,10 +2366,7 @@ public:
     }
 
     InprocListener listen(std::string_view bind) {
-        std::error_code ec;
-        auto listener = listen(bind, ec);
-        detail::throw_if(ec, "listen");
-        return listener;
+        return detail::or_throw("listen", [&](std::error_code& ec) { return listen(bind, ec); });
     }
     InprocListener listen(std::string_view bind, std::error_code& ec) {
         std::string name;
@@ -2384,10 +2377,7 @@ public:
     }
 
     InprocConnection connect(std::string_view endpoint) {
-        std::error_code ec;
-        auto connection = connect(endpoint, ec);
-        detail::throw_if(ec, "connect");
-        return connection;
+        return detail::or_throw("connect", [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
     InprocConnection connect(std::string_view endpoint, std::error_code& ec) {
         std::string name;
@@ -2939,10 +2929,7 @@ public:
     // Blocks for the next connection and its version handshake (bounded by
     // StreamOptions::handshake_timeout).
     connection_type accept() {
-        std::error_code ec;
-        auto connection = accept(ec);
-        detail::throw_if(ec, "accept");
-        return connection;
+        return detail::or_throw("accept", [&](std::error_code& ec) { return accept(ec); });
     }
     connection_type accept(std::error_code& ec) {
         if (!acceptor_ || !acceptor_->is_open()) return (ec = errc::not_connected), connection_type();
@@ -3138,10 +3125,7 @@ public:
     }
 
     TcpListener listen(std::string_view bind) {
-        std::error_code ec;
-        auto listener = listen(bind, ec);
-        detail::throw_if(ec, "listen");
-        return listener;
+        return detail::or_throw("listen", [&](std::error_code& ec) { return listen(bind, ec); });
     }
     TcpListener listen(std::string_view bind, std::error_code& ec) {
         asio::ip::tcp::endpoint endpoint;
@@ -3161,10 +3145,7 @@ public:
 
     // Connects and runs the version handshake, each bounded by its timeout.
     TcpConnection connect(std::string_view endpoint) {
-        std::error_code ec;
-        auto connection = connect(endpoint, ec);
-        detail::throw_if(ec, "connect");
-        return connection;
+        return detail::or_throw("connect", [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
     TcpConnection connect(std::string_view endpoint, std::error_code& ec) {
         asio::ip::tcp::endpoint target;

@@ -44,10 +44,8 @@ public:
     // Adds a connection under `id` and returns its internal id (never reused).
     // On error (duplicate_id, not_connected, shut_down) the connection is not moved from.
     std::uint64_t add(connection_type&& connection, std::string id) {
-        std::error_code ec;
-        const auto key = add(std::move(connection), std::move(id), ec);
-        detail::throw_if(ec, "mesh add");
-        return key;
+        return detail::or_throw("mesh add",
+                                [&](std::error_code& ec) { return add(std::move(connection), std::move(id), ec); });
     }
     std::uint64_t add(connection_type&& connection, std::string id, std::error_code& ec) {
         if (!owner_) return (ec = errc::shut_down), 0;
@@ -57,10 +55,7 @@ public:
     // Takes a connection out of the mesh, still usable on its own. A connection
     // that ended by itself can still be removed. Errors: not_found, shut_down.
     connection_type remove(const std::string& id) {
-        std::error_code ec;
-        auto connection = remove(id, ec);
-        detail::throw_if(ec, "mesh remove");
-        return connection;
+        return detail::or_throw("mesh remove", [&](std::error_code& ec) { return remove(id, ec); });
     }
     connection_type remove(const std::string& id, std::error_code& ec) {
         if (!owner_) return (ec = errc::shut_down), connection_type();
@@ -99,10 +94,8 @@ public:
 
     // A sender bound to one connection, for hot loops: no id lookup per message.
     ConnectionSender connection_sender(const std::string& id) {
-        std::error_code ec;
-        auto sender = connection_sender(id, ec);
-        detail::throw_if(ec, "mesh connection_sender");
-        return sender;
+        return detail::or_throw("mesh connection_sender",
+                                [&](std::error_code& ec) { return connection_sender(id, ec); });
     }
     ConnectionSender connection_sender(const std::string& id, std::error_code& ec) {
         if (!owner_ || core().is_shut_down()) return (ec = errc::shut_down), ConnectionSender();
@@ -145,10 +138,7 @@ public:
         return owner_->core->stats(id, ec);
     }
     ConnectionStats stats(const std::string& id) const {
-        std::error_code ec;
-        auto s = stats(id, ec);
-        detail::throw_if(ec, "mesh stats");
-        return s;
+        return detail::or_throw("mesh stats", [&](std::error_code& ec) { return stats(id, ec); });
     }
     // Totals over every connection the mesh has had.
     ConnectionStats stats() const { return owner_ ? owner_->core->total_stats() : ConnectionStats(); }

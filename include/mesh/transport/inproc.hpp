@@ -324,10 +324,7 @@ public:
 
     // Blocks until a peer connects.
     InprocConnection accept() {
-        std::error_code ec;
-        auto connection = accept(ec);
-        detail::throw_if(ec, "accept");
-        return connection;
+        return detail::or_throw("accept", [&](std::error_code& ec) { return accept(ec); });
     }
     InprocConnection accept(std::error_code& ec) {
         return accept_until(std::chrono::steady_clock::time_point::max(), ec);
@@ -372,10 +369,7 @@ public:
     }
 
     InprocListener listen(std::string_view bind) {
-        std::error_code ec;
-        auto listener = listen(bind, ec);
-        detail::throw_if(ec, "listen");
-        return listener;
+        return detail::or_throw("listen", [&](std::error_code& ec) { return listen(bind, ec); });
     }
     InprocListener listen(std::string_view bind, std::error_code& ec) {
         std::string name;
@@ -386,10 +380,7 @@ public:
     }
 
     InprocConnection connect(std::string_view endpoint) {
-        std::error_code ec;
-        auto connection = connect(endpoint, ec);
-        detail::throw_if(ec, "connect");
-        return connection;
+        return detail::or_throw("connect", [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
     InprocConnection connect(std::string_view endpoint, std::error_code& ec) {
         std::string name;

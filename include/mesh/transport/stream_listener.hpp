@@ -50,10 +50,7 @@ public:
     // Blocks for the next connection and its version handshake (bounded by
     // StreamOptions::handshake_timeout).
     connection_type accept() {
-        std::error_code ec;
-        auto connection = accept(ec);
-        detail::throw_if(ec, "accept");
-        return connection;
+        return detail::or_throw("accept", [&](std::error_code& ec) { return accept(ec); });
     }
     connection_type accept(std::error_code& ec) {
         if (!acceptor_ || !acceptor_->is_open()) return (ec = errc::not_connected), connection_type();

@@ -84,10 +84,7 @@ public:
     }
 
     TcpListener listen(std::string_view bind) {
-        std::error_code ec;
-        auto listener = listen(bind, ec);
-        detail::throw_if(ec, "listen");
-        return listener;
+        return detail::or_throw("listen", [&](std::error_code& ec) { return listen(bind, ec); });
     }
     TcpListener listen(std::string_view bind, std::error_code& ec) {
         asio::ip::tcp::endpoint endpoint;
@@ -107,10 +104,7 @@ public:
 
     // Connects and runs the version handshake, each bounded by its timeout.
     TcpConnection connect(std::string_view endpoint) {
-        std::error_code ec;
-        auto connection = connect(endpoint, ec);
-        detail::throw_if(ec, "connect");
-        return connection;
+        return detail::or_throw("connect", [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
     TcpConnection connect(std::string_view endpoint, std::error_code& ec) {
         asio::ip::tcp::endpoint target;
