@@ -430,8 +430,8 @@ private:
         State& s = *state;
         if (s.busy() || s.settled) return;
         s.settled = true;
-        discard_outgoing(s);  // non-zero when a write pending at close_all then failed
         if (s.removing) s.in_flight = 0;  // the connection still holds what it did not write
+        discard_outgoing(s);  // non-zero when a write pending at close_all then failed
         if (s.held) {
             // Read but not delivered: a removed connection hands it back on its next recv.
             if (s.removing) s.connection.unread(std::move(s.held->payload));
