@@ -71,7 +71,6 @@ public:
     MeshCore(const MeshCore&) = delete;
     MeshCore& operator=(const MeshCore&) = delete;
 
-    asio::io_context& io() noexcept { return io_; }
     bool is_shut_down() const noexcept { return shut_down_.load(std::memory_order_acquire); }
 
     // ---- control, from any thread ----
@@ -158,20 +157,13 @@ public:
         if (is_shut_down()) return {errc::shut_down, {}};
         auto it = by_id_.find(id);
         if (it == by_id_.end()) return {errc::not_found, {}};
-        return send_to(it->second, payload);
+        return push(it->second, payload);
     }
 
     // The caller keeps `state` alive for the duration of the call.
     SendResult send_to(const StatePtr& state, Payload& payload) {
         if (payload.size() > Config::max_message_size) return {errc::message_too_large, {}};
-        bool wake = false;
-        SendResult result = state->try_send(payload, wake);
-        if constexpr (!direct_send) {
-            if (wake)
-                asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->wake_slot),
-                                                     [this, state] { start_write(state); }));
-        }
-        return result;
+        return push(state, payload);
     }
 
     std::error_code recv(Envelope& out, clock::time_point deadline) {
@@ -236,6 +228,17 @@ public:
     }
 
 private:
+    SendResult push(const StatePtr& state, Payload& payload) {
+        bool wake = false;
+        SendResult result = state->try_send(payload, wake);
+        if constexpr (!direct_send) {
+            if (wake)
+                asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->wake_slot),
+                                                     [this, state] { start_write(state); }));
+        }
+        return result;
+    }
+
     void run() {
 #if defined(__linux__)
         pthread_setname_np(pthread_self(), "mesh-reactor");

@@ -46,8 +46,6 @@ public:
         tail_.store(0, std::memory_order_relaxed);
     }
 
-    bool allocated() const noexcept { return cells_ != nullptr; }
-
     Ring(const Ring&) = delete;
     Ring& operator=(const Ring&) = delete;
 
