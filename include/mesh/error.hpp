@@ -27,6 +27,14 @@ enum class errc {
     invalid_endpoint,     // the endpoint string cannot be parsed
     unknown_scheme,       // no transport accepts the endpoint's scheme
     not_connected,        // the connection was never connected or is already closed
+    tls_config,           // TLS settings are missing, unreadable or unsafe
+    tls_failure,          // a TLS protocol error (bad record, not TLS at all, internal error)
+    tls_version_refused,  // no TLS version both sides allow (never below 1.2)
+    certificate_untrusted,      // the peer's certificate does not chain to a trusted CA
+    certificate_self_signed,    // the peer's certificate signs itself and is not trusted
+    certificate_expired,        // the peer's certificate is expired or not yet valid
+    certificate_name_mismatch,  // the peer's certificate is not for the name or address dialled
+    certificate_missing,        // the peer presented no certificate, and one is required
 };
 
 namespace detail {
@@ -55,6 +63,14 @@ public:
         case errc::invalid_endpoint: return "invalid endpoint";
         case errc::unknown_scheme: return "unknown protocol scheme";
         case errc::not_connected: return "not connected";
+        case errc::tls_config: return "invalid TLS configuration";
+        case errc::tls_failure: return "TLS protocol error";
+        case errc::tls_version_refused: return "no acceptable TLS version (1.2 or later required)";
+        case errc::certificate_untrusted: return "peer certificate not trusted";
+        case errc::certificate_self_signed: return "peer certificate is self-signed and not trusted";
+        case errc::certificate_expired: return "peer certificate expired or not yet valid";
+        case errc::certificate_name_mismatch: return "peer certificate does not match the expected name";
+        case errc::certificate_missing: return "peer sent no certificate";
         }
         return "unknown mesh error";
     }

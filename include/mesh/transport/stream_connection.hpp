@@ -2,6 +2,7 @@
 
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
+#include "mesh/transport/plain_session.hpp"
 #include "mesh/transport/socket_io.hpp"
 #include "mesh/wire/frame_decoder.hpp"
 #include "mesh/wire/frame_header.hpp"
@@ -9,7 +10,6 @@
 #include <asio/buffer.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
-#include <asio/write.hpp>
 
 #include <algorithm>
 #include <array>
@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -36,14 +37,16 @@ struct BufferSpan {
 
 } // namespace detail
 
-// One framed connection over a stream socket (TCP or Unix): Splinter's v1 frames,
-// read and written in batches. Used on its own it offers blocking send and recv;
-// added to a Mesh, the reactor drives it through attach ... detach.
-template <class Protocol>
+// One framed connection over a stream socket (TCP or Unix, plain or TLS):
+// Splinter's v1 frames, read and written in batches. Used on its own it offers
+// blocking send and recv; added to a Mesh, the reactor drives it through attach ...
+// detach. All bytes pass through the Session (PlainSession or TlsSession).
+template <class Protocol, class Session = detail::PlainSession>
 class StreamConnection {
 public:
     using protocol_type = Protocol;
     using socket_type = typename Protocol::socket;
+    using session_type = Session;
 
     // Frames up to this size are copied into one contiguous write buffer; larger
     // payloads go out as their own gather buffer, without a copy.
@@ -52,10 +55,10 @@ public:
     static constexpr std::size_t read_buffer_size = 64 * 1024;
 
     StreamConnection() = default;
-    StreamConnection(std::shared_ptr<asio::io_context> home, socket_type socket, std::string local_endpoint,
-                     std::string remote_endpoint, std::size_t max_message_size)
-        : home_(std::move(home)), socket_(std::move(socket)), local_(std::move(local_endpoint)),
-          remote_(std::move(remote_endpoint)), decoder_(max_message_size) {
+    StreamConnection(std::shared_ptr<asio::io_context> home, socket_type socket, Session session,
+                     std::string local_endpoint, std::string remote_endpoint, std::size_t max_message_size)
+        : home_(std::move(home)), socket_(std::move(socket)), session_(std::move(session)),
+          local_(std::move(local_endpoint)), remote_(std::move(remote_endpoint)), decoder_(max_message_size) {
         // Always non-blocking: standalone calls wait with poll() and a deadline instead.
         std::error_code ignored;
         socket_->non_blocking(true, ignored);
@@ -69,6 +72,8 @@ public:
     const std::string& remote_endpoint() const noexcept { return remote_; }
     const std::string& local_endpoint() const noexcept { return local_; }
     socket_type& socket() noexcept { return *socket_; }
+    // The TLS session, for its peer identity; nothing to see in a plain one.
+    const Session& session() const noexcept { return session_; }
 
     // Writes one frame (header and payload in one gather write), blocking.
     std::error_code send(const Payload& payload) {
@@ -76,7 +81,8 @@ public:
         if (payload.size() > decoder_.max_payload()) return errc::message_too_large;
         std::array<std::uint8_t, wire::header_size> header;
         wire::write_header(header.data(), static_cast<std::uint32_t>(payload.size()));
-        auto ec = detail::write_all_until(*socket_, {asio::buffer(unsent_), asio::buffer(header), asio::buffer(payload)},
+        auto ec = detail::write_all_until(*socket_, session_,
+                                          {asio::buffer(unsent_), asio::buffer(header), asio::buffer(payload)},
                                           detail::clock::time_point::max());
         if (!ec) unsent_.clear();
         return ec;
@@ -89,9 +95,10 @@ public:
         return recv_until(out, detail::clock::now() + timeout);
     }
 
-    // Shuts both directions down and closes the socket.
+    // Ends the session (a TLS close_notify), shuts both directions down and closes.
     std::error_code disconnect() {
         if (!is_open()) return errc::not_connected;
+        session_.close(*socket_);
         std::error_code ignored;
         socket_->shutdown(socket_type::shutdown_both, ignored);
         socket_->close(ignored);
@@ -139,7 +146,7 @@ public:
             return;
         }
         if (in_begin_ == in_end_) in_.reset();  // idle connections hold no read buffer
-        socket_->async_wait(socket_type::wait_read,
+        socket_->async_wait(detail::wait_type_for(session_.wants(POLLIN)),
                             [this, h = std::forward<Handler>(handler)](std::error_code wait_ec) mutable {
                                 std::error_code ignored;
                                 if (!wait_ec) read_now(ignored);
@@ -147,13 +154,17 @@ public:
                             });
     }
 
-    // Encodes as many queued messages as fit a batch and writes them with one
-    // gather write; handler(error_code, messages, payload bytes) follows.
+    // Encodes as many queued messages as fit a batch and writes them with gather
+    // writes; handler(error_code, messages, payload bytes) follows.
     template <class Take, class Handler>
     void async_write_batch(Take&& take, Handler&& handler) {
         out_.clear();
         held_.clear();
-        cuts_.clear();
+        bounds_.clear();
+        if (!unsent_.empty()) {
+            out_.swap(unsent_);
+            if constexpr (Session::frame_per_write) bounds_.push_back({out_.size(), no_payload});
+        }
         std::size_t messages = 0, bytes = 0, batch = 0;
         Payload payload;
         while (batch < batch_bytes && take(payload)) {
@@ -165,38 +176,22 @@ public:
             bytes += payload.size();
             if (payload.size() <= copy_limit) {
                 out_.insert(out_.end(), payload.begin(), payload.end());
+                if constexpr (Session::frame_per_write) bounds_.push_back({out_.size(), no_payload});
             } else {
-                cuts_.push_back(out_.size());
+                bounds_.push_back({out_.size(), held_.size()});
                 held_.push_back(std::move(payload));
             }
         }
         buffers_.clear();
-        if (!unsent_.empty()) {
-            out_.insert(out_.begin(), unsent_.begin(), unsent_.end());
-            for (auto& cut : cuts_) cut += unsent_.size();
-            unsent_.clear();
-        }
         std::size_t from = 0;
-        for (std::size_t i = 0; i < cuts_.size(); ++i) {
-            if (cuts_[i] > from) buffers_.push_back(asio::buffer(out_.data() + from, cuts_[i] - from));
-            buffers_.push_back(asio::buffer(held_[i]));
-            from = cuts_[i];
+        for (const auto& bound : bounds_) {
+            if (bound.offset > from) buffers_.push_back(asio::buffer(out_.data() + from, bound.offset - from));
+            if (bound.payload != no_payload) buffers_.push_back(asio::buffer(held_[bound.payload]));
+            from = bound.offset;
         }
         if (out_.size() > from) buffers_.push_back(asio::buffer(out_.data() + from, out_.size() - from));
-        const std::size_t total = asio::buffer_size(buffers_);
-        asio::async_write(*socket_, detail::BufferSpan{buffers_.data(), buffers_.data() + buffers_.size()},
-                          [this, messages, bytes, total, h = std::forward<Handler>(handler)](
-                              std::error_code ec, std::size_t written) mutable {
-                              if (ec && written < total) keep_unsent(written);  // before held_ goes
-                              held_.clear();
-                              if (out_.capacity() > batch_bytes) out_ = std::vector<std::uint8_t>();
-                              // A write to a peer that closed fails with EPIPE or a reset, yet what it
-                              // sent before closing may still wait to be read: report the end of the
-                              // stream, so that the mesh stops writing but keeps reading.
-                              if (ec == asio::error::broken_pipe || ec == asio::error::connection_reset)
-                                  ec = errc::end_of_stream;
-                              h(ec, messages, bytes);
-                          });
+        first_ = 0;
+        write_more(Written<std::decay_t<Handler>>{std::forward<Handler>(handler), messages, bytes}, true);
     }
 
     void cancel() {
@@ -223,15 +218,75 @@ private:
         socket_->non_blocking(true, ec);
     }
 
+    static constexpr std::size_t no_payload = ~std::size_t(0);
+    struct Bound {
+        std::size_t offset;   // in out_: a buffer ends here
+        std::size_t payload;  // then held_[payload] follows, unless no_payload
+    };
+
+    template <class Handler>
+    struct Written {
+        Handler handler;
+        std::size_t messages, bytes;
+    };
+
+    // Writes until done or the socket is full, then waits for it. A batch that
+    // completes at once still reports through the executor, never inline.
+    template <class Done>
+    void write_more(Done&& done, bool initiating) {
+        for (;;) {
+            while (first_ < buffers_.size() && buffers_[first_].size() == 0) ++first_;
+            std::error_code ec;
+            if (first_ < buffers_.size()) {
+                const std::size_t n = session_.write_some(
+                    *socket_, detail::BufferSpan{buffers_.data() + first_, buffers_.data() + buffers_.size()}, ec);
+                consume(n);
+                if (detail::would_block(ec)) {
+                    socket_->async_wait(detail::wait_type_for(session_.wants(POLLOUT)),
+                                        [this, d = std::forward<Done>(done)](std::error_code wait_ec) mutable {
+                                            if (wait_ec) finish_write(std::move(d), wait_ec);
+                                            else write_more(std::move(d), false);
+                                        });
+                    return;
+                }
+                if (!ec) continue;
+            }
+            if (!initiating) return finish_write(std::forward<Done>(done), ec);
+            asio::post(socket_->get_executor(), [this, ec, d = std::forward<Done>(done)]() mutable {
+                finish_write(std::move(d), ec);
+            });
+            return;
+        }
+    }
+
+    void consume(std::size_t n) {
+        for (; n > 0 && first_ < buffers_.size(); ++first_) {
+            const std::size_t used = std::min(n, buffers_[first_].size());
+            buffers_[first_] += used;
+            n -= used;
+            if (buffers_[first_].size() != 0) break;
+        }
+    }
+
+    template <class Done>
+    void finish_write(Done&& done, std::error_code ec) {
+        if (ec) keep_unsent();  // before held_ goes
+        held_.clear();
+        if (out_.capacity() > batch_bytes) out_ = std::vector<std::uint8_t>();
+        // A write to a peer that closed fails with EPIPE or a reset, yet what it
+        // sent before closing may still wait to be read: report the end of the
+        // stream, so that the mesh stops writing but keeps reading.
+        if (ec == asio::error::broken_pipe || ec == asio::error::connection_reset) ec = errc::end_of_stream;
+        done.handler(ec, done.messages, done.bytes);
+    }
+
     // A cancelled write (remove) may stop inside a frame. Its unwritten bytes go out
     // first on the next write, so the peer never sees a broken stream.
-    void keep_unsent(std::size_t written) {
+    void keep_unsent() {
         std::vector<std::uint8_t> rest;
-        for (const auto& buffer : buffers_) {
-            const std::size_t skip = std::min(written, buffer.size());
-            written -= skip;
-            const auto* data = static_cast<const std::uint8_t*>(buffer.data());
-            rest.insert(rest.end(), data + skip, data + buffer.size());
+        for (std::size_t i = first_; i < buffers_.size(); ++i) {
+            const auto* data = static_cast<const std::uint8_t*>(buffers_[i].data());
+            rest.insert(rest.end(), data, data + buffers_[i].size());
         }
         unsent_ = std::move(rest);
     }
@@ -241,16 +296,16 @@ private:
         if (eof_ || read_error_) return 0;
         std::size_t n = 0;
         if (in_begin_ == in_end_ && decoder_.body_missing() >= read_buffer_size) {
-            n = socket_->read_some(asio::buffer(decoder_.body_tail(), decoder_.body_missing()), ec);
+            n = session_.read_some(*socket_, asio::buffer(decoder_.body_tail(), decoder_.body_missing()), ec);
             decoder_.body_filled(n);
         } else {
             if (!in_) in_.reset(new std::uint8_t[read_buffer_size]);
             if (in_end_ == read_buffer_size) return 0;
-            n = socket_->read_some(asio::buffer(in_.get() + in_end_, read_buffer_size - in_end_), ec);
+            n = session_.read_some(*socket_, asio::buffer(in_.get() + in_end_, read_buffer_size - in_end_), ec);
             in_end_ += n;
         }
         if (ec == asio::error::eof) eof_ = true;
-        else if (ec && ec != asio::error::would_block && ec != asio::error::try_again) read_error_ = ec;
+        else if (ec && !detail::would_block(ec)) read_error_ = ec;
         return n;
     }
 
@@ -261,12 +316,13 @@ private:
             if (try_take(out, ec)) return {};
             if (ec) return ec;
             if (read_now(ec) > 0 || eof_ || read_error_) continue;
-            if ((ec = detail::wait_ready(socket_->native_handle(), POLLIN, deadline))) return ec;
+            if ((ec = detail::wait_ready(socket_->native_handle(), session_.wants(POLLIN), deadline))) return ec;
         }
     }
 
     std::shared_ptr<asio::io_context> home_;  // serves the socket while no mesh drives it
     std::optional<socket_type> socket_;
+    Session session_;
     std::string local_, remote_;
     wire::FrameDecoder decoder_{0};
 
@@ -279,8 +335,9 @@ private:
 
     std::vector<std::uint8_t> out_;
     std::vector<Payload> held_;
-    std::vector<std::size_t> cuts_;
+    std::vector<Bound> bounds_;
     std::vector<asio::const_buffer> buffers_;
+    std::size_t first_ = 0;  // the first buffer not yet fully written
 };
 
 } // namespace mesh

@@ -18,27 +18,50 @@
 
 namespace mesh {
 
-// Settings shared by the stream transports (tcp://, unix://).
+namespace detail {
+
+// Opens, binds and listens; the errors every stream listener reports alike.
+template <class Acceptor, class Endpoint>
+std::error_code open_acceptor(Acceptor& acceptor, const Endpoint& endpoint, bool reuse_address) {
+    std::error_code ec;
+    // These return void under ASIO_NO_DEPRECATED: test ec after each call.
+    acceptor.open(endpoint.protocol(), ec);
+    if (ec) return ec;
+    if (reuse_address) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    // Asio's own category does not map to std::errc in every version: test both.
+    if (ec == asio::error::address_in_use || ec == std::errc::address_in_use) ec = errc::address_in_use;
+    return ec;
+}
+
+} // namespace detail
+
+// Settings shared by the stream transports (tcp://, tcps://, unix://).
 struct StreamOptions {
     std::size_t max_message_size = 16 * 1024 * 1024;  // larger frames are refused, before allocation
     std::chrono::milliseconds connect_timeout{10000};
-    std::chrono::milliseconds handshake_timeout{10000};  // version handshake, both roles
+    std::chrono::milliseconds handshake_timeout{10000};  // TLS and version handshakes, both roles
 };
 
 // A listening stream socket. accept() blocks, as Splinter's does; a Mesh can
 // instead run the accepts on its reactor (Mesh::accept_from), handshakes included.
-template <class Protocol, class Naming>
+// Naming formats endpoints; Security makes each accepted connection's session.
+template <class Protocol, class Naming, class Security = detail::PlainSecurity>
 class StreamListener {
 public:
-    using connection_type = StreamConnection<Protocol>;
+    using session_type = typename Security::session_type;
+    using connection_type = StreamConnection<Protocol, session_type>;
     using acceptor_type = typename Protocol::acceptor;
     using socket_type = typename Protocol::socket;
 
     StreamListener() = default;
-    StreamListener(std::shared_ptr<asio::io_context> home, acceptor_type acceptor, StreamOptions options)
-        : home_(std::move(home)), acceptor_(std::move(acceptor)), options_(options) {
-        std::error_code ec;
-        endpoint_ = Naming::format(acceptor_->local_endpoint(ec));
+    // `bound` lives as long as the listener is open: a Unix listener's socket file.
+    StreamListener(std::shared_ptr<asio::io_context> home, acceptor_type acceptor, StreamOptions options,
+                   Security security = {}, std::shared_ptr<void> bound = nullptr)
+        : home_(std::move(home)), acceptor_(std::move(acceptor)), options_(options), security_(std::move(security)),
+          bound_(std::move(bound)) {
+        endpoint_ = Naming::listener(*acceptor_);
     }
     StreamListener(StreamListener&&) = default;
     StreamListener& operator=(StreamListener&&) = default;
@@ -47,7 +70,7 @@ public:
     // The bound endpoint (the real port when port 0 was asked for).
     const std::string& endpoint() const noexcept { return endpoint_; }
 
-    // Blocks for the next connection and its version handshake (bounded by
+    // Blocks for the next connection and its handshakes (bounded by
     // StreamOptions::handshake_timeout).
     connection_type accept() {
         return detail::or_throw("accept", [&](std::error_code& ec) { return accept(ec); });
@@ -67,6 +90,7 @@ public:
             std::error_code ignored;
             acceptor_->close(ignored);
         }
+        bound_.reset();
     }
 
     // ---- Driven by a Mesh's reactor ----
@@ -84,26 +108,27 @@ public:
         const auto fd = acceptor_->release(ec);
         if (ec) return;
         acceptor_.emplace(io, protocol, fd);
-        accepting_ = std::make_shared<AcceptLoop>(io, *acceptor_, home_, options_, std::move(on_connection));
+        accepting_ = std::make_shared<AcceptLoop>(io, *acceptor_, home_, options_, security_, std::move(on_connection));
         accepting_->next();
     }
 
 private:
     connection_type finish_accept(socket_type socket, std::error_code& ec) {
-        std::error_code ignored;
-        socket.non_blocking(true, ignored);
+        socket.non_blocking(true, ec);
+        if (ec) return connection_type();
         const auto deadline = detail::clock::now() + options_.handshake_timeout;
-        if ((ec = detail::listener_handshake(socket, deadline))) return connection_type();
-        return make_connection(home_, std::move(socket), options_);
+        auto session = security_.server_session(socket.native_handle(), ec);
+        if (ec) return connection_type();
+        if ((ec = detail::run_handshake(socket, session, detail::Role::listener, deadline))) return connection_type();
+        return make_connection(home_, std::move(socket), std::move(session), options_);
     }
 
     static connection_type make_connection(const std::shared_ptr<asio::io_context>& home, socket_type socket,
-                                           const StreamOptions& options) {
+                                           session_type session, const StreamOptions& options) {
         Naming::tune(socket);
-        std::error_code ec;
-        auto local = Naming::format(socket.local_endpoint(ec));
-        auto remote = Naming::format(socket.remote_endpoint(ec));
-        return connection_type(home, std::move(socket), std::move(local), std::move(remote),
+        auto local = Naming::local(socket);
+        auto remote = Naming::remote(socket);
+        return connection_type(home, std::move(socket), std::move(session), std::move(local), std::move(remote),
                                options.max_message_size);
     }
 
@@ -111,8 +136,8 @@ private:
     class AcceptLoop : public std::enable_shared_from_this<AcceptLoop> {
     public:
         AcceptLoop(asio::io_context& io, acceptor_type& acceptor, std::shared_ptr<asio::io_context> home,
-                   StreamOptions options, std::function<void(connection_type&&)> on_connection)
-            : io_(io), acceptor_(acceptor), home_(std::move(home)), options_(options),
+                   StreamOptions options, Security security, std::function<void(connection_type&&)> on_connection)
+            : io_(io), acceptor_(acceptor), home_(std::move(home)), options_(options), security_(std::move(security)),
               on_connection_(std::move(on_connection)), retry_(io) {}
 
         void next() {
@@ -140,13 +165,16 @@ private:
     private:
         void handshake(socket_type socket) {
             auto self = this->shared_from_this();
-            auto on_done = [self](detail::HandshakeAbort* op, std::error_code ec, socket_type&& done) {
+            auto on_done = [self](detail::HandshakeAbort* op, std::error_code ec, socket_type&& done,
+                                  session_type&& session) {
                 self->pending_.erase(op);
                 if (ec || self->closed_) return;
-                self->on_connection_(make_connection(self->home_, std::move(done), self->options_));
+                self->on_connection_(make_connection(self->home_, std::move(done), std::move(session), self->options_));
             };
-            using Op = detail::AsyncListenerHandshake<socket_type, decltype(on_done)>;
-            auto op = std::make_shared<Op>(std::move(socket), std::move(on_done));
+            using Op = detail::AsyncListenerHandshake<socket_type, Security, decltype(on_done)>;
+            std::error_code ignored;
+            socket.non_blocking(true, ignored);
+            auto op = std::make_shared<Op>(std::move(socket), security_, std::move(on_done));
             pending_.insert(op.get());
             op->start(options_.handshake_timeout);
         }
@@ -155,6 +183,7 @@ private:
         acceptor_type& acceptor_;
         std::shared_ptr<asio::io_context> home_;
         StreamOptions options_;
+        Security security_;
         std::function<void(connection_type&&)> on_connection_;
         asio::steady_timer retry_;
         std::set<detail::HandshakeAbort*> pending_;
@@ -164,6 +193,8 @@ private:
     std::shared_ptr<asio::io_context> home_;
     std::optional<acceptor_type> acceptor_;
     StreamOptions options_;
+    Security security_;
+    std::shared_ptr<void> bound_;
     std::string endpoint_;
     std::shared_ptr<AcceptLoop> accepting_;
 };

@@ -1,0 +1,62 @@
+#pragma once
+
+#include "mesh/error.hpp"
+#include "mesh/transport/socket_io.hpp"
+#include "mesh/transport/stream_connection.hpp"
+#include "mesh/transport/stream_handshake.hpp"
+
+#include <asio/io_context.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <memory>
+#include <utility>
+
+#include <sys/socket.h>
+
+namespace mesh::detail {
+
+// Opens the socket and connects it, waiting at most `timeout`. Not socket.connect():
+// Asio's synchronous connect waits without a limit even on a non-blocking socket.
+template <class Socket, class Endpoint>
+std::error_code connect_socket(Socket& socket, const Endpoint& target, std::chrono::milliseconds timeout) {
+    std::error_code ec;
+    socket.open(target.protocol(), ec);
+    if (ec) return ec;
+    socket.non_blocking(true, ec);
+    if (ec) return ec;
+    if (::connect(socket.native_handle(), target.data(), static_cast<socklen_t>(target.size())) != 0)
+        ec = std::error_code(errno, std::system_category());
+    if (ec == std::errc::operation_in_progress || ec == std::errc::interrupted ||
+        ec == std::errc::resource_unavailable_try_again) {
+        if ((ec = wait_ready(socket.native_handle(), POLLOUT, clock::now() + timeout))) return ec;
+        int error = 0;
+        socklen_t length = sizeof(error);
+        ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &error, &length);
+        ec = error ? std::error_code(error, std::system_category()) : std::error_code();
+    }
+    if (ec == std::errc::connection_refused || ec == std::errc::no_such_file_or_directory)
+        return errc::connection_refused;
+    return ec;
+}
+
+// Connects, runs the session's and the version handshakes within the timeouts,
+// and wraps the result: the connecting half of every stream transport.
+template <class Naming, class Protocol, class Session>
+StreamConnection<Protocol, Session> dial(const std::shared_ptr<asio::io_context>& home,
+                                          const typename Protocol::endpoint& target, Session session,
+                                          std::chrono::milliseconds connect_timeout,
+                                          std::chrono::milliseconds handshake_timeout, std::size_t max_message_size,
+                                          std::error_code& ec) {
+    typename Protocol::socket socket(*home);
+    if ((ec = connect_socket(socket, target, connect_timeout))) return {};
+    Naming::tune(socket);
+    if ((ec = session.attach(socket.native_handle()))) return {};
+    if ((ec = run_handshake(socket, session, Role::connector, clock::now() + handshake_timeout))) return {};
+    auto local = Naming::local(socket);
+    auto remote = Naming::remote(socket);
+    return StreamConnection<Protocol, Session>(home, std::move(socket), std::move(session), std::move(local),
+                                               std::move(remote), max_message_size);
+}
+
+} // namespace mesh::detail
