@@ -1,0 +1,146 @@
+#pragma once
+
+#include "mesh/detail/throw_error.hpp"
+#include "mesh/error.hpp"
+#include "mesh/transport/endpoint.hpp"
+#include "mesh/transport/stream_connect.hpp"
+#include "mesh/transport/stream_connection.hpp"
+#include "mesh/transport/stream_listener.hpp"
+
+#include <asio/io_context.hpp>
+#include <asio/local/stream_protocol.hpp>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace mesh {
+
+namespace detail {
+
+using unix_protocol = asio::local::stream_protocol;
+
+struct UnixNaming {
+    static std::string listener(const unix_protocol::acceptor& acceptor) {
+        std::error_code ec;
+        return "unix://" + acceptor.local_endpoint(ec).path();
+    }
+    // The connecting side has no name of its own; it names the path it dialled.
+    static std::string local(const unix_protocol::socket& socket) {
+        std::error_code ec;
+        return "unix://" + socket.local_endpoint(ec).path();
+    }
+    // Accepted sockets have unnamed peers: the descriptor tells them apart, so
+    // accept_from's default ids stay unique.
+    static std::string remote(unix_protocol::socket& socket) {
+        std::error_code ec;
+        const auto path = socket.remote_endpoint(ec).path();
+        if (!path.empty()) return "unix://" + path;
+        return "unix://" + socket.local_endpoint(ec).path() + "#" + std::to_string(socket.native_handle());
+    }
+    static void tune(unix_protocol::socket&) noexcept {}
+};
+
+inline std::error_code unix_path(std::string_view endpoint, std::string& path) {
+    path = std::string(endpoint_address(endpoint));
+    if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path) || path.find('\0') != std::string::npos)
+        return errc::invalid_endpoint;
+    return {};
+}
+
+// A file at `path` may be replaced only if it is a socket nobody listens on.
+inline std::error_code clear_stale_socket(const std::string& path) {
+    struct stat info {};
+    if (::lstat(path.c_str(), &info) != 0) return {};
+    if (!S_ISSOCK(info.st_mode)) return errc::address_in_use;
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) return {errno, std::system_category()};
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    path.copy(address.sun_path, path.size());
+    const bool live = ::connect(probe, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0 ||
+                      errno != ECONNREFUSED;
+    ::close(probe);
+    if (live) return errc::address_in_use;
+    ::unlink(path.c_str());
+    return {};
+}
+
+// Removes the socket file when the listener closes, unless another has replaced it.
+inline std::shared_ptr<void> own_socket_file(const std::string& path) {
+    struct stat info {};
+    if (::lstat(path.c_str(), &info) != 0) return nullptr;
+    struct Owned {
+        Owned(std::string p, dev_t d, ino_t i) : path(std::move(p)), device(d), inode(i) {}
+        Owned(const Owned&) = delete;
+        Owned& operator=(const Owned&) = delete;
+        std::string path;
+        dev_t device;
+        ino_t inode;
+        ~Owned() {
+            struct stat now {};
+            if (::lstat(path.c_str(), &now) == 0 && now.st_dev == device && now.st_ino == inode) ::unlink(path.c_str());
+        }
+    };
+    return std::make_shared<Owned>(path, info.st_dev, info.st_ino);
+}
+
+} // namespace detail
+
+using UnixOptions = StreamOptions;
+using UnixConnection = StreamConnection<detail::unix_protocol>;
+using UnixListener = StreamListener<detail::unix_protocol, detail::UnixNaming>;
+
+// Unix domain stream sockets, "unix:///path/to/socket" (or "unix://relative"):
+// the frames and handshake of tcp:// between processes on one host.
+class Unix {
+public:
+    using connection_type = UnixConnection;
+    using listener_type = UnixListener;
+
+    explicit Unix(UnixOptions options = {}) : home_(std::make_shared<asio::io_context>()), options_(options) {}
+
+    const UnixOptions& options() const noexcept { return options_; }
+
+    static bool accepts(std::string_view endpoint) { return detail::endpoint_scheme(endpoint) == "unix"; }
+
+    // Replaces a stale socket file left by a dead process, never anything else.
+    UnixListener listen(std::string_view bind) {
+        return detail::or_throw("listen", [&](std::error_code& ec) { return listen(bind, ec); });
+    }
+    UnixListener listen(std::string_view bind, std::error_code& ec) {
+        std::string path;
+        if ((ec = parse(bind, path)) || (ec = detail::clear_stale_socket(path))) return {};
+        detail::unix_protocol::acceptor acceptor(*home_);
+        if ((ec = detail::open_acceptor(acceptor, detail::unix_protocol::endpoint(path), false))) return {};
+        return UnixListener(home_, std::move(acceptor), options_, {}, detail::own_socket_file(path));
+    }
+
+    UnixConnection connect(std::string_view endpoint) {
+        return detail::or_throw("connect", [&](std::error_code& ec) { return connect(endpoint, ec); });
+    }
+    UnixConnection connect(std::string_view endpoint, std::error_code& ec) {
+        std::string path;
+        if ((ec = parse(endpoint, path))) return {};
+        return detail::dial<detail::UnixNaming, detail::unix_protocol>(
+            home_, detail::unix_protocol::endpoint(path), detail::PlainSession(), options_.connect_timeout,
+            options_.handshake_timeout, options_.max_message_size, ec);
+    }
+
+private:
+    static std::error_code parse(std::string_view endpoint, std::string& path) {
+        if (!accepts(endpoint)) return errc::unknown_scheme;
+        return detail::unix_path(endpoint, path);
+    }
+
+    std::shared_ptr<asio::io_context> home_;
+    UnixOptions options_;
+};
+
+} // namespace mesh
