@@ -47,6 +47,14 @@ enum class errc {
     invalid_endpoint,     // the endpoint string cannot be parsed
     unknown_scheme,       // no transport accepts the endpoint's scheme
     not_connected,        // the connection was never connected or is already closed
+    tls_config,           // TLS settings are missing, unreadable or unsafe
+    tls_failure,          // a TLS protocol error (bad record, not TLS at all, internal error)
+    tls_version_refused,  // no TLS version both sides allow (never below 1.2)
+    certificate_untrusted,      // the peer's certificate does not chain to a trusted CA
+    certificate_self_signed,    // the peer's certificate signs itself and is not trusted
+    certificate_expired,        // the peer's certificate is expired or not yet valid
+    certificate_name_mismatch,  // the peer's certificate is not for the name or address dialled
+    certificate_missing,        // the peer presented no certificate, and one is required
 };
 
 namespace detail {
@@ -75,6 +83,14 @@ public:
         case errc::invalid_endpoint: return "invalid endpoint";
         case errc::unknown_scheme: return "unknown protocol scheme";
         case errc::not_connected: return "not connected";
+        case errc::tls_config: return "invalid TLS configuration";
+        case errc::tls_failure: return "TLS protocol error";
+        case errc::tls_version_refused: return "no acceptable TLS version (1.2 or later required)";
+        case errc::certificate_untrusted: return "peer certificate not trusted";
+        case errc::certificate_self_signed: return "peer certificate is self-signed and not trusted";
+        case errc::certificate_expired: return "peer certificate expired or not yet valid";
+        case errc::certificate_name_mismatch: return "peer certificate does not match the expected name";
+        case errc::certificate_missing: return "peer sent no certificate";
         }
         return "unknown mesh error";
     }
@@ -2413,8 +2429,76 @@ private:
 // ---- mesh/transport/tcp.hpp ----
 
 
+// ---- mesh/transport/stream_connect.hpp ----
+
+
 // ---- mesh/transport/socket_io.hpp ----
 
+
+// ---- mesh/transport/plain_session.hpp ----
+
+#include <asio/buffer.hpp>
+#include <asio/error.hpp>
+#include <asio/socket_base.hpp>
+
+#include <cstddef>
+#include <system_error>
+
+#include <poll.h>
+
+namespace mesh::detail {
+
+// The byte channel of a stream connection without encryption: reads and writes go
+// straight to the non-blocking socket. TlsSession offers the same members.
+class PlainSession {
+public:
+    // TLS peers need frame-aligned records (see TlsSession); plain sockets take any split.
+    static constexpr bool frame_per_write = false;
+
+    // Binds the session to the connected descriptor.
+    std::error_code attach(int /*fd*/) noexcept { return {}; }
+
+    // Nothing to negotiate below the version handshake.
+    template <class Socket>
+    std::error_code handshake(Socket&) noexcept {
+        return {};
+    }
+
+    template <class Socket>
+    std::size_t read_some(Socket& socket, asio::mutable_buffer buffer, std::error_code& ec) {
+        return socket.read_some(buffer, ec);
+    }
+
+    template <class Socket, class Buffers>
+    std::size_t write_some(Socket& socket, const Buffers& buffers, std::error_code& ec) {
+        return socket.write_some(buffers, ec);
+    }
+
+    // After would_block: the poll events to wait for. A socket waits for what it asked.
+    short wants(short events) const noexcept { return events; }
+
+    template <class Socket>
+    void close(Socket&) noexcept {}
+};
+
+// Makes the sessions of a listener's accepted connections.
+struct PlainSecurity {
+    using session_type = PlainSession;
+    PlainSession server_session(int /*fd*/, std::error_code& ec) const noexcept {
+        ec.clear();
+        return {};
+    }
+};
+
+inline asio::socket_base::wait_type wait_type_for(short events) noexcept {
+    return (events & POLLOUT) ? asio::socket_base::wait_write : asio::socket_base::wait_read;
+}
+
+inline bool would_block(const std::error_code& ec) noexcept {
+    return ec == asio::error::would_block || ec == asio::error::try_again;
+}
+
+} // namespace mesh::detail
 
 #include <asio/buffer.hpp>
 #include <asio/error.hpp>
@@ -2449,43 +2533,27 @@ inline std::error_code wait_ready(int fd, short events, clock::time_point deadli
     }
 }
 
-// Blocking-with-deadline reads and writes over a socket in non-blocking mode, so a
-// silent peer can never hold the caller past its deadline.
-template <class Socket>
-std::error_code read_exact_until(Socket& socket, std::uint8_t* data, std::size_t size, clock::time_point deadline) {
-    std::size_t done = 0;
-    while (done < size) {
-        std::error_code ec;
-        const std::size_t n = socket.read_some(asio::buffer(data + done, size - done), ec);
-        done += n;
-        if (ec == asio::error::would_block || ec == asio::error::try_again) {
-            if ((ec = wait_ready(socket.native_handle(), POLLIN, deadline))) return ec;
-        } else if (ec == asio::error::eof) {
-            return errc::end_of_stream;
-        } else if (ec) {
-            return ec;
-        }
-    }
-    return {};
-}
-
-template <class Socket>
-std::error_code write_all_until(Socket& socket, std::vector<asio::const_buffer> buffers, clock::time_point deadline) {
+// Writes everything before the deadline through a session over a non-blocking
+// socket, so a stalled peer can never hold the caller past it.
+template <class Socket, class Session>
+std::error_code write_all_until(Socket& socket, Session& session, std::vector<asio::const_buffer> buffers,
+                                clock::time_point deadline) {
     std::size_t first = 0;
     for (;;) {
         while (first < buffers.size() && buffers[first].size() == 0) ++first;
         if (first == buffers.size()) return {};
         std::error_code ec;
-        std::size_t n = socket.write_some(
-            std::vector<asio::const_buffer>(buffers.begin() + static_cast<std::ptrdiff_t>(first), buffers.end()), ec);
+        std::size_t n = session.write_some(
+            socket, std::vector<asio::const_buffer>(buffers.begin() + static_cast<std::ptrdiff_t>(first), buffers.end()),
+            ec);
         for (; n > 0; ++first) {
             const std::size_t used = std::min(n, buffers[first].size());
             buffers[first] += used;
             n -= used;
             if (buffers[first].size() != 0) break;
         }
-        if (ec == asio::error::would_block || ec == asio::error::try_again) {
-            if ((ec = wait_ready(socket.native_handle(), POLLOUT, deadline))) return ec;
+        if (would_block(ec)) {
+            if ((ec = wait_ready(socket.native_handle(), session.wants(POLLOUT), deadline))) return ec;
         } else if (ec) {
             return ec;
         }
@@ -2500,7 +2568,6 @@ std::error_code write_all_until(Socket& socket, std::vector<asio::const_buffer> 
 #include <asio/buffer.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
-#include <asio/write.hpp>
 
 #include <algorithm>
 #include <array>
@@ -2510,6 +2577,7 @@ std::error_code write_all_until(Socket& socket, std::vector<asio::const_buffer> 
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -2527,14 +2595,16 @@ struct BufferSpan {
 
 } // namespace detail
 
-// One framed connection over a stream socket (TCP or Unix): Splinter's v1 frames,
-// read and written in batches. Used on its own it offers blocking send and recv;
-// added to a Mesh, the reactor drives it through attach ... detach.
-template <class Protocol>
+// One framed connection over a stream socket (TCP or Unix, plain or TLS):
+// Splinter's v1 frames, read and written in batches. Used on its own it offers
+// blocking send and recv; added to a Mesh, the reactor drives it through attach ...
+// detach. All bytes pass through the Session (PlainSession or TlsSession).
+template <class Protocol, class Session = detail::PlainSession>
 class StreamConnection {
 public:
     using protocol_type = Protocol;
     using socket_type = typename Protocol::socket;
+    using session_type = Session;
 
     // Frames up to this size are copied into one contiguous write buffer; larger
     // payloads go out as their own gather buffer, without a copy.
@@ -2543,10 +2613,10 @@ public:
     static constexpr std::size_t read_buffer_size = 64 * 1024;
 
     StreamConnection() = default;
-    StreamConnection(std::shared_ptr<asio::io_context> home, socket_type socket, std::string local_endpoint,
-                     std::string remote_endpoint, std::size_t max_message_size)
-        : home_(std::move(home)), socket_(std::move(socket)), local_(std::move(local_endpoint)),
-          remote_(std::move(remote_endpoint)), decoder_(max_message_size) {
+    StreamConnection(std::shared_ptr<asio::io_context> home, socket_type socket, Session session,
+                     std::string local_endpoint, std::string remote_endpoint, std::size_t max_message_size)
+        : home_(std::move(home)), socket_(std::move(socket)), session_(std::move(session)),
+          local_(std::move(local_endpoint)), remote_(std::move(remote_endpoint)), decoder_(max_message_size) {
         // Always non-blocking: standalone calls wait with poll() and a deadline instead.
         std::error_code ignored;
         socket_->non_blocking(true, ignored);
@@ -2560,6 +2630,8 @@ public:
     const std::string& remote_endpoint() const noexcept { return remote_; }
     const std::string& local_endpoint() const noexcept { return local_; }
     socket_type& socket() noexcept { return *socket_; }
+    // The TLS session, for its peer identity; nothing to see in a plain one.
+    const Session& session() const noexcept { return session_; }
 
     // Writes one frame (header and payload in one gather write), blocking.
     std::error_code send(const Payload& payload) {
@@ -2567,7 +2639,8 @@ public:
         if (payload.size() > decoder_.max_payload()) return errc::message_too_large;
         std::array<std::uint8_t, wire::header_size> header;
         wire::write_header(header.data(), static_cast<std::uint32_t>(payload.size()));
-        auto ec = detail::write_all_until(*socket_, {asio::buffer(unsent_), asio::buffer(header), asio::buffer(payload)},
+        auto ec = detail::write_all_until(*socket_, session_,
+                                          {asio::buffer(unsent_), asio::buffer(header), asio::buffer(payload)},
                                           detail::clock::time_point::max());
         if (!ec) unsent_.clear();
         return ec;
@@ -2580,9 +2653,10 @@ public:
         return recv_until(out, detail::clock::now() + timeout);
     }
 
-    // Shuts both directions down and closes the socket.
+    // Ends the session (a TLS close_notify), shuts both directions down and closes.
     std::error_code disconnect() {
         if (!is_open()) return errc::not_connected;
+        session_.close(*socket_);
         std::error_code ignored;
         socket_->shutdown(socket_type::shutdown_both, ignored);
         socket_->close(ignored);
@@ -2630,7 +2704,7 @@ public:
             return;
         }
         if (in_begin_ == in_end_) in_.reset();  // idle connections hold no read buffer
-        socket_->async_wait(socket_type::wait_read,
+        socket_->async_wait(detail::wait_type_for(session_.wants(POLLIN)),
                             [this, h = std::forward<Handler>(handler)](std::error_code wait_ec) mutable {
                                 std::error_code ignored;
                                 if (!wait_ec) read_now(ignored);
@@ -2638,13 +2712,17 @@ public:
                             });
     }
 
-    // Encodes as many queued messages as fit a batch and writes them with one
-    // gather write; handler(error_code, messages, payload bytes) follows.
+    // Encodes as many queued messages as fit a batch and writes them with gather
+    // writes; handler(error_code, messages, payload bytes) follows.
     template <class Take, class Handler>
     void async_write_batch(Take&& take, Handler&& handler) {
         out_.clear();
         held_.clear();
-        cuts_.clear();
+        bounds_.clear();
+        if (!unsent_.empty()) {
+            out_.swap(unsent_);
+            if constexpr (Session::frame_per_write) bounds_.push_back({out_.size(), no_payload});
+        }
         std::size_t messages = 0, bytes = 0, batch = 0;
         Payload payload;
         while (batch < batch_bytes && take(payload)) {
@@ -2656,38 +2734,22 @@ public:
             bytes += payload.size();
             if (payload.size() <= copy_limit) {
                 out_.insert(out_.end(), payload.begin(), payload.end());
+                if constexpr (Session::frame_per_write) bounds_.push_back({out_.size(), no_payload});
             } else {
-                cuts_.push_back(out_.size());
+                bounds_.push_back({out_.size(), held_.size()});
                 held_.push_back(std::move(payload));
             }
         }
         buffers_.clear();
-        if (!unsent_.empty()) {
-            out_.insert(out_.begin(), unsent_.begin(), unsent_.end());
-            for (auto& cut : cuts_) cut += unsent_.size();
-            unsent_.clear();
-        }
         std::size_t from = 0;
-        for (std::size_t i = 0; i < cuts_.size(); ++i) {
-            if (cuts_[i] > from) buffers_.push_back(asio::buffer(out_.data() + from, cuts_[i] - from));
-            buffers_.push_back(asio::buffer(held_[i]));
-            from = cuts_[i];
+        for (const auto& bound : bounds_) {
+            if (bound.offset > from) buffers_.push_back(asio::buffer(out_.data() + from, bound.offset - from));
+            if (bound.payload != no_payload) buffers_.push_back(asio::buffer(held_[bound.payload]));
+            from = bound.offset;
         }
         if (out_.size() > from) buffers_.push_back(asio::buffer(out_.data() + from, out_.size() - from));
-        const std::size_t total = asio::buffer_size(buffers_);
-        asio::async_write(*socket_, detail::BufferSpan{buffers_.data(), buffers_.data() + buffers_.size()},
-                          [this, messages, bytes, total, h = std::forward<Handler>(handler)](
-                              std::error_code ec, std::size_t written) mutable {
-                              if (ec && written < total) keep_unsent(written);  // before held_ goes
-                              held_.clear();
-                              if (out_.capacity() > batch_bytes) out_ = std::vector<std::uint8_t>();
-                              // A write to a peer that closed fails with EPIPE or a reset, yet what it
-                              // sent before closing may still wait to be read: report the end of the
-                              // stream, so that the mesh stops writing but keeps reading.
-                              if (ec == asio::error::broken_pipe || ec == asio::error::connection_reset)
-                                  ec = errc::end_of_stream;
-                              h(ec, messages, bytes);
-                          });
+        first_ = 0;
+        write_more(Written<std::decay_t<Handler>>{std::forward<Handler>(handler), messages, bytes}, true);
     }
 
     void cancel() {
@@ -2714,15 +2776,75 @@ private:
         socket_->non_blocking(true, ec);
     }
 
+    static constexpr std::size_t no_payload = ~std::size_t(0);
+    struct Bound {
+        std::size_t offset;   // in out_: a buffer ends here
+        std::size_t payload;  // then held_[payload] follows, unless no_payload
+    };
+
+    template <class Handler>
+    struct Written {
+        Handler handler;
+        std::size_t messages, bytes;
+    };
+
+    // Writes until done or the socket is full, then waits for it. A batch that
+    // completes at once still reports through the executor, never inline.
+    template <class Done>
+    void write_more(Done&& done, bool initiating) {
+        for (;;) {
+            while (first_ < buffers_.size() && buffers_[first_].size() == 0) ++first_;
+            std::error_code ec;
+            if (first_ < buffers_.size()) {
+                const std::size_t n = session_.write_some(
+                    *socket_, detail::BufferSpan{buffers_.data() + first_, buffers_.data() + buffers_.size()}, ec);
+                consume(n);
+                if (detail::would_block(ec)) {
+                    socket_->async_wait(detail::wait_type_for(session_.wants(POLLOUT)),
+                                        [this, d = std::forward<Done>(done)](std::error_code wait_ec) mutable {
+                                            if (wait_ec) finish_write(std::move(d), wait_ec);
+                                            else write_more(std::move(d), false);
+                                        });
+                    return;
+                }
+                if (!ec) continue;
+            }
+            if (!initiating) return finish_write(std::forward<Done>(done), ec);
+            asio::post(socket_->get_executor(), [this, ec, d = std::forward<Done>(done)]() mutable {
+                finish_write(std::move(d), ec);
+            });
+            return;
+        }
+    }
+
+    void consume(std::size_t n) {
+        for (; n > 0 && first_ < buffers_.size(); ++first_) {
+            const std::size_t used = std::min(n, buffers_[first_].size());
+            buffers_[first_] += used;
+            n -= used;
+            if (buffers_[first_].size() != 0) break;
+        }
+    }
+
+    template <class Done>
+    void finish_write(Done&& done, std::error_code ec) {
+        if (ec) keep_unsent();  // before held_ goes
+        held_.clear();
+        if (out_.capacity() > batch_bytes) out_ = std::vector<std::uint8_t>();
+        // A write to a peer that closed fails with EPIPE or a reset, yet what it
+        // sent before closing may still wait to be read: report the end of the
+        // stream, so that the mesh stops writing but keeps reading.
+        if (ec == asio::error::broken_pipe || ec == asio::error::connection_reset) ec = errc::end_of_stream;
+        done.handler(ec, done.messages, done.bytes);
+    }
+
     // A cancelled write (remove) may stop inside a frame. Its unwritten bytes go out
     // first on the next write, so the peer never sees a broken stream.
-    void keep_unsent(std::size_t written) {
+    void keep_unsent() {
         std::vector<std::uint8_t> rest;
-        for (const auto& buffer : buffers_) {
-            const std::size_t skip = std::min(written, buffer.size());
-            written -= skip;
-            const auto* data = static_cast<const std::uint8_t*>(buffer.data());
-            rest.insert(rest.end(), data + skip, data + buffer.size());
+        for (std::size_t i = first_; i < buffers_.size(); ++i) {
+            const auto* data = static_cast<const std::uint8_t*>(buffers_[i].data());
+            rest.insert(rest.end(), data, data + buffers_[i].size());
         }
         unsent_ = std::move(rest);
     }
@@ -2732,16 +2854,16 @@ private:
         if (eof_ || read_error_) return 0;
         std::size_t n = 0;
         if (in_begin_ == in_end_ && decoder_.body_missing() >= read_buffer_size) {
-            n = socket_->read_some(asio::buffer(decoder_.body_tail(), decoder_.body_missing()), ec);
+            n = session_.read_some(*socket_, asio::buffer(decoder_.body_tail(), decoder_.body_missing()), ec);
             decoder_.body_filled(n);
         } else {
             if (!in_) in_.reset(new std::uint8_t[read_buffer_size]);
             if (in_end_ == read_buffer_size) return 0;
-            n = socket_->read_some(asio::buffer(in_.get() + in_end_, read_buffer_size - in_end_), ec);
+            n = session_.read_some(*socket_, asio::buffer(in_.get() + in_end_, read_buffer_size - in_end_), ec);
             in_end_ += n;
         }
         if (ec == asio::error::eof) eof_ = true;
-        else if (ec && ec != asio::error::would_block && ec != asio::error::try_again) read_error_ = ec;
+        else if (ec && !detail::would_block(ec)) read_error_ = ec;
         return n;
     }
 
@@ -2752,12 +2874,13 @@ private:
             if (try_take(out, ec)) return {};
             if (ec) return ec;
             if (read_now(ec) > 0 || eof_ || read_error_) continue;
-            if ((ec = detail::wait_ready(socket_->native_handle(), POLLIN, deadline))) return ec;
+            if ((ec = detail::wait_ready(socket_->native_handle(), session_.wants(POLLIN), deadline))) return ec;
         }
     }
 
     std::shared_ptr<asio::io_context> home_;  // serves the socket while no mesh drives it
     std::optional<socket_type> socket_;
+    Session session_;
     std::string local_, remote_;
     wire::FrameDecoder decoder_{0};
 
@@ -2770,8 +2893,9 @@ private:
 
     std::vector<std::uint8_t> out_;
     std::vector<Payload> held_;
-    std::vector<std::size_t> cuts_;
+    std::vector<Bound> bounds_;
     std::vector<asio::const_buffer> buffers_;
+    std::size_t first_ = 0;  // the first buffer not yet fully written
 };
 
 } // namespace mesh
@@ -2780,20 +2904,19 @@ private:
 
 
 #include <asio/buffer.hpp>
-#include <asio/read.hpp>
 #include <asio/steady_timer.hpp>
-#include <asio/write.hpp>
 
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <utility>
 
 namespace mesh::detail {
 
-// A failure to finish the version handshake because the peer went away is a
-// handshake failure, not an I/O error of an established connection.
+// A peer that goes away during a handshake makes it fail; that is not an I/O
+// error of an established connection.
 inline std::error_code handshake_error(const std::error_code& ec) {
     if (ec == errc::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
         ec == asio::error::broken_pipe)
@@ -2801,26 +2924,90 @@ inline std::error_code handshake_error(const std::error_code& ec) {
     return ec;
 }
 
-// Connecting side: sends the version range, reads the chosen version.
-template <class Socket>
-std::error_code connector_handshake(Socket& socket, clock::time_point deadline) {
-    const auto hello = wire::make_hello();
-    if (auto ec = write_all_until(socket, {asio::buffer(hello)}, deadline)) return handshake_error(ec);
-    std::array<std::uint8_t, wire::reply_size> reply{};
-    if (auto ec = read_exact_until(socket, reply.data(), reply.size(), deadline)) return handshake_error(ec);
-    return wire::check_reply(reply.data());
-}
+enum class Role { connector, listener };
 
-// Listening side: reads the version range, answers; on a refusal it has written
-// 00 00 and the caller closes the socket.
-template <class Socket>
-std::error_code listener_handshake(Socket& socket, clock::time_point deadline) {
-    std::array<std::uint8_t, wire::hello_size> hello{};
-    if (auto ec = read_exact_until(socket, hello.data(), hello.size(), deadline)) return handshake_error(ec);
-    std::error_code refused;
-    const auto reply = wire::make_reply(hello.data(), refused);
-    if (auto ec = write_all_until(socket, {asio::buffer(reply)}, deadline)) return handshake_error(ec);
-    return refused;
+// Everything between the socket connect or accept and the first frame: the
+// session's own handshake (TLS), then the version handshake inside it. Non-blocking:
+// step() goes as far as the socket allows and returns would_block when it must
+// wait for events(); the callers below wait with a deadline.
+template <class Session>
+class StreamHandshake {
+public:
+    explicit StreamHandshake(Role role) : role_(role) {}
+
+    template <class Socket>
+    std::error_code step(Socket& socket, Session& session) {
+        for (;;) {
+            std::error_code ec;
+            switch (phase_) {
+            case Phase::secure:
+                if ((ec = session.handshake(socket))) return wait_or_fail(ec, POLLIN);
+                phase_ = role_ == Role::connector ? Phase::send : Phase::receive;
+                if (role_ == Role::connector) out_ = wire::make_hello();
+                break;
+            case Phase::send: {
+                const std::size_t size = role_ == Role::connector ? wire::hello_size : wire::reply_size;
+                sent_ += session.write_some(socket, asio::buffer(out_.data() + sent_, size - sent_), ec);
+                if (ec) return wait_or_fail(ec, POLLOUT);
+                if (sent_ < size) break;
+                if (role_ == Role::listener) {
+                    phase_ = Phase::done;
+                    return refused_;
+                }
+                phase_ = Phase::receive;
+                break;
+            }
+            case Phase::receive: {
+                const std::size_t size = role_ == Role::connector ? wire::reply_size : wire::hello_size;
+                const std::size_t n = session.read_some(socket, asio::buffer(in_.data() + got_, size - got_), ec);
+                got_ += n;
+                if (ec) return wait_or_fail(ec, POLLIN);
+                if (n == 0) return handshake_error(errc::end_of_stream);
+                if (got_ < size) break;
+                if (role_ == Role::connector) {
+                    phase_ = Phase::done;
+                    return wire::check_reply(in_.data());
+                }
+                const auto reply = wire::make_reply(in_.data(), refused_);
+                out_ = {reply[0], reply[1], 0, 0};  // a refusal still answers 00 00, as Splinter does
+                phase_ = Phase::send;
+                break;
+            }
+            case Phase::done: return {};
+            }
+        }
+    }
+
+    // What to wait for after would_block.
+    short events() const noexcept { return events_; }
+
+private:
+    enum class Phase { secure, send, receive, done };
+
+    std::error_code wait_or_fail(const std::error_code& ec, short events) {
+        if (!would_block(ec)) return handshake_error(ec);
+        events_ = events;
+        return ec;
+    }
+
+    Role role_;
+    Phase phase_ = Phase::secure;
+    std::array<std::uint8_t, wire::hello_size> out_{}, in_{};
+    std::size_t sent_ = 0, got_ = 0;
+    std::error_code refused_;
+    short events_ = POLLIN;
+};
+
+// Runs the whole handshake, blocking until done or the deadline.
+template <class Socket, class Session>
+std::error_code run_handshake(Socket& socket, Session& session, Role role, clock::time_point deadline) {
+    StreamHandshake<Session> handshake(role);
+    for (;;) {
+        auto ec = handshake.step(socket, session);
+        if (!would_block(ec)) return ec;
+        if ((ec = wait_ready(socket.native_handle(), session.wants(handshake.events()), deadline)))
+            return ec;
+    }
 }
 
 // Lets a listener abort the handshakes it still has running when it closes.
@@ -2832,30 +3019,31 @@ protected:
     ~HandshakeAbort() = default;
 };
 
-// The listening side of the handshake on the reactor, bounded by a deadline, so a
-// silent client holds up nobody. handler(this, error_code, Socket&&) runs once.
-template <class Socket, class Handler>
-class AsyncListenerHandshake final : public HandshakeAbort,
-                                     public std::enable_shared_from_this<AsyncListenerHandshake<Socket, Handler>> {
+// The listening side on the reactor, bounded by a deadline, so a silent client
+// holds up nobody. The session is made only once the client has sent something,
+// so sockets that never speak cost no TLS state. handler(this, error_code,
+// Socket&&, Session&&) runs once.
+template <class Socket, class Security, class Handler>
+class AsyncListenerHandshake final
+    : public HandshakeAbort,
+      public std::enable_shared_from_this<AsyncListenerHandshake<Socket, Security, Handler>> {
 public:
-    AsyncListenerHandshake(Socket socket, Handler handler)
-        : socket_(std::move(socket)), timer_(socket_.get_executor()), handler_(std::move(handler)) {}
+    using Session = typename Security::session_type;
+
+    AsyncListenerHandshake(Socket socket, const Security& security, Handler handler)
+        : socket_(std::move(socket)), security_(security), timer_(socket_.get_executor()),
+          handler_(std::move(handler)) {}
 
     void start(clock::duration timeout) {
         auto self = this->shared_from_this();
         timer_.expires_after(timeout);
         timer_.async_wait([self](std::error_code ec) {
-            if (!ec) self->abort();  // deadline passed: the pending read fails
+            if (!ec) {
+                self->timed_out_ = true;
+                self->abort();  // the pending wait fails
+            }
         });
-        asio::async_read(socket_, asio::buffer(hello_), [self](std::error_code ec, std::size_t) {
-            if (ec) return self->finish(handshake_error(ec == asio::error::operation_aborted ? make_error_code(errc::timeout) : ec));
-            std::error_code refused;
-            self->reply_ = wire::make_reply(self->hello_.data(), refused);
-            asio::async_write(self->socket_, asio::buffer(self->reply_),
-                              [self, refused](std::error_code write_ec, std::size_t) {
-                                  self->finish(write_ec ? handshake_error(write_ec) : refused);
-                              });
-        });
+        wait(POLLIN);
     }
 
     // Closes the socket: used on timeout and when the listener closes.
@@ -2865,20 +3053,98 @@ public:
     }
 
 private:
+    void wait(short events) {
+        auto self = this->shared_from_this();
+        socket_.async_wait(wait_type_for(events), [self](std::error_code ec) {
+            if (ec) return self->finish(self->timed_out_ ? make_error_code(errc::timeout) : ec);
+            self->advance();
+        });
+    }
+
+    void advance() {
+        std::error_code ec;
+        if (!session_) {
+            session_.emplace(security_.server_session(socket_.native_handle(), ec));
+            if (ec) return finish(ec);
+        }
+        ec = handshake_.step(socket_, *session_);
+        if (would_block(ec)) return wait(session_->wants(handshake_.events()));
+        finish(ec);
+    }
+
     void finish(std::error_code ec) {
         if (done_) return;
         done_ = true;
         timer_.cancel();
-        handler_(this, ec, std::move(socket_));
+        if (!session_) session_.emplace();
+        handler_(this, ec, std::move(socket_), std::move(*session_));
     }
 
     Socket socket_;
+    Security security_;
     asio::steady_timer timer_;
     Handler handler_;
-    std::array<std::uint8_t, wire::hello_size> hello_{};
-    std::array<std::uint8_t, wire::reply_size> reply_{};
+    std::optional<Session> session_;
+    StreamHandshake<Session> handshake_{Role::listener};
+    bool timed_out_ = false;
     bool done_ = false;
 };
+
+} // namespace mesh::detail
+
+#include <asio/io_context.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <memory>
+#include <utility>
+
+#include <sys/socket.h>
+
+namespace mesh::detail {
+
+// Opens the socket and connects it, waiting at most `timeout`. Not socket.connect():
+// Asio's synchronous connect waits without a limit even on a non-blocking socket.
+template <class Socket, class Endpoint>
+std::error_code connect_socket(Socket& socket, const Endpoint& target, std::chrono::milliseconds timeout) {
+    std::error_code ec;
+    socket.open(target.protocol(), ec);
+    if (ec) return ec;
+    socket.non_blocking(true, ec);
+    if (ec) return ec;
+    if (::connect(socket.native_handle(), target.data(), static_cast<socklen_t>(target.size())) != 0)
+        ec = std::error_code(errno, std::system_category());
+    if (ec == std::errc::operation_in_progress || ec == std::errc::interrupted ||
+        ec == std::errc::resource_unavailable_try_again) {
+        if ((ec = wait_ready(socket.native_handle(), POLLOUT, clock::now() + timeout))) return ec;
+        int error = 0;
+        socklen_t length = sizeof(error);
+        ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &error, &length);
+        ec = error ? std::error_code(error, std::system_category()) : std::error_code();
+    }
+    if (ec == std::errc::connection_refused || ec == std::errc::no_such_file_or_directory)
+        return errc::connection_refused;
+    return ec;
+}
+
+// Connects, runs the session's and the version handshakes within the timeouts,
+// and wraps the result: the connecting half of every stream transport.
+template <class Naming, class Protocol, class Session>
+StreamConnection<Protocol, Session> dial(const std::shared_ptr<asio::io_context>& home,
+                                          const typename Protocol::endpoint& target, Session session,
+                                          std::chrono::milliseconds connect_timeout,
+                                          std::chrono::milliseconds handshake_timeout, std::size_t max_message_size,
+                                          std::error_code& ec) {
+    typename Protocol::socket socket(*home);
+    if ((ec = connect_socket(socket, target, connect_timeout))) return {};
+    Naming::tune(socket);
+    if ((ec = session.attach(socket.native_handle()))) return {};
+    if ((ec = run_handshake(socket, session, Role::connector, clock::now() + handshake_timeout))) return {};
+    auto local = Naming::local(socket);
+    auto remote = Naming::remote(socket);
+    return StreamConnection<Protocol, Session>(home, std::move(socket), std::move(session), std::move(local),
+                                               std::move(remote), max_message_size);
+}
 
 } // namespace mesh::detail
 
@@ -2898,27 +3164,50 @@ private:
 
 namespace mesh {
 
-// Settings shared by the stream transports (tcp://, unix://).
+namespace detail {
+
+// Opens, binds and listens; the errors every stream listener reports alike.
+template <class Acceptor, class Endpoint>
+std::error_code open_acceptor(Acceptor& acceptor, const Endpoint& endpoint, bool reuse_address) {
+    std::error_code ec;
+    // These return void under ASIO_NO_DEPRECATED: test ec after each call.
+    acceptor.open(endpoint.protocol(), ec);
+    if (ec) return ec;
+    if (reuse_address) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    // Asio's own category does not map to std::errc in every version: test both.
+    if (ec == asio::error::address_in_use || ec == std::errc::address_in_use) ec = errc::address_in_use;
+    return ec;
+}
+
+} // namespace detail
+
+// Settings shared by the stream transports (tcp://, tcps://, unix://).
 struct StreamOptions {
     std::size_t max_message_size = 16 * 1024 * 1024;  // larger frames are refused, before allocation
     std::chrono::milliseconds connect_timeout{10000};
-    std::chrono::milliseconds handshake_timeout{10000};  // version handshake, both roles
+    std::chrono::milliseconds handshake_timeout{10000};  // TLS and version handshakes, both roles
 };
 
 // A listening stream socket. accept() blocks, as Splinter's does; a Mesh can
 // instead run the accepts on its reactor (Mesh::accept_from), handshakes included.
-template <class Protocol, class Naming>
+// Naming formats endpoints; Security makes each accepted connection's session.
+template <class Protocol, class Naming, class Security = detail::PlainSecurity>
 class StreamListener {
 public:
-    using connection_type = StreamConnection<Protocol>;
+    using session_type = typename Security::session_type;
+    using connection_type = StreamConnection<Protocol, session_type>;
     using acceptor_type = typename Protocol::acceptor;
     using socket_type = typename Protocol::socket;
 
     StreamListener() = default;
-    StreamListener(std::shared_ptr<asio::io_context> home, acceptor_type acceptor, StreamOptions options)
-        : home_(std::move(home)), acceptor_(std::move(acceptor)), options_(options) {
-        std::error_code ec;
-        endpoint_ = Naming::format(acceptor_->local_endpoint(ec));
+    // `bound` lives as long as the listener is open: a Unix listener's socket file.
+    StreamListener(std::shared_ptr<asio::io_context> home, acceptor_type acceptor, StreamOptions options,
+                   Security security = {}, std::shared_ptr<void> bound = nullptr)
+        : home_(std::move(home)), acceptor_(std::move(acceptor)), options_(options), security_(std::move(security)),
+          bound_(std::move(bound)) {
+        endpoint_ = Naming::listener(*acceptor_);
     }
     StreamListener(StreamListener&&) = default;
     StreamListener& operator=(StreamListener&&) = default;
@@ -2927,7 +3216,7 @@ public:
     // The bound endpoint (the real port when port 0 was asked for).
     const std::string& endpoint() const noexcept { return endpoint_; }
 
-    // Blocks for the next connection and its version handshake (bounded by
+    // Blocks for the next connection and its handshakes (bounded by
     // StreamOptions::handshake_timeout).
     connection_type accept() {
         return detail::or_throw("accept", [&](std::error_code& ec) { return accept(ec); });
@@ -2947,6 +3236,7 @@ public:
             std::error_code ignored;
             acceptor_->close(ignored);
         }
+        bound_.reset();
     }
 
     // ---- Driven by a Mesh's reactor ----
@@ -2964,26 +3254,27 @@ public:
         const auto fd = acceptor_->release(ec);
         if (ec) return;
         acceptor_.emplace(io, protocol, fd);
-        accepting_ = std::make_shared<AcceptLoop>(io, *acceptor_, home_, options_, std::move(on_connection));
+        accepting_ = std::make_shared<AcceptLoop>(io, *acceptor_, home_, options_, security_, std::move(on_connection));
         accepting_->next();
     }
 
 private:
     connection_type finish_accept(socket_type socket, std::error_code& ec) {
-        std::error_code ignored;
-        socket.non_blocking(true, ignored);
+        socket.non_blocking(true, ec);
+        if (ec) return connection_type();
         const auto deadline = detail::clock::now() + options_.handshake_timeout;
-        if ((ec = detail::listener_handshake(socket, deadline))) return connection_type();
-        return make_connection(home_, std::move(socket), options_);
+        auto session = security_.server_session(socket.native_handle(), ec);
+        if (ec) return connection_type();
+        if ((ec = detail::run_handshake(socket, session, detail::Role::listener, deadline))) return connection_type();
+        return make_connection(home_, std::move(socket), std::move(session), options_);
     }
 
     static connection_type make_connection(const std::shared_ptr<asio::io_context>& home, socket_type socket,
-                                           const StreamOptions& options) {
+                                           session_type session, const StreamOptions& options) {
         Naming::tune(socket);
-        std::error_code ec;
-        auto local = Naming::format(socket.local_endpoint(ec));
-        auto remote = Naming::format(socket.remote_endpoint(ec));
-        return connection_type(home, std::move(socket), std::move(local), std::move(remote),
+        auto local = Naming::local(socket);
+        auto remote = Naming::remote(socket);
+        return connection_type(home, std::move(socket), std::move(session), std::move(local), std::move(remote),
                                options.max_message_size);
     }
 
@@ -2991,8 +3282,8 @@ private:
     class AcceptLoop : public std::enable_shared_from_this<AcceptLoop> {
     public:
         AcceptLoop(asio::io_context& io, acceptor_type& acceptor, std::shared_ptr<asio::io_context> home,
-                   StreamOptions options, std::function<void(connection_type&&)> on_connection)
-            : io_(io), acceptor_(acceptor), home_(std::move(home)), options_(options),
+                   StreamOptions options, Security security, std::function<void(connection_type&&)> on_connection)
+            : io_(io), acceptor_(acceptor), home_(std::move(home)), options_(options), security_(std::move(security)),
               on_connection_(std::move(on_connection)), retry_(io) {}
 
         void next() {
@@ -3020,13 +3311,16 @@ private:
     private:
         void handshake(socket_type socket) {
             auto self = this->shared_from_this();
-            auto on_done = [self](detail::HandshakeAbort* op, std::error_code ec, socket_type&& done) {
+            auto on_done = [self](detail::HandshakeAbort* op, std::error_code ec, socket_type&& done,
+                                  session_type&& session) {
                 self->pending_.erase(op);
                 if (ec || self->closed_) return;
-                self->on_connection_(make_connection(self->home_, std::move(done), self->options_));
+                self->on_connection_(make_connection(self->home_, std::move(done), std::move(session), self->options_));
             };
-            using Op = detail::AsyncListenerHandshake<socket_type, decltype(on_done)>;
-            auto op = std::make_shared<Op>(std::move(socket), std::move(on_done));
+            using Op = detail::AsyncListenerHandshake<socket_type, Security, decltype(on_done)>;
+            std::error_code ignored;
+            socket.non_blocking(true, ignored);
+            auto op = std::make_shared<Op>(std::move(socket), security_, std::move(on_done));
             pending_.insert(op.get());
             op->start(options_.handshake_timeout);
         }
@@ -3035,6 +3329,7 @@ private:
         acceptor_type& acceptor_;
         std::shared_ptr<asio::io_context> home_;
         StreamOptions options_;
+        Security security_;
         std::function<void(connection_type&&)> on_connection_;
         asio::steady_timer retry_;
         std::set<detail::HandshakeAbort*> pending_;
@@ -3044,39 +3339,54 @@ private:
     std::shared_ptr<asio::io_context> home_;
     std::optional<acceptor_type> acceptor_;
     StreamOptions options_;
+    Security security_;
+    std::shared_ptr<void> bound_;
     std::string endpoint_;
     std::shared_ptr<AcceptLoop> accepting_;
 };
 
 } // namespace mesh
 
-#include <asio/connect.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
-#include <cerrno>
 #include <charconv>
 #include <memory>
 #include <string>
 #include <string_view>
 
-#include <sys/socket.h>
-
 namespace mesh {
 
 namespace detail {
 
-struct TcpNaming {
+// "scheme://ip:port" names for TCP endpoints, captured once so they never fail later.
+template <const char* Scheme>
+struct IpNaming {
     static std::string format(const asio::ip::tcp::endpoint& endpoint) {
         const auto address = endpoint.address();
         std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
-        return "tcp://" + host + ":" + std::to_string(endpoint.port());
+        return std::string(Scheme) + "://" + host + ":" + std::to_string(endpoint.port());
+    }
+    static std::string listener(const asio::ip::tcp::acceptor& acceptor) {
+        std::error_code ec;
+        return format(acceptor.local_endpoint(ec));
+    }
+    static std::string local(const asio::ip::tcp::socket& socket) {
+        std::error_code ec;
+        return format(socket.local_endpoint(ec));
+    }
+    static std::string remote(const asio::ip::tcp::socket& socket) {
+        std::error_code ec;
+        return format(socket.remote_endpoint(ec));
     }
     static void tune(asio::ip::tcp::socket& socket) {
         std::error_code ignored;
         socket.set_option(asio::ip::tcp::no_delay(true), ignored);  // frames go out when written
     }
 };
+
+inline constexpr char tcp_scheme[] = "tcp";
+using TcpNaming = IpNaming<tcp_scheme>;
 
 // "host:port", "[v6]:port" -> host, port.
 inline std::error_code split_host_port(std::string_view address, std::string& host, std::uint16_t& port) {
@@ -3099,6 +3409,27 @@ inline std::error_code split_host_port(std::string_view address, std::string& ho
     if (host.empty() || port_text.empty() || result.ec != std::errc() || result.ptr != end || value > 65535)
         return errc::invalid_endpoint;
     port = static_cast<std::uint16_t>(value);
+    return {};
+}
+
+// An IP literal or the first address a DNS name resolves to.
+inline std::error_code resolve_tcp(asio::io_context& io, std::string_view address, asio::ip::tcp::endpoint& out,
+                                   std::string* host_out = nullptr) {
+    std::string host;
+    std::uint16_t port = 0;
+    if (auto ec = split_host_port(address, host, port)) return ec;
+    if (host_out) *host_out = host;
+    std::error_code ec;
+    const auto ip = asio::ip::make_address(host, ec);
+    if (!ec) {
+        out = asio::ip::tcp::endpoint(ip, port);
+        return {};
+    }
+    asio::ip::tcp::resolver resolver(io);
+    auto results = resolver.resolve(host, std::to_string(port), ec);
+    if (ec) return ec;
+    if (results.empty()) return errc::invalid_endpoint;
+    out = *results.begin();
     return {};
 }
 
@@ -3132,15 +3463,7 @@ public:
         asio::ip::tcp::endpoint endpoint;
         if ((ec = resolve(bind, endpoint))) return {};
         asio::ip::tcp::acceptor acceptor(*home_);
-        // These return void under ASIO_NO_DEPRECATED: test ec after each call.
-        acceptor.open(endpoint.protocol(), ec);
-        if (ec) return {};
-        acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-        acceptor.bind(endpoint, ec);
-        if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-        // Asio's own category does not map to std::errc in every version: test both.
-        if (ec == asio::error::address_in_use || ec == std::errc::address_in_use) ec = errc::address_in_use;
-        if (ec) return {};
+        if ((ec = detail::open_acceptor(acceptor, endpoint, true))) return {};
         return TcpListener(home_, std::move(acceptor), options_);
     }
 
@@ -3151,60 +3474,15 @@ public:
     TcpConnection connect(std::string_view endpoint, std::error_code& ec) {
         asio::ip::tcp::endpoint target;
         if ((ec = resolve(endpoint, target))) return {};
-        asio::ip::tcp::socket socket(*home_);
-        if ((ec = connect_socket(socket, target))) return {};
-        detail::TcpNaming::tune(socket);
-        if ((ec = detail::connector_handshake(socket, detail::clock::now() + options_.handshake_timeout)))
-            return {};
-        auto local = detail::TcpNaming::format(socket.local_endpoint(ec));
-        auto remote = detail::TcpNaming::format(socket.remote_endpoint(ec));
-        ec = {};
-        return TcpConnection(home_, std::move(socket), std::move(local), std::move(remote),
-                             options_.max_message_size);
+        return detail::dial<detail::TcpNaming, asio::ip::tcp>(home_, target, detail::PlainSession(),
+                                                             options_.connect_timeout, options_.handshake_timeout,
+                                                             options_.max_message_size, ec);
     }
 
 private:
     std::error_code resolve(std::string_view endpoint, asio::ip::tcp::endpoint& out) {
         if (!accepts(endpoint)) return errc::unknown_scheme;
-        std::string host;
-        std::uint16_t port = 0;
-        if (auto ec = detail::split_host_port(detail::endpoint_address(endpoint), host, port)) return ec;
-        std::error_code ec;
-        const auto address = asio::ip::make_address(host, ec);
-        if (!ec) {
-            out = asio::ip::tcp::endpoint(address, port);
-            return {};
-        }
-        asio::ip::tcp::resolver resolver(*home_);
-        auto results = resolver.resolve(host, std::to_string(port), ec);
-        if (ec) return ec;
-        if (results.empty()) return errc::invalid_endpoint;
-        out = *results.begin();
-        return {};
-    }
-
-    std::error_code connect_socket(asio::ip::tcp::socket& socket, const asio::ip::tcp::endpoint& target) {
-        std::error_code ec;
-        socket.open(target.protocol(), ec);
-        if (ec) return ec;
-        socket.non_blocking(true, ec);
-        if (ec) return ec;
-        // Not socket.connect(): Asio's synchronous connect waits for completion without a
-        // limit even on a non-blocking socket, which would defeat connect_timeout.
-        if (::connect(socket.native_handle(), target.data(), static_cast<socklen_t>(target.size())) != 0)
-            ec = std::error_code(errno, std::system_category());
-        if (ec == std::errc::operation_in_progress || ec == std::errc::interrupted) {
-            if ((ec = detail::wait_ready(socket.native_handle(), POLLOUT, detail::clock::now() + options_.connect_timeout)))
-                return ec;
-            int error = 0;
-            socklen_t length = sizeof(error);
-            ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &error, &length);
-            ec = error ? std::error_code(error, std::system_category()) : std::error_code();
-        }
-        // A refusal is reported synchronously (asio category) or through SO_ERROR (system category).
-        if (ec == asio::error::connection_refused || ec == std::errc::connection_refused)
-            return errc::connection_refused;
-        return ec;
+        return detail::resolve_tcp(*home_, detail::endpoint_address(endpoint), out);
     }
 
     std::shared_ptr<asio::io_context> home_;
@@ -3212,5 +3490,803 @@ private:
 };
 
 } // namespace mesh
+
+// ---- mesh/transport/unix.hpp ----
+
+
+#include <asio/io_context.hpp>
+#include <asio/local/stream_protocol.hpp>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace mesh {
+
+namespace detail {
+
+using unix_protocol = asio::local::stream_protocol;
+
+struct UnixNaming {
+    static std::string listener(const unix_protocol::acceptor& acceptor) {
+        std::error_code ec;
+        return "unix://" + acceptor.local_endpoint(ec).path();
+    }
+    // The connecting side has no name of its own; it names the path it dialled.
+    static std::string local(const unix_protocol::socket& socket) {
+        std::error_code ec;
+        return "unix://" + socket.local_endpoint(ec).path();
+    }
+    // Accepted sockets have unnamed peers: the descriptor tells them apart, so
+    // accept_from's default ids stay unique.
+    static std::string remote(unix_protocol::socket& socket) {
+        std::error_code ec;
+        const auto path = socket.remote_endpoint(ec).path();
+        if (!path.empty()) return "unix://" + path;
+        return "unix://" + socket.local_endpoint(ec).path() + "#" + std::to_string(socket.native_handle());
+    }
+    static void tune(unix_protocol::socket&) noexcept {}
+};
+
+inline std::error_code unix_path(std::string_view endpoint, std::string& path) {
+    path = std::string(endpoint_address(endpoint));
+    if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path) || path.find('\0') != std::string::npos)
+        return errc::invalid_endpoint;
+    return {};
+}
+
+// A file at `path` may be replaced only if it is a socket nobody listens on.
+inline std::error_code clear_stale_socket(const std::string& path) {
+    struct stat info {};
+    if (::lstat(path.c_str(), &info) != 0) return {};
+    if (!S_ISSOCK(info.st_mode)) return errc::address_in_use;
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) return {errno, std::system_category()};
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    path.copy(address.sun_path, path.size());
+    const bool live = ::connect(probe, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0 ||
+                      errno != ECONNREFUSED;
+    ::close(probe);
+    if (live) return errc::address_in_use;
+    ::unlink(path.c_str());
+    return {};
+}
+
+// Removes the socket file when the listener closes, unless another has replaced it.
+inline std::shared_ptr<void> own_socket_file(const std::string& path) {
+    struct stat info {};
+    if (::lstat(path.c_str(), &info) != 0) return nullptr;
+    struct Owned {
+        Owned(std::string p, dev_t d, ino_t i) : path(std::move(p)), device(d), inode(i) {}
+        Owned(const Owned&) = delete;
+        Owned& operator=(const Owned&) = delete;
+        std::string path;
+        dev_t device;
+        ino_t inode;
+        ~Owned() {
+            struct stat now {};
+            if (::lstat(path.c_str(), &now) == 0 && now.st_dev == device && now.st_ino == inode) ::unlink(path.c_str());
+        }
+    };
+    return std::make_shared<Owned>(path, info.st_dev, info.st_ino);
+}
+
+} // namespace detail
+
+using UnixOptions = StreamOptions;
+using UnixConnection = StreamConnection<detail::unix_protocol>;
+using UnixListener = StreamListener<detail::unix_protocol, detail::UnixNaming>;
+
+// Unix domain stream sockets, "unix:///path/to/socket" (or "unix://relative"):
+// the frames and handshake of tcp:// between processes on one host.
+class Unix {
+public:
+    using connection_type = UnixConnection;
+    using listener_type = UnixListener;
+
+    explicit Unix(UnixOptions options = {}) : home_(std::make_shared<asio::io_context>()), options_(options) {}
+
+    const UnixOptions& options() const noexcept { return options_; }
+
+    static bool accepts(std::string_view endpoint) { return detail::endpoint_scheme(endpoint) == "unix"; }
+
+    // Replaces a stale socket file left by a dead process, never anything else.
+    UnixListener listen(std::string_view bind) {
+        return detail::or_throw("listen", [&](std::error_code& ec) { return listen(bind, ec); });
+    }
+    UnixListener listen(std::string_view bind, std::error_code& ec) {
+        std::string path;
+        if ((ec = parse(bind, path)) || (ec = detail::clear_stale_socket(path))) return {};
+        detail::unix_protocol::acceptor acceptor(*home_);
+        if ((ec = detail::open_acceptor(acceptor, detail::unix_protocol::endpoint(path), false))) return {};
+        return UnixListener(home_, std::move(acceptor), options_, {}, detail::own_socket_file(path));
+    }
+
+    UnixConnection connect(std::string_view endpoint) {
+        return detail::or_throw("connect", [&](std::error_code& ec) { return connect(endpoint, ec); });
+    }
+    UnixConnection connect(std::string_view endpoint, std::error_code& ec) {
+        std::string path;
+        if ((ec = parse(endpoint, path))) return {};
+        return detail::dial<detail::UnixNaming, detail::unix_protocol>(
+            home_, detail::unix_protocol::endpoint(path), detail::PlainSession(), options_.connect_timeout,
+            options_.handshake_timeout, options_.max_message_size, ec);
+    }
+
+private:
+    static std::error_code parse(std::string_view endpoint, std::string& path) {
+        if (!accepts(endpoint)) return errc::unknown_scheme;
+        return detail::unix_path(endpoint, path);
+    }
+
+    std::shared_ptr<asio::io_context> home_;
+    UnixOptions options_;
+};
+
+} // namespace mesh
+// TLS needs OpenSSL: define MESH_ENABLE_TLS and link libssl and libcrypto
+// (CMake: link mesh::tls, which does both).
+#if defined(MESH_ENABLE_TLS)
+
+// ---- mesh/transport/tls.hpp ----
+
+
+// ---- mesh/transport/tls_context.hpp ----
+
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <utility>
+
+namespace mesh {
+
+enum class TlsVersion { tls1_2, tls1_3 };
+
+// Each item comes from a PEM file or from PEM text; a role may leave any empty.
+struct TlsCredentials {
+    std::string ca_file, ca_pem;      // CAs trusted to sign the peer's certificate (a bundle)
+    std::string cert_file, cert_pem;  // our certificate chain, leaf first
+    std::string key_file, key_pem;    // our private key (unencrypted PEM)
+};
+
+// TLS for tcps://. Peers are verified in both directions by default (mutual TLS):
+// a CA is required unless `insecure` is chosen explicitly, which logs a warning.
+struct TlsOptions {
+    TlsCredentials server;  // used when listening; a listener needs a certificate
+    TlsCredentials client;  // used when connecting; a role without a CA uses the other's
+    TlsVersion min_version = TlsVersion::tls1_2;  // TLS 1.3 is chosen whenever both sides allow it
+    TlsVersion max_version = TlsVersion::tls1_3;
+    bool insecure = false;          // encrypt but verify nothing (Splinter's --tls-insecure)
+    bool localhost_for_ip = false;  // as Splinter: an IP endpoint's certificate must name "localhost"
+    std::string server_name;        // the name the server's certificate must carry; default: the endpoint's host
+    std::function<void(const std::string&)> on_warning;  // default: one line on stderr
+    StreamOptions stream;
+
+    // Splinter's layout: one CA, one certificate and key, for both roles.
+    static TlsOptions from_files(const std::string& ca_file, const std::string& cert_file,
+                                 const std::string& key_file) {
+        TlsOptions options;
+        options.server = {ca_file, {}, cert_file, {}, key_file, {}};
+        options.client = options.server;
+        return options;
+    }
+};
+
+namespace detail {
+
+struct SslCtxFree {
+    void operator()(SSL_CTX* ctx) const noexcept { SSL_CTX_free(ctx); }
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
+
+// The OpenSSL contexts of one Tls transport, shared by its listeners and connections.
+class TlsContext {
+public:
+    // Builds both roles' contexts; on failure `why` says what is wrong.
+    static std::shared_ptr<const TlsContext> make(const TlsOptions& options, std::error_code& ec, std::string& why) {
+        auto context = std::shared_ptr<TlsContext>(new TlsContext(options));
+        ec = context->build(options, why);
+        if (ec) return nullptr;
+        return context;
+    }
+
+    SSL_CTX* server() const noexcept { return server_.get(); }
+    SSL_CTX* client() const noexcept { return client_.get(); }
+    bool verifies() const noexcept { return !insecure_; }
+    bool localhost_for_ip() const noexcept { return localhost_for_ip_; }
+    const std::string& server_name() const noexcept { return server_name_; }
+
+private:
+    explicit TlsContext(const TlsOptions& options)
+        : insecure_(options.insecure), localhost_for_ip_(options.localhost_for_ip),
+          server_name_(options.server_name) {}
+
+    std::error_code build(const TlsOptions& options, std::string& why) {
+        const bool has_ca = has_any(options.server.ca_file, options.server.ca_pem) ||
+                            has_any(options.client.ca_file, options.client.ca_pem);
+        const bool server_cert = has_any(options.server.cert_file, options.server.cert_pem);
+        const bool client_cert = has_any(options.client.cert_file, options.client.cert_pem);
+        if (options.min_version > options.max_version) return fail(why, "min_version is above max_version");
+        if (!options.insecure && !has_ca) return fail(why, "no CA given: set a CA, or choose insecure explicitly");
+        if (!server_cert && !client_cert) return fail(why, "no certificate given for either role");
+        if (options.insecure) {
+            const std::string warning =
+                "mesh: TLS peer verification is disabled (TlsOptions::insecure): traffic is encrypted, "
+                "peers are not authenticated";
+            if (options.on_warning) options.on_warning(warning);
+            else std::cerr << warning << '\n';
+        }
+        if (server_cert) {
+            server_.reset(SSL_CTX_new(TLS_server_method()));
+            if (auto ec = setup(server_.get(), options, options.server, options.client, why)) return ec;
+            // Resumed sessions of verified clients need an id context.
+            static const unsigned char id[] = "mesh";
+            SSL_CTX_set_session_id_context(server_.get(), id, sizeof(id) - 1);
+            SSL_CTX_set_verify(server_.get(),
+                               insecure_ ? SSL_VERIFY_NONE : SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+        }
+        client_.reset(SSL_CTX_new(TLS_client_method()));
+        if (auto ec = setup(client_.get(), options, options.client, options.server, why)) return ec;
+        SSL_CTX_set_verify(client_.get(), insecure_ ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, nullptr);
+        return {};
+    }
+
+    // `own` supplies the identity; the CA falls back to `other`'s.
+    static std::error_code setup(SSL_CTX* ctx, const TlsOptions& options, const TlsCredentials& own,
+                                 const TlsCredentials& other, std::string& why) {
+        if (!ctx) return fail(why, "cannot create an OpenSSL context");
+        const auto version = [](TlsVersion v) { return v == TlsVersion::tls1_2 ? TLS1_2_VERSION : TLS1_3_VERSION; };
+        SSL_CTX_set_min_proto_version(ctx, version(options.min_version));
+        SSL_CTX_set_max_proto_version(ctx, version(options.max_version));
+        SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+        // Partial and moving writes let a batch resume anywhere; idle sessions drop their buffers.
+        SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                  SSL_MODE_RELEASE_BUFFERS);
+        // TLS 1.2: forward-secret AEAD suites only, the ones Splinter's servers accept.
+        if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL") != 1)
+            return fail(why, "cipher list rejected");
+        const TlsCredentials& ca_source = has_any(own.ca_file, own.ca_pem) ? own : other;
+        if (!options.insecure)
+            if (auto ec = load_ca(ctx, ca_source, why)) return ec;
+        if (has_any(own.cert_file, own.cert_pem) || has_any(own.key_file, own.key_pem))
+            if (auto ec = load_identity(ctx, own, why)) return ec;
+        return {};
+    }
+
+    static std::error_code load_ca(SSL_CTX* ctx, const TlsCredentials& c, std::string& why) {
+        if (!c.ca_file.empty() && SSL_CTX_load_verify_locations(ctx, c.ca_file.c_str(), nullptr) != 1)
+            return fail(why, "cannot load CA file " + c.ca_file);
+        if (c.ca_pem.empty()) return {};
+        int added = 0;
+        for_each_pem_cert(c.ca_pem, [&](X509* cert) {
+            if (X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), cert) == 1) ++added;
+        });
+        if (added == 0) return fail(why, "no CA certificate in ca_pem");
+        return {};
+    }
+
+    static std::error_code load_identity(SSL_CTX* ctx, const TlsCredentials& c, std::string& why) {
+        if (!has_any(c.cert_file, c.cert_pem) || !has_any(c.key_file, c.key_pem))
+            return fail(why, "a certificate needs its key and a key its certificate");
+        if (!c.cert_file.empty()) {
+            if (SSL_CTX_use_certificate_chain_file(ctx, c.cert_file.c_str()) != 1)
+                return fail(why, "cannot load certificate chain " + c.cert_file);
+        } else {
+            int count = 0;
+            bool ok = true;
+            for_each_pem_cert(c.cert_pem, [&](X509* cert) {
+                ok = ok && (count++ == 0 ? SSL_CTX_use_certificate(ctx, cert) : SSL_CTX_add1_chain_cert(ctx, cert)) == 1;
+            });
+            if (!ok || count == 0) return fail(why, "cannot use cert_pem");
+        }
+        if (!c.key_file.empty()) {
+            if (SSL_CTX_use_PrivateKey_file(ctx, c.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+                return fail(why, "cannot load private key " + c.key_file);
+        } else {
+            BIO* bio = BIO_new_mem_buf(c.key_pem.data(), static_cast<int>(c.key_pem.size()));
+            EVP_PKEY* key = bio ? PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr) : nullptr;
+            const bool used = key && SSL_CTX_use_PrivateKey(ctx, key) == 1;
+            EVP_PKEY_free(key);
+            BIO_free(bio);
+            if (!used) return fail(why, "cannot use key_pem");
+        }
+        if (SSL_CTX_check_private_key(ctx) != 1) return fail(why, "the private key does not match the certificate");
+        return {};
+    }
+
+    template <class Use>
+    static void for_each_pem_cert(const std::string& pem, Use&& use) {
+        BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+        if (!bio) return;
+        while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+            use(cert);
+            X509_free(cert);
+        }
+        BIO_free(bio);
+        ERR_clear_error();  // the loop ends on a "no start line" error
+    }
+
+    static bool has_any(const std::string& file, const std::string& pem) { return !file.empty() || !pem.empty(); }
+
+    static std::error_code fail(std::string& why, std::string what) {
+        const unsigned long err = ERR_peek_last_error();
+        if (err != 0) {
+            char text[256];
+            ERR_error_string_n(err, text, sizeof(text));
+            what += ": ";
+            what += text;
+        }
+        ERR_clear_error();
+        why = std::move(what);
+        return errc::tls_config;
+    }
+
+    SslCtxPtr server_, client_;
+    bool insecure_;
+    bool localhost_for_ip_;
+    std::string server_name_;
+};
+
+} // namespace detail
+} // namespace mesh
+
+// ---- mesh/transport/tls_session.hpp ----
+
+
+// ---- mesh/transport/tls_bio.hpp ----
+
+#include <openssl/bio.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+
+#include <sys/socket.h>
+
+namespace mesh::detail {
+
+// OpenSSL's socket BIO writes with write(2), which raises SIGPIPE when the peer
+// has gone. This one sends with MSG_NOSIGNAL, so a vanished peer is an error
+// code, never a dead process.
+class SocketBio {
+public:
+    static BIO* make(int fd) {
+        BIO* bio = BIO_new(method());
+        if (!bio) return nullptr;
+        BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
+        BIO_set_init(bio, 1);
+        return bio;
+    }
+
+private:
+    static BIO_METHOD* method() {
+        static BIO_METHOD* const shared = [] {
+            BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "mesh socket");
+            BIO_meth_set_write_ex(m, &write);
+            BIO_meth_set_read_ex(m, &read);
+            BIO_meth_set_ctrl(m, &control);
+            return m;
+        }();
+        return shared;
+    }
+
+    static int fd(BIO* bio) { return static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(bio))); }
+
+    static bool retry(int error) { return error == EAGAIN || error == EWOULDBLOCK || error == EINTR; }
+
+    static int write(BIO* bio, const char* data, std::size_t size, std::size_t* written) {
+        BIO_clear_retry_flags(bio);
+        const ssize_t n = ::send(fd(bio), data, size, MSG_NOSIGNAL);
+        if (n >= 0) {
+            *written = static_cast<std::size_t>(n);
+            return 1;
+        }
+        if (retry(errno)) BIO_set_retry_write(bio);
+        return 0;
+    }
+
+    static int read(BIO* bio, char* data, std::size_t size, std::size_t* got) {
+        BIO_clear_retry_flags(bio);
+        const ssize_t n = ::recv(fd(bio), data, size, 0);
+        if (n > 0) {
+            *got = static_cast<std::size_t>(n);
+            return 1;
+        }
+        if (n == 0) BIO_set_flags(bio, BIO_FLAGS_IN_EOF);  // lets OpenSSL tell a truncation from a close_notify
+        else if (retry(errno)) BIO_set_retry_read(bio);
+        return 0;
+    }
+
+    static long control(BIO* bio, int command, long, void*) {
+        switch (command) {
+        case BIO_CTRL_FLUSH: return 1;  // nothing is buffered here
+        case BIO_CTRL_EOF: return BIO_test_flags(bio, BIO_FLAGS_IN_EOF) != 0;
+        default: return 0;
+        }
+    }
+};
+
+} // namespace mesh::detail
+
+// ---- mesh/transport/tls_errors.hpp ----
+
+
+#include <asio/error.hpp>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
+#include <system_error>
+
+namespace mesh::detail {
+
+// A failed certificate check, as the side that checked it saw it.
+inline std::error_code verify_error(long result) {
+    switch (result) {
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN: return errc::certificate_self_signed;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID: return errc::certificate_expired;
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH: return errc::certificate_name_mismatch;
+    default: return errc::certificate_untrusted;
+    }
+}
+
+// The error behind a failed OpenSSL call on `ssl`, read from OpenSSL's queue.
+// The side that was rejected learns why from the peer's alert.
+inline std::error_code tls_error(SSL* ssl) {
+    const unsigned long err = ERR_peek_error();
+    ERR_clear_error();
+    switch (ERR_GET_REASON(err)) {
+    case SSL_R_CERTIFICATE_VERIFY_FAILED: return verify_error(SSL_get_verify_result(ssl));
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED: return errc::certificate_missing;
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE: return errc::certificate_untrusted;
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED: return errc::certificate_expired;
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+    case SSL_R_NO_PROTOCOLS_AVAILABLE:
+    case SSL_R_VERSION_TOO_LOW: return errc::tls_version_refused;
+    case SSL_R_UNEXPECTED_EOF_WHILE_READING: return asio::error::eof;  // the frame decoder judges the cut
+    default: return errc::tls_failure;
+    }
+}
+
+} // namespace mesh::detail
+
+#include <asio/buffer.hpp>
+#include <asio/ip/address.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <array>
+#include <cerrno>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <poll.h>
+
+namespace mesh {
+
+// Who is at the other end of a TLS connection, read once the handshake is done.
+struct TlsPeer {
+    bool verified = false;      // the certificate chained to our CA (and matched the name, when we dialled)
+    std::string subject;        // RFC 2253, e.g. "CN=node-1,O=example"
+    std::string common_name;
+    std::vector<std::string> dns_names;     // subjectAltName DNS entries
+    std::vector<std::string> ip_addresses;  // subjectAltName IP entries, as text
+    std::string version;                    // "TLSv1.3", "TLSv1.2"
+    std::string cipher;
+};
+
+namespace detail {
+
+// The byte channel of a tcps:// connection: OpenSSL over the non-blocking socket.
+class TlsSession {
+public:
+    // Splinter reads a frame, then waits for the socket: a record that held the
+    // start of the next frame would sit unread in OpenSSL. So records never cross frames.
+    static constexpr bool frame_per_write = true;
+
+    TlsSession() = default;
+
+    static TlsSession server(const TlsContext& context, std::error_code& ec) {
+        TlsSession session(SSL_new(context.server()));
+        if (!session.ssl_) ec = errc::tls_failure;
+        else SSL_set_accept_state(session.ssl_.get());
+        return session;
+    }
+
+    // `host` is the endpoint's host; the server's certificate must be for it (see TlsOptions).
+    static TlsSession client(const TlsContext& context, const std::string& host, std::error_code& ec) {
+        TlsSession session(SSL_new(context.client()));
+        SSL* ssl = session.ssl_.get();
+        if (!ssl) {
+            ec = errc::tls_failure;
+            return session;
+        }
+        SSL_set_connect_state(ssl);
+        std::string name = context.server_name().empty() ? host : context.server_name();
+        std::error_code not_ip;
+        asio::ip::make_address(name, not_ip);
+        if (!not_ip && context.localhost_for_ip()) {
+            name = "localhost";
+            not_ip = make_error_code(errc::invalid_endpoint);
+        }
+        bool ok = true;
+        if (not_ip) {
+            ok = SSL_set_tlsext_host_name(ssl, name.c_str()) == 1;  // SNI carries names, never addresses
+            if (context.verifies()) {
+                SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+                ok = ok && SSL_set1_host(ssl, name.c_str()) == 1;
+            }
+        } else if (context.verifies()) {
+            ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) == 1;
+        }
+        if (!ok) ec = errc::tls_config;
+        return session;
+    }
+
+    std::error_code attach(int fd) {
+        BIO* bio = SocketBio::make(fd);
+        if (!bio) return errc::tls_failure;
+        SSL_set_bio(ssl_.get(), bio, bio);
+        return {};
+    }
+
+    template <class Socket>
+    std::error_code handshake(Socket&) {
+        ERR_clear_error();
+        const int result = SSL_do_handshake(ssl_.get());
+        if (result != 1) return failure(result, read_want_);
+        read_peer();
+        return {};
+    }
+
+    template <class Socket>
+    std::size_t read_some(Socket&, asio::mutable_buffer buffer, std::error_code& ec) {
+        std::size_t n = 0;
+        ERR_clear_error();
+        if (buffer.size() == 0 || SSL_read_ex(ssl_.get(), buffer.data(), buffer.size(), &n) == 1) return n;
+        ec = failure(0, read_want_);
+        return 0;
+    }
+
+    // One buffer per call: the caller's buffers are frame-aligned, and so are the records.
+    template <class Socket, class Buffers>
+    std::size_t write_some(Socket&, const Buffers& buffers, std::error_code& ec) {
+        for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
+            const asio::const_buffer buffer(*it);
+            if (buffer.size() == 0) continue;
+            std::size_t n = 0;
+            ERR_clear_error();
+            if (SSL_write_ex(ssl_.get(), buffer.data(), buffer.size(), &n) == 1) return n;
+            ec = failure(0, write_want_);
+            return 0;
+        }
+        return 0;
+    }
+
+    // Reads may need the socket writable and writes readable (TLS 1.3 key updates).
+    short wants(short events) const noexcept { return (events & POLLOUT) ? write_want_ : read_want_; }
+
+    // Sends close_notify if the socket takes it now; a close never waits for the peer.
+    template <class Socket>
+    void close(Socket&) noexcept {
+        if (!ssl_ || !SSL_is_init_finished(ssl_.get())) return;
+        ERR_clear_error();
+        SSL_shutdown(ssl_.get());
+        ERR_clear_error();
+    }
+
+    const TlsPeer& peer() const noexcept { return peer_; }
+
+private:
+    struct SslFree {
+        void operator()(SSL* ssl) const noexcept { SSL_free(ssl); }
+    };
+
+    explicit TlsSession(SSL* ssl) : ssl_(ssl) {}
+
+    std::error_code failure(int result, short& want) {
+        const int saved_errno = errno;
+        const int error = SSL_get_error(ssl_.get(), result);
+        switch (error) {
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+            want = error == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+            return asio::error::would_block;
+        case SSL_ERROR_ZERO_RETURN: return asio::error::eof;  // close_notify
+        case SSL_ERROR_SYSCALL:
+            if (ERR_peek_error() == 0) {
+                // The socket failed, or ended without close_notify (the decoder judges that).
+                if (saved_errno == 0) return asio::error::eof;
+                return {saved_errno, std::system_category()};
+            }
+            return tls_error(ssl_.get());
+        default: return tls_error(ssl_.get());
+        }
+    }
+
+    void read_peer() {
+        SSL* ssl = ssl_.get();
+        peer_.version = SSL_get_version(ssl);
+        peer_.cipher = SSL_get_cipher_name(ssl);
+        X509* cert = SSL_get0_peer_certificate(ssl);
+        if (!cert) return;
+        peer_.verified = SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE && SSL_get_verify_result(ssl) == X509_V_OK;
+        const X509_NAME* subject = X509_get_subject_name(cert);
+        if (BIO* bio = BIO_new(BIO_s_mem())) {
+            X509_NAME_print_ex(bio, subject, 0, XN_FLAG_RFC2253);
+            char* text = nullptr;
+            const long size = BIO_get_mem_data(bio, &text);
+            peer_.subject.assign(text, static_cast<std::size_t>(size));
+            BIO_free(bio);
+        }
+        std::array<char, 256> cn{};
+        if (X509_NAME_get_text_by_NID(const_cast<X509_NAME*>(subject), NID_commonName, cn.data(),
+                                      static_cast<int>(cn.size())) > 0)
+            peer_.common_name = cn.data();
+        auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+        for (int i = 0; names && i < sk_GENERAL_NAME_num(names); ++i) {
+            const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+            int type = 0;
+            const auto* value = static_cast<const ASN1_STRING*>(GENERAL_NAME_get0_value(name, &type));
+            const auto* data = reinterpret_cast<const char*>(ASN1_STRING_get0_data(value));
+            const int length = ASN1_STRING_length(value);
+            if (type == GEN_DNS) {
+                peer_.dns_names.emplace_back(data, static_cast<std::size_t>(length));
+            } else if (type == GEN_IPADD && (length == 4 || length == 16)) {
+                std::array<char, INET6_ADDRSTRLEN> text{};
+                if (inet_ntop(length == 4 ? AF_INET : AF_INET6, data, text.data(), text.size()))
+                    peer_.ip_addresses.emplace_back(text.data());
+            }
+        }
+        GENERAL_NAMES_free(names);
+        ERR_clear_error();
+    }
+
+    std::unique_ptr<SSL, SslFree> ssl_;
+    short read_want_ = POLLIN, write_want_ = POLLOUT;
+    TlsPeer peer_;
+};
+
+// Makes the sessions of a TLS listener's accepted connections.
+struct TlsSecurity {
+    using session_type = TlsSession;
+    std::shared_ptr<const TlsContext> context;
+
+    TlsSession server_session(int fd, std::error_code& ec) const {
+        if (!context || !context->server()) {
+            ec = errc::tls_config;
+            return TlsSession();
+        }
+        auto session = TlsSession::server(*context, ec);
+        if (!ec) ec = session.attach(fd);
+        return session;
+    }
+};
+
+} // namespace detail
+} // namespace mesh
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+namespace mesh {
+
+namespace detail {
+inline constexpr char tls_scheme[] = "tcps";
+using TlsNaming = IpNaming<tls_scheme>;
+} // namespace detail
+
+using TlsConnection = StreamConnection<asio::ip::tcp, detail::TlsSession>;
+using TlsListener = StreamListener<asio::ip::tcp, detail::TlsNaming, detail::TlsSecurity>;
+
+// TLS over TCP, "tcps://host:port" (also the older "tls://", or a bare "host:port"):
+// the TLS handshake, then Splinter's version handshake and frames inside it, so
+// Splinter's tcps:// nodes interoperate (TLS 1.2; TLS 1.3 when both sides have it).
+class Tls {
+public:
+    using connection_type = TlsConnection;
+    using listener_type = TlsListener;
+
+    // Throws std::system_error (tls_config) saying what is wrong with the options.
+    explicit Tls(TlsOptions options) : Tls(std::move(options), nullptr) {}
+    // On failure ec is tls_config and every listen and connect fails with it.
+    Tls(TlsOptions options, std::error_code& ec) : Tls(std::move(options), &ec) {}
+
+    const TlsOptions& options() const noexcept { return options_; }
+
+    static bool accepts(std::string_view endpoint) {
+        const auto scheme = detail::endpoint_scheme(endpoint);
+        return scheme.empty() ? !endpoint.empty() : scheme == "tcps" || scheme == "tls";
+    }
+
+    TlsListener listen(std::string_view bind) {
+        return detail::or_throw("listen", [&](std::error_code& ec) { return listen(bind, ec); });
+    }
+    TlsListener listen(std::string_view bind, std::error_code& ec) {
+        if (!context_ || !context_->server()) {
+            ec = errc::tls_config;
+            return {};
+        }
+        asio::ip::tcp::endpoint endpoint;
+        if ((ec = resolve(bind, endpoint))) return {};
+        asio::ip::tcp::acceptor acceptor(*home_);
+        if ((ec = detail::open_acceptor(acceptor, endpoint, true))) return {};
+        return TlsListener(home_, std::move(acceptor), options_.stream, detail::TlsSecurity{context_});
+    }
+
+    // Connects, then runs the TLS and version handshakes, within the timeouts.
+    TlsConnection connect(std::string_view endpoint) {
+        return detail::or_throw("connect", [&](std::error_code& ec) { return connect(endpoint, ec); });
+    }
+    TlsConnection connect(std::string_view endpoint, std::error_code& ec) {
+        if (!context_) {
+            ec = errc::tls_config;
+            return {};
+        }
+        asio::ip::tcp::endpoint target;
+        std::string host;
+        if ((ec = resolve(endpoint, target, &host))) return {};
+        auto session = detail::TlsSession::client(*context_, host, ec);
+        if (ec) return {};
+        const auto& stream = options_.stream;
+        return detail::dial<detail::TlsNaming, asio::ip::tcp>(home_, target, std::move(session),
+                                                              stream.connect_timeout, stream.handshake_timeout,
+                                                              stream.max_message_size, ec);
+    }
+
+private:
+    Tls(TlsOptions options, std::error_code* out)
+        : home_(std::make_shared<asio::io_context>()), options_(std::move(options)) {
+        std::error_code ec;
+        std::string why;
+        context_ = detail::TlsContext::make(options_, ec, why);
+        if (out) *out = ec;
+        else if (ec) throw std::system_error(ec, "TLS: " + why);
+    }
+
+    std::error_code resolve(std::string_view endpoint, asio::ip::tcp::endpoint& out, std::string* host = nullptr) {
+        if (!accepts(endpoint)) return errc::unknown_scheme;
+        return detail::resolve_tcp(*home_, detail::endpoint_address(endpoint), out, host);
+    }
+
+    std::shared_ptr<asio::io_context> home_;
+    TlsOptions options_;
+    std::shared_ptr<const detail::TlsContext> context_;
+};
+
+} // namespace mesh
+#endif
 
 #endif // MESH_SINGLE_HEADER_HPP

@@ -17,3 +17,8 @@
 #include "mesh/transport/inproc.hpp"
 #include "mesh/transport/tcp.hpp"
 #include "mesh/transport/unix.hpp"
+// TLS needs OpenSSL: define MESH_ENABLE_TLS and link libssl and libcrypto
+// (CMake: link mesh::tls, which does both).
+#if defined(MESH_ENABLE_TLS)
+#include "mesh/transport/tls.hpp"
+#endif

@@ -1,0 +1,226 @@
+#pragma once
+
+#include "mesh/error.hpp"
+#include "mesh/transport/plain_session.hpp"
+#include "mesh/transport/tls_bio.hpp"
+#include "mesh/transport/tls_context.hpp"
+#include "mesh/transport/tls_errors.hpp"
+
+#include <asio/buffer.hpp>
+#include <asio/ip/address.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <array>
+#include <cerrno>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <poll.h>
+
+namespace mesh {
+
+// Who is at the other end of a TLS connection, read once the handshake is done.
+struct TlsPeer {
+    bool verified = false;      // the certificate chained to our CA (and matched the name, when we dialled)
+    std::string subject;        // RFC 2253, e.g. "CN=node-1,O=example"
+    std::string common_name;
+    std::vector<std::string> dns_names;     // subjectAltName DNS entries
+    std::vector<std::string> ip_addresses;  // subjectAltName IP entries, as text
+    std::string version;                    // "TLSv1.3", "TLSv1.2"
+    std::string cipher;
+};
+
+namespace detail {
+
+// The byte channel of a tcps:// connection: OpenSSL over the non-blocking socket.
+class TlsSession {
+public:
+    // Splinter reads a frame, then waits for the socket: a record that held the
+    // start of the next frame would sit unread in OpenSSL. So records never cross frames.
+    static constexpr bool frame_per_write = true;
+
+    TlsSession() = default;
+
+    static TlsSession server(const TlsContext& context, std::error_code& ec) {
+        TlsSession session(SSL_new(context.server()));
+        if (!session.ssl_) ec = errc::tls_failure;
+        else SSL_set_accept_state(session.ssl_.get());
+        return session;
+    }
+
+    // `host` is the endpoint's host; the server's certificate must be for it (see TlsOptions).
+    static TlsSession client(const TlsContext& context, const std::string& host, std::error_code& ec) {
+        TlsSession session(SSL_new(context.client()));
+        SSL* ssl = session.ssl_.get();
+        if (!ssl) {
+            ec = errc::tls_failure;
+            return session;
+        }
+        SSL_set_connect_state(ssl);
+        std::string name = context.server_name().empty() ? host : context.server_name();
+        std::error_code not_ip;
+        asio::ip::make_address(name, not_ip);
+        if (!not_ip && context.localhost_for_ip()) {
+            name = "localhost";
+            not_ip = make_error_code(errc::invalid_endpoint);
+        }
+        bool ok = true;
+        if (not_ip) {
+            ok = SSL_set_tlsext_host_name(ssl, name.c_str()) == 1;  // SNI carries names, never addresses
+            if (context.verifies()) {
+                SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+                ok = ok && SSL_set1_host(ssl, name.c_str()) == 1;
+            }
+        } else if (context.verifies()) {
+            ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) == 1;
+        }
+        if (!ok) ec = errc::tls_config;
+        return session;
+    }
+
+    std::error_code attach(int fd) {
+        BIO* bio = SocketBio::make(fd);
+        if (!bio) return errc::tls_failure;
+        SSL_set_bio(ssl_.get(), bio, bio);
+        return {};
+    }
+
+    template <class Socket>
+    std::error_code handshake(Socket&) {
+        ERR_clear_error();
+        const int result = SSL_do_handshake(ssl_.get());
+        if (result != 1) return failure(result, read_want_);
+        read_peer();
+        return {};
+    }
+
+    template <class Socket>
+    std::size_t read_some(Socket&, asio::mutable_buffer buffer, std::error_code& ec) {
+        std::size_t n = 0;
+        ERR_clear_error();
+        if (buffer.size() == 0 || SSL_read_ex(ssl_.get(), buffer.data(), buffer.size(), &n) == 1) return n;
+        ec = failure(0, read_want_);
+        return 0;
+    }
+
+    // One buffer per call: the caller's buffers are frame-aligned, and so are the records.
+    template <class Socket, class Buffers>
+    std::size_t write_some(Socket&, const Buffers& buffers, std::error_code& ec) {
+        for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
+            const asio::const_buffer buffer(*it);
+            if (buffer.size() == 0) continue;
+            std::size_t n = 0;
+            ERR_clear_error();
+            if (SSL_write_ex(ssl_.get(), buffer.data(), buffer.size(), &n) == 1) return n;
+            ec = failure(0, write_want_);
+            return 0;
+        }
+        return 0;
+    }
+
+    // Reads may need the socket writable and writes readable (TLS 1.3 key updates).
+    short wants(short events) const noexcept { return (events & POLLOUT) ? write_want_ : read_want_; }
+
+    // Sends close_notify if the socket takes it now; a close never waits for the peer.
+    template <class Socket>
+    void close(Socket&) noexcept {
+        if (!ssl_ || !SSL_is_init_finished(ssl_.get())) return;
+        ERR_clear_error();
+        SSL_shutdown(ssl_.get());
+        ERR_clear_error();
+    }
+
+    const TlsPeer& peer() const noexcept { return peer_; }
+
+private:
+    struct SslFree {
+        void operator()(SSL* ssl) const noexcept { SSL_free(ssl); }
+    };
+
+    explicit TlsSession(SSL* ssl) : ssl_(ssl) {}
+
+    std::error_code failure(int result, short& want) {
+        const int saved_errno = errno;
+        const int error = SSL_get_error(ssl_.get(), result);
+        switch (error) {
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+            want = error == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+            return asio::error::would_block;
+        case SSL_ERROR_ZERO_RETURN: return asio::error::eof;  // close_notify
+        case SSL_ERROR_SYSCALL:
+            if (ERR_peek_error() == 0) {
+                // The socket failed, or ended without close_notify (the decoder judges that).
+                if (saved_errno == 0) return asio::error::eof;
+                return {saved_errno, std::system_category()};
+            }
+            return tls_error(ssl_.get());
+        default: return tls_error(ssl_.get());
+        }
+    }
+
+    void read_peer() {
+        SSL* ssl = ssl_.get();
+        peer_.version = SSL_get_version(ssl);
+        peer_.cipher = SSL_get_cipher_name(ssl);
+        X509* cert = SSL_get0_peer_certificate(ssl);
+        if (!cert) return;
+        peer_.verified = SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE && SSL_get_verify_result(ssl) == X509_V_OK;
+        const X509_NAME* subject = X509_get_subject_name(cert);
+        if (BIO* bio = BIO_new(BIO_s_mem())) {
+            X509_NAME_print_ex(bio, subject, 0, XN_FLAG_RFC2253);
+            char* text = nullptr;
+            const long size = BIO_get_mem_data(bio, &text);
+            peer_.subject.assign(text, static_cast<std::size_t>(size));
+            BIO_free(bio);
+        }
+        std::array<char, 256> cn{};
+        if (X509_NAME_get_text_by_NID(const_cast<X509_NAME*>(subject), NID_commonName, cn.data(),
+                                      static_cast<int>(cn.size())) > 0)
+            peer_.common_name = cn.data();
+        auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+        for (int i = 0; names && i < sk_GENERAL_NAME_num(names); ++i) {
+            const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+            int type = 0;
+            const auto* value = static_cast<const ASN1_STRING*>(GENERAL_NAME_get0_value(name, &type));
+            const auto* data = reinterpret_cast<const char*>(ASN1_STRING_get0_data(value));
+            const int length = ASN1_STRING_length(value);
+            if (type == GEN_DNS) {
+                peer_.dns_names.emplace_back(data, static_cast<std::size_t>(length));
+            } else if (type == GEN_IPADD && (length == 4 || length == 16)) {
+                std::array<char, INET6_ADDRSTRLEN> text{};
+                if (inet_ntop(length == 4 ? AF_INET : AF_INET6, data, text.data(), text.size()))
+                    peer_.ip_addresses.emplace_back(text.data());
+            }
+        }
+        GENERAL_NAMES_free(names);
+        ERR_clear_error();
+    }
+
+    std::unique_ptr<SSL, SslFree> ssl_;
+    short read_want_ = POLLIN, write_want_ = POLLOUT;
+    TlsPeer peer_;
+};
+
+// Makes the sessions of a TLS listener's accepted connections.
+struct TlsSecurity {
+    using session_type = TlsSession;
+    std::shared_ptr<const TlsContext> context;
+
+    TlsSession server_session(int fd, std::error_code& ec) const {
+        if (!context || !context->server()) {
+            ec = errc::tls_config;
+            return TlsSession();
+        }
+        auto session = TlsSession::server(*context, ec);
+        if (!ec) ec = session.attach(fd);
+        return session;
+    }
+};
+
+} // namespace detail
+} // namespace mesh

@@ -1,0 +1,2 @@
+#include <mesh/mesh.hpp>
+#include <doctest/doctest.h>
