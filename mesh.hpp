@@ -2474,6 +2474,10 @@ public:
         return socket.write_some(buffers, ec);
     }
 
+    // Nothing is ever held back: writes go to the socket, reads come from it.
+    std::error_code flush() noexcept { return {}; }
+    bool has_pending() const noexcept { return false; }
+
     // After would_block: the poll events to wait for. A socket waits for what it asked.
     short wants(short events) const noexcept { return events; }
 
@@ -2541,8 +2545,12 @@ std::error_code write_all_until(Socket& socket, Session& session, std::vector<as
     std::size_t first = 0;
     for (;;) {
         while (first < buffers.size() && buffers[first].size() == 0) ++first;
-        if (first == buffers.size()) return {};
         std::error_code ec;
+        if (first == buffers.size()) {
+            if (!would_block(ec = session.flush())) return ec;
+            if ((ec = wait_ready(socket.native_handle(), session.wants(POLLOUT), deadline))) return ec;
+            continue;
+        }
         std::size_t n = session.write_some(
             socket, std::vector<asio::const_buffer>(buffers.begin() + static_cast<std::ptrdiff_t>(first), buffers.end()),
             ec);
@@ -2795,20 +2803,22 @@ private:
         for (;;) {
             while (first_ < buffers_.size() && buffers_[first_].size() == 0) ++first_;
             std::error_code ec;
-            if (first_ < buffers_.size()) {
-                const std::size_t n = session_.write_some(
-                    *socket_, detail::BufferSpan{buffers_.data() + first_, buffers_.data() + buffers_.size()}, ec);
-                consume(n);
-                if (detail::would_block(ec)) {
-                    socket_->async_wait(detail::wait_type_for(session_.wants(POLLOUT)),
-                                        [this, d = std::forward<Done>(done)](std::error_code wait_ec) mutable {
-                                            if (wait_ec) finish_write(std::move(d), wait_ec);
-                                            else write_more(std::move(d), false);
-                                        });
-                    return;
-                }
-                if (!ec) continue;
+            const bool more = first_ < buffers_.size();
+            if (more) {
+                consume(session_.write_some(
+                    *socket_, detail::BufferSpan{buffers_.data() + first_, buffers_.data() + buffers_.size()}, ec));
+            } else {
+                ec = session_.flush();  // what the session buffered must reach the socket too
             }
+            if (detail::would_block(ec)) {
+                socket_->async_wait(detail::wait_type_for(session_.wants(POLLOUT)),
+                                    [this, d = std::forward<Done>(done)](std::error_code wait_ec) mutable {
+                                        if (wait_ec) finish_write(std::move(d), wait_ec);
+                                        else write_more(std::move(d), false);
+                                    });
+                return;
+            }
+            if (!ec && more) continue;
             if (!initiating) return finish_write(std::forward<Done>(done), ec);
             asio::post(socket_->get_executor(), [this, ec, d = std::forward<Done>(done)]() mutable {
                 finish_write(std::move(d), ec);
@@ -2849,8 +2859,18 @@ private:
         unsent_ = std::move(rest);
     }
 
-    // One non-blocking read, straight into the payload when a large body is pending.
+    // Reads what the socket has, and what the session still holds decrypted.
     std::size_t read_now(std::error_code& ec) {
+        std::size_t total = 0, n = 0;
+        do {
+            n = read_once(ec);
+            total += n;
+        } while (n > 0 && session_.has_pending());
+        return total;
+    }
+
+    // One non-blocking read, straight into the payload when a large body is pending.
+    std::size_t read_once(std::error_code& ec) {
         if (eof_ || read_error_) return 0;
         std::size_t n = 0;
         if (in_begin_ == in_end_ && decoder_.body_missing() >= read_buffer_size) {
@@ -3497,6 +3517,8 @@ private:
 #include <asio/io_context.hpp>
 #include <asio/local/stream_protocol.hpp>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -3521,15 +3543,20 @@ struct UnixNaming {
     // The connecting side has no name of its own; it names the path it dialled.
     static std::string local(const unix_protocol::socket& socket) {
         std::error_code ec;
-        return "unix://" + socket.local_endpoint(ec).path();
+        auto path = socket.local_endpoint(ec).path();
+        if (path.empty()) path = socket.remote_endpoint(ec).path();
+        return "unix://" + path;
     }
-    // Accepted sockets have unnamed peers: the descriptor tells them apart, so
-    // accept_from's default ids stay unique.
+    // Accepted sockets have unnamed peers: a number never handed out before tells
+    // them apart, so accept_from's default ids stay unique. Not the descriptor: a
+    // peer that died keeps its id registered while its descriptor is reused at once.
     static std::string remote(unix_protocol::socket& socket) {
+        static std::atomic<std::uint64_t> unnamed{0};
         std::error_code ec;
         const auto path = socket.remote_endpoint(ec).path();
         if (!path.empty()) return "unix://" + path;
-        return "unix://" + socket.local_endpoint(ec).path() + "#" + std::to_string(socket.native_handle());
+        return "unix://" + socket.local_endpoint(ec).path() + "#" +
+               std::to_string(unnamed.fetch_add(1, std::memory_order_relaxed) + 1);
     }
     static void tune(unix_protocol::socket&) noexcept {}
 };
@@ -3546,7 +3573,9 @@ inline std::error_code clear_stale_socket(const std::string& path) {
     struct stat info {};
     if (::lstat(path.c_str(), &info) != 0) return {};
     if (!S_ISSOCK(info.st_mode)) return errc::address_in_use;
-    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    // Non-blocking: a live listener with a full backlog refuses at once (EAGAIN)
+    // instead of holding this call until it accepts.
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (probe < 0) return {errno, std::system_category()};
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
@@ -3756,6 +3785,7 @@ private:
         // Partial and moving writes let a batch resume anywhere; idle sessions drop their buffers.
         SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                   SSL_MODE_RELEASE_BUFFERS);
+        SSL_CTX_set_read_ahead(ctx, 1);  // one recv takes many small records
         // TLS 1.2: forward-secret AEAD suites only, the ones Splinter's servers accept.
         if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL") != 1)
             return fail(why, "cipher list rejected");
@@ -3849,25 +3879,57 @@ private:
 
 // ---- mesh/transport/tls_bio.hpp ----
 
+#include <asio/error.hpp>
+
 #include <openssl/bio.h>
 
 #include <cerrno>
 #include <cstddef>
-#include <cstdint>
+#include <system_error>
+#include <vector>
 
 #include <sys/socket.h>
 
 namespace mesh::detail {
 
-// OpenSSL's socket BIO writes with write(2), which raises SIGPIPE when the peer
-// has gone. This one sends with MSG_NOSIGNAL, so a vanished peer is an error
-// code, never a dead process.
+// The socket end of a TLS session. Two reasons for our own BIO: OpenSSL's socket
+// BIO writes with write(2), which raises SIGPIPE when the peer has gone (we send
+// with MSG_NOSIGNAL), and a batch of small records should leave in one send, not
+// one system call per record.
 class SocketBio {
 public:
-    static BIO* make(int fd) {
+    struct State {
+        int fd = -1;
+        bool gather = false;  // records are collected in `out`, sent by flush()
+        std::vector<char> out;
+        std::size_t sent = 0;  // of `out`
+
+        std::size_t held() const noexcept { return out.size() - sent; }
+
+        // Sends what is held: {} once all is out, would_block while the socket is full.
+        std::error_code flush() {
+            while (sent < out.size()) {
+                const ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+                if (n < 0) {
+                    if (retry(errno)) return asio::error::would_block;
+                    return {errno, std::system_category()};
+                }
+                sent += static_cast<std::size_t>(n);
+            }
+            sent = 0;
+            out.clear();
+            if (out.capacity() > 64 * 1024) out = std::vector<char>();  // a large batch's buffer is not kept
+            return {};
+        }
+    };
+
+    // The BIO owns the state; the returned pointer lives as long as the BIO.
+    static BIO* make(int fd, State*& state) {
         BIO* bio = BIO_new(method());
         if (!bio) return nullptr;
-        BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
+        state = new State;
+        state->fd = fd;
+        BIO_set_data(bio, state);
         BIO_set_init(bio, 1);
         return bio;
     }
@@ -3879,18 +3941,27 @@ private:
             BIO_meth_set_write_ex(m, &write);
             BIO_meth_set_read_ex(m, &read);
             BIO_meth_set_ctrl(m, &control);
+            BIO_meth_set_destroy(m, &destroy);
             return m;
         }();
         return shared;
     }
 
-    static int fd(BIO* bio) { return static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(bio))); }
+    static State& state(BIO* bio) { return *static_cast<State*>(BIO_get_data(bio)); }
 
     static bool retry(int error) { return error == EAGAIN || error == EWOULDBLOCK || error == EINTR; }
 
     static int write(BIO* bio, const char* data, std::size_t size, std::size_t* written) {
         BIO_clear_retry_flags(bio);
-        const ssize_t n = ::send(fd(bio), data, size, MSG_NOSIGNAL);
+        State& s = state(bio);
+        if (s.gather || s.held() != 0) {
+            // Behind held records, a record must wait its turn to keep the stream in order.
+            s.out.insert(s.out.end(), data, data + size);
+            *written = size;
+            if (!s.gather) s.flush();  // a failure shows on the next write or flush
+            return 1;
+        }
+        const ssize_t n = ::send(s.fd, data, size, MSG_NOSIGNAL);
         if (n >= 0) {
             *written = static_cast<std::size_t>(n);
             return 1;
@@ -3901,7 +3972,7 @@ private:
 
     static int read(BIO* bio, char* data, std::size_t size, std::size_t* got) {
         BIO_clear_retry_flags(bio);
-        const ssize_t n = ::recv(fd(bio), data, size, 0);
+        const ssize_t n = ::recv(state(bio).fd, data, size, 0);
         if (n > 0) {
             *got = static_cast<std::size_t>(n);
             return 1;
@@ -3913,10 +3984,16 @@ private:
 
     static long control(BIO* bio, int command, long, void*) {
         switch (command) {
-        case BIO_CTRL_FLUSH: return 1;  // nothing is buffered here
+        case BIO_CTRL_FLUSH: return 1;  // records held in a batch leave with the batch
         case BIO_CTRL_EOF: return BIO_test_flags(bio, BIO_FLAGS_IN_EOF) != 0;
         default: return 0;
         }
+    }
+
+    static int destroy(BIO* bio) {
+        delete static_cast<State*>(BIO_get_data(bio));
+        BIO_set_data(bio, nullptr);
+        return 1;
     }
 };
 
@@ -3979,6 +4056,7 @@ inline std::error_code tls_error(SSL* ssl) {
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <memory>
@@ -4050,7 +4128,7 @@ public:
     }
 
     std::error_code attach(int fd) {
-        BIO* bio = SocketBio::make(fd);
+        BIO* bio = SocketBio::make(fd, bio_);
         if (!bio) return errc::tls_failure;
         SSL_set_bio(ssl_.get(), bio, bio);
         return {};
@@ -4074,20 +4152,44 @@ public:
         return 0;
     }
 
-    // One buffer per call: the caller's buffers are frame-aligned, and so are the records.
+    // Encrypts whole buffers (the caller's are frame-aligned, so records never
+    // cross frames) into one batch of records, then sends the batch at once.
+    // What the socket does not take now is held for flush().
     template <class Socket, class Buffers>
     std::size_t write_some(Socket&, const Buffers& buffers, std::error_code& ec) {
+        if ((ec = flush())) return 0;
+        std::size_t consumed = 0;
+        bio_->gather = true;
         for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
             const asio::const_buffer buffer(*it);
+            if (bio_->held() >= batch_bytes) break;
             if (buffer.size() == 0) continue;
             std::size_t n = 0;
             ERR_clear_error();
-            if (SSL_write_ex(ssl_.get(), buffer.data(), buffer.size(), &n) == 1) return n;
-            ec = failure(0, write_want_);
-            return 0;
+            if (SSL_write_ex(ssl_.get(), buffer.data(), std::min(buffer.size(), batch_bytes), &n) != 1) {
+                ec = failure(0, write_want_);
+                break;
+            }
+            consumed += n;
+            if (n < buffer.size()) break;
         }
-        return 0;
+        bio_->gather = false;
+        if (!ec && consumed != 0) {
+            const auto sent = bio_->flush();
+            if (!would_block(sent)) ec = sent;  // else held: the caller's next write or flush sends it
+        }
+        return consumed;
     }
+
+    std::error_code flush() {
+        if (!bio_) return {};
+        auto ec = bio_->flush();
+        if (would_block(ec)) write_want_ = POLLOUT;
+        return ec;
+    }
+
+    // Decrypted or raw bytes OpenSSL read ahead and has not handed out yet.
+    bool has_pending() const noexcept { return ssl_ && SSL_has_pending(ssl_.get()) == 1; }
 
     // Reads may need the socket writable and writes readable (TLS 1.3 key updates).
     short wants(short events) const noexcept { return (events & POLLOUT) ? write_want_ : read_want_; }
@@ -4122,12 +4224,31 @@ private:
         case SSL_ERROR_SYSCALL:
             if (ERR_peek_error() == 0) {
                 // The socket failed, or ended without close_notify (the decoder judges that).
+                // Asio's category, as for plain sockets, so that asio::error values compare equal.
                 if (saved_errno == 0) return asio::error::eof;
-                return {saved_errno, std::system_category()};
+                return {saved_errno, asio::error::get_system_category()};
             }
             return tls_error(ssl_.get());
         default: return tls_error(ssl_.get());
         }
+    }
+
+    // A peer that refuses us sends an alert and closes, often with our last records
+    // unread, so its kernel answers with a reset. A write that meets the reset fails
+    // while the alert, already received, waits unread (TLS 1.3: a client learns of
+    // its rejected certificate only after its side of the handshake is done). Peek
+    // for it, consuming no data, so the error says why.
+    std::error_code alert_behind(const std::error_code& ec) {
+        unsigned char byte = 0;
+        std::size_t n = 0;
+        ERR_clear_error();
+        const int result = SSL_peek_ex(ssl_.get(), &byte, 1, &n);
+        if (result != 1 && SSL_get_error(ssl_.get(), result) == SSL_ERROR_SSL) {
+            const auto why = tls_error(ssl_.get());
+            if (why.category() == error_category()) return why;
+        }
+        ERR_clear_error();
+        return ec;
     }
 
     void read_peer() {
@@ -4168,7 +4289,10 @@ private:
         ERR_clear_error();
     }
 
+    static constexpr std::size_t batch_bytes = 64 * 1024;
+
     std::unique_ptr<SSL, SslFree> ssl_;
+    SocketBio::State* bio_ = nullptr;  // owned by ssl_'s BIO
     short read_want_ = POLLIN, write_want_ = POLLOUT;
     TlsPeer peer_;
 };

@@ -37,6 +37,10 @@ public:
         return socket.write_some(buffers, ec);
     }
 
+    // Nothing is ever held back: writes go to the socket, reads come from it.
+    std::error_code flush() noexcept { return {}; }
+    bool has_pending() const noexcept { return false; }
+
     // After would_block: the poll events to wait for. A socket waits for what it asked.
     short wants(short events) const noexcept { return events; }
 

@@ -44,8 +44,12 @@ std::error_code write_all_until(Socket& socket, Session& session, std::vector<as
     std::size_t first = 0;
     for (;;) {
         while (first < buffers.size() && buffers[first].size() == 0) ++first;
-        if (first == buffers.size()) return {};
         std::error_code ec;
+        if (first == buffers.size()) {
+            if (!would_block(ec = session.flush())) return ec;
+            if ((ec = wait_ready(socket.native_handle(), session.wants(POLLOUT), deadline))) return ec;
+            continue;
+        }
         std::size_t n = session.write_some(
             socket, std::vector<asio::const_buffer>(buffers.begin() + static_cast<std::ptrdiff_t>(first), buffers.end()),
             ec);

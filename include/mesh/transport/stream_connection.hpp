@@ -237,20 +237,22 @@ private:
         for (;;) {
             while (first_ < buffers_.size() && buffers_[first_].size() == 0) ++first_;
             std::error_code ec;
-            if (first_ < buffers_.size()) {
-                const std::size_t n = session_.write_some(
-                    *socket_, detail::BufferSpan{buffers_.data() + first_, buffers_.data() + buffers_.size()}, ec);
-                consume(n);
-                if (detail::would_block(ec)) {
-                    socket_->async_wait(detail::wait_type_for(session_.wants(POLLOUT)),
-                                        [this, d = std::forward<Done>(done)](std::error_code wait_ec) mutable {
-                                            if (wait_ec) finish_write(std::move(d), wait_ec);
-                                            else write_more(std::move(d), false);
-                                        });
-                    return;
-                }
-                if (!ec) continue;
+            const bool more = first_ < buffers_.size();
+            if (more) {
+                consume(session_.write_some(
+                    *socket_, detail::BufferSpan{buffers_.data() + first_, buffers_.data() + buffers_.size()}, ec));
+            } else {
+                ec = session_.flush();  // what the session buffered must reach the socket too
             }
+            if (detail::would_block(ec)) {
+                socket_->async_wait(detail::wait_type_for(session_.wants(POLLOUT)),
+                                    [this, d = std::forward<Done>(done)](std::error_code wait_ec) mutable {
+                                        if (wait_ec) finish_write(std::move(d), wait_ec);
+                                        else write_more(std::move(d), false);
+                                    });
+                return;
+            }
+            if (!ec && more) continue;
             if (!initiating) return finish_write(std::forward<Done>(done), ec);
             asio::post(socket_->get_executor(), [this, ec, d = std::forward<Done>(done)]() mutable {
                 finish_write(std::move(d), ec);
@@ -291,8 +293,18 @@ private:
         unsent_ = std::move(rest);
     }
 
-    // One non-blocking read, straight into the payload when a large body is pending.
+    // Reads what the socket has, and what the session still holds decrypted.
     std::size_t read_now(std::error_code& ec) {
+        std::size_t total = 0, n = 0;
+        do {
+            n = read_once(ec);
+            total += n;
+        } while (n > 0 && session_.has_pending());
+        return total;
+    }
+
+    // One non-blocking read, straight into the payload when a large body is pending.
+    std::size_t read_once(std::error_code& ec) {
         if (eof_ || read_error_) return 0;
         std::size_t n = 0;
         if (in_begin_ == in_end_ && decoder_.body_missing() >= read_buffer_size) {

@@ -1,24 +1,56 @@
 #pragma once
 
+#include <asio/error.hpp>
+
 #include <openssl/bio.h>
 
 #include <cerrno>
 #include <cstddef>
-#include <cstdint>
+#include <system_error>
+#include <vector>
 
 #include <sys/socket.h>
 
 namespace mesh::detail {
 
-// OpenSSL's socket BIO writes with write(2), which raises SIGPIPE when the peer
-// has gone. This one sends with MSG_NOSIGNAL, so a vanished peer is an error
-// code, never a dead process.
+// The socket end of a TLS session. Two reasons for our own BIO: OpenSSL's socket
+// BIO writes with write(2), which raises SIGPIPE when the peer has gone (we send
+// with MSG_NOSIGNAL), and a batch of small records should leave in one send, not
+// one system call per record.
 class SocketBio {
 public:
-    static BIO* make(int fd) {
+    struct State {
+        int fd = -1;
+        bool gather = false;  // records are collected in `out`, sent by flush()
+        std::vector<char> out;
+        std::size_t sent = 0;  // of `out`
+
+        std::size_t held() const noexcept { return out.size() - sent; }
+
+        // Sends what is held: {} once all is out, would_block while the socket is full.
+        std::error_code flush() {
+            while (sent < out.size()) {
+                const ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+                if (n < 0) {
+                    if (retry(errno)) return asio::error::would_block;
+                    return {errno, std::system_category()};
+                }
+                sent += static_cast<std::size_t>(n);
+            }
+            sent = 0;
+            out.clear();
+            if (out.capacity() > 64 * 1024) out = std::vector<char>();  // a large batch's buffer is not kept
+            return {};
+        }
+    };
+
+    // The BIO owns the state; the returned pointer lives as long as the BIO.
+    static BIO* make(int fd, State*& state) {
         BIO* bio = BIO_new(method());
         if (!bio) return nullptr;
-        BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
+        state = new State;
+        state->fd = fd;
+        BIO_set_data(bio, state);
         BIO_set_init(bio, 1);
         return bio;
     }
@@ -30,18 +62,27 @@ private:
             BIO_meth_set_write_ex(m, &write);
             BIO_meth_set_read_ex(m, &read);
             BIO_meth_set_ctrl(m, &control);
+            BIO_meth_set_destroy(m, &destroy);
             return m;
         }();
         return shared;
     }
 
-    static int fd(BIO* bio) { return static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(bio))); }
+    static State& state(BIO* bio) { return *static_cast<State*>(BIO_get_data(bio)); }
 
     static bool retry(int error) { return error == EAGAIN || error == EWOULDBLOCK || error == EINTR; }
 
     static int write(BIO* bio, const char* data, std::size_t size, std::size_t* written) {
         BIO_clear_retry_flags(bio);
-        const ssize_t n = ::send(fd(bio), data, size, MSG_NOSIGNAL);
+        State& s = state(bio);
+        if (s.gather || s.held() != 0) {
+            // Behind held records, a record must wait its turn to keep the stream in order.
+            s.out.insert(s.out.end(), data, data + size);
+            *written = size;
+            if (!s.gather) s.flush();  // a failure shows on the next write or flush
+            return 1;
+        }
+        const ssize_t n = ::send(s.fd, data, size, MSG_NOSIGNAL);
         if (n >= 0) {
             *written = static_cast<std::size_t>(n);
             return 1;
@@ -52,7 +93,7 @@ private:
 
     static int read(BIO* bio, char* data, std::size_t size, std::size_t* got) {
         BIO_clear_retry_flags(bio);
-        const ssize_t n = ::recv(fd(bio), data, size, 0);
+        const ssize_t n = ::recv(state(bio).fd, data, size, 0);
         if (n > 0) {
             *got = static_cast<std::size_t>(n);
             return 1;
@@ -64,10 +105,16 @@ private:
 
     static long control(BIO* bio, int command, long, void*) {
         switch (command) {
-        case BIO_CTRL_FLUSH: return 1;  // nothing is buffered here
+        case BIO_CTRL_FLUSH: return 1;  // records held in a batch leave with the batch
         case BIO_CTRL_EOF: return BIO_test_flags(bio, BIO_FLAGS_IN_EOF) != 0;
         default: return 0;
         }
+    }
+
+    static int destroy(BIO* bio) {
+        delete static_cast<State*>(BIO_get_data(bio));
+        BIO_set_data(bio, nullptr);
+        return 1;
     }
 };
 

@@ -118,6 +118,7 @@ private:
         // Partial and moving writes let a batch resume anywhere; idle sessions drop their buffers.
         SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                   SSL_MODE_RELEASE_BUFFERS);
+        SSL_CTX_set_read_ahead(ctx, 1);  // one recv takes many small records
         // TLS 1.2: forward-secret AEAD suites only, the ones Splinter's servers accept.
         if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL") != 1)
             return fail(why, "cipher list rejected");

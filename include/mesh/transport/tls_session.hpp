@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <memory>
@@ -83,7 +84,7 @@ public:
     }
 
     std::error_code attach(int fd) {
-        BIO* bio = SocketBio::make(fd);
+        BIO* bio = SocketBio::make(fd, bio_);
         if (!bio) return errc::tls_failure;
         SSL_set_bio(ssl_.get(), bio, bio);
         return {};
@@ -107,20 +108,44 @@ public:
         return 0;
     }
 
-    // One buffer per call: the caller's buffers are frame-aligned, and so are the records.
+    // Encrypts whole buffers (the caller's are frame-aligned, so records never
+    // cross frames) into one batch of records, then sends the batch at once.
+    // What the socket does not take now is held for flush().
     template <class Socket, class Buffers>
     std::size_t write_some(Socket&, const Buffers& buffers, std::error_code& ec) {
+        if ((ec = flush())) return 0;
+        std::size_t consumed = 0;
+        bio_->gather = true;
         for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
             const asio::const_buffer buffer(*it);
+            if (bio_->held() >= batch_bytes) break;
             if (buffer.size() == 0) continue;
             std::size_t n = 0;
             ERR_clear_error();
-            if (SSL_write_ex(ssl_.get(), buffer.data(), buffer.size(), &n) == 1) return n;
-            ec = failure(0, write_want_);
-            return 0;
+            if (SSL_write_ex(ssl_.get(), buffer.data(), std::min(buffer.size(), batch_bytes), &n) != 1) {
+                ec = failure(0, write_want_);
+                break;
+            }
+            consumed += n;
+            if (n < buffer.size()) break;
         }
-        return 0;
+        bio_->gather = false;
+        if (!ec && consumed != 0) {
+            const auto sent = bio_->flush();
+            if (!would_block(sent)) ec = sent;  // else held: the caller's next write or flush sends it
+        }
+        return consumed;
     }
+
+    std::error_code flush() {
+        if (!bio_) return {};
+        auto ec = bio_->flush();
+        if (would_block(ec)) write_want_ = POLLOUT;
+        return ec;
+    }
+
+    // Decrypted or raw bytes OpenSSL read ahead and has not handed out yet.
+    bool has_pending() const noexcept { return ssl_ && SSL_has_pending(ssl_.get()) == 1; }
 
     // Reads may need the socket writable and writes readable (TLS 1.3 key updates).
     short wants(short events) const noexcept { return (events & POLLOUT) ? write_want_ : read_want_; }
@@ -155,12 +180,31 @@ private:
         case SSL_ERROR_SYSCALL:
             if (ERR_peek_error() == 0) {
                 // The socket failed, or ended without close_notify (the decoder judges that).
+                // Asio's category, as for plain sockets, so that asio::error values compare equal.
                 if (saved_errno == 0) return asio::error::eof;
-                return {saved_errno, std::system_category()};
+                return {saved_errno, asio::error::get_system_category()};
             }
             return tls_error(ssl_.get());
         default: return tls_error(ssl_.get());
         }
+    }
+
+    // A peer that refuses us sends an alert and closes, often with our last records
+    // unread, so its kernel answers with a reset. A write that meets the reset fails
+    // while the alert, already received, waits unread (TLS 1.3: a client learns of
+    // its rejected certificate only after its side of the handshake is done). Peek
+    // for it, consuming no data, so the error says why.
+    std::error_code alert_behind(const std::error_code& ec) {
+        unsigned char byte = 0;
+        std::size_t n = 0;
+        ERR_clear_error();
+        const int result = SSL_peek_ex(ssl_.get(), &byte, 1, &n);
+        if (result != 1 && SSL_get_error(ssl_.get(), result) == SSL_ERROR_SSL) {
+            const auto why = tls_error(ssl_.get());
+            if (why.category() == error_category()) return why;
+        }
+        ERR_clear_error();
+        return ec;
     }
 
     void read_peer() {
@@ -201,7 +245,10 @@ private:
         ERR_clear_error();
     }
 
+    static constexpr std::size_t batch_bytes = 64 * 1024;
+
     std::unique_ptr<SSL, SslFree> ssl_;
+    SocketBio::State* bio_ = nullptr;  // owned by ssl_'s BIO
     short read_want_ = POLLIN, write_want_ = POLLOUT;
     TlsPeer peer_;
 };

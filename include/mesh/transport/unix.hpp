@@ -10,6 +10,8 @@
 #include <asio/io_context.hpp>
 #include <asio/local/stream_protocol.hpp>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,15 +36,20 @@ struct UnixNaming {
     // The connecting side has no name of its own; it names the path it dialled.
     static std::string local(const unix_protocol::socket& socket) {
         std::error_code ec;
-        return "unix://" + socket.local_endpoint(ec).path();
+        auto path = socket.local_endpoint(ec).path();
+        if (path.empty()) path = socket.remote_endpoint(ec).path();
+        return "unix://" + path;
     }
-    // Accepted sockets have unnamed peers: the descriptor tells them apart, so
-    // accept_from's default ids stay unique.
+    // Accepted sockets have unnamed peers: a number never handed out before tells
+    // them apart, so accept_from's default ids stay unique. Not the descriptor: a
+    // peer that died keeps its id registered while its descriptor is reused at once.
     static std::string remote(unix_protocol::socket& socket) {
+        static std::atomic<std::uint64_t> unnamed{0};
         std::error_code ec;
         const auto path = socket.remote_endpoint(ec).path();
         if (!path.empty()) return "unix://" + path;
-        return "unix://" + socket.local_endpoint(ec).path() + "#" + std::to_string(socket.native_handle());
+        return "unix://" + socket.local_endpoint(ec).path() + "#" +
+               std::to_string(unnamed.fetch_add(1, std::memory_order_relaxed) + 1);
     }
     static void tune(unix_protocol::socket&) noexcept {}
 };
@@ -59,7 +66,9 @@ inline std::error_code clear_stale_socket(const std::string& path) {
     struct stat info {};
     if (::lstat(path.c_str(), &info) != 0) return {};
     if (!S_ISSOCK(info.st_mode)) return errc::address_in_use;
-    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    // Non-blocking: a live listener with a full backlog refuses at once (EAGAIN)
+    // instead of holding this call until it accepts.
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (probe < 0) return {errno, std::system_category()};
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
