@@ -37,6 +37,9 @@ public:
     using connection_type = TlsConnection;
     using listener_type = TlsListener;
 
+    // Not configured: every listen and connect fails with tls_config. Lets a Multi
+    // transport exist before (or without) TLS settings.
+    Tls() : home_(std::make_shared<asio::io_context>()) {}
     // Throws std::system_error (tls_config) saying what is wrong with the options.
     explicit Tls(TlsOptions options) : Tls(std::move(options), nullptr) {}
     // On failure ec is tls_config and every listen and connect fails with it.

@@ -84,7 +84,8 @@ private:
         const bool client_cert = has_any(options.client.cert_file, options.client.cert_pem);
         if (options.min_version > options.max_version) return fail(why, "min_version is above max_version");
         if (!options.insecure && !has_ca) return fail(why, "no CA given: set a CA, or choose insecure explicitly");
-        if (!server_cert && !client_cert) return fail(why, "no certificate given for either role");
+        if (!server_cert && !client_cert && !options.insecure)
+            return fail(why, "no certificate given for either role");
         if (options.insecure) {
             const std::string warning =
                 "mesh: TLS peer verification is disabled (TlsOptions::insecure): traffic is encrypted, "
