@@ -332,6 +332,43 @@ struct Counters {
 // ---- mesh/core/connection_state.hpp ----
 
 
+// ---- mesh/detail/direct_send.hpp ----
+
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+namespace mesh::detail {
+
+// A connection whose own bounded queue can take messages from any thread (inproc)
+// is sent to directly: its queue is the outgoing queue, and the reactor is not involved.
+// Such a connection offers try_send_direct, direct_queue_depth and sends_directly():
+// a constant true when every connection of the type sends directly (then it needs no
+// async_write_batch), or a run-time answer when the type may hold either kind (multi).
+template <class C, class = void>
+struct has_direct_send : std::false_type {};
+template <class C>
+struct has_direct_send<
+    C, std::void_t<decltype(std::declval<C&>().try_send_direct(std::declval<Payload&>(), std::size_t()))>>
+    : std::true_type {};
+
+// True when C::sends_directly() is a constant expression that is true: connections of
+// type C never use the outgoing ring and the reactor's writer.
+template <class C, class = void>
+struct always_sends_directly : std::false_type {};
+template <class C>
+struct always_sends_directly<C, std::enable_if_t<has_direct_send<C>::value && C::sends_directly()>>
+    : std::true_type {};
+
+template <class C>
+bool connection_sends_directly([[maybe_unused]] const C& connection) noexcept {
+    if constexpr (has_direct_send<C>::value) return connection.sends_directly();
+    else return false;
+}
+
+} // namespace mesh::detail
+
 // ---- mesh/detail/handler_slot.hpp ----
 
 #include <atomic>
@@ -545,22 +582,14 @@ private:
 
 namespace mesh::detail {
 
-// A connection whose own bounded queue can take messages from any thread (inproc)
-// is sent to directly: its queue is the outgoing queue, and the reactor is not involved.
-template <class C, class = void>
-struct has_direct_send : std::false_type {};
-template <class C>
-struct has_direct_send<
-    C, std::void_t<decltype(std::declval<C&>().try_send_direct(std::declval<Payload&>(), std::size_t()))>>
-    : std::true_type {};
-
 // Everything a Mesh keeps about one connection. Senders on any thread touch only
 // the outgoing ring and the atomics; the rest belongs to the reactor thread.
 template <class Connection, class Config>
 class ConnectionState {
 public:
     ConnectionState(std::string id_, std::uint64_t key_, Connection&& connection_)
-        : id(std::move(id_)), key(key_), connection(std::move(connection_)) {}
+        : id(std::move(id_)), key(key_), connection(std::move(connection_)),
+          direct_(connection_sends_directly(connection)) {}
 
     const std::string id;
     const std::uint64_t key;
@@ -583,17 +612,7 @@ public:
             return {error, error == errc::disconnected ? close_reason_ : std::error_code()};
         }
         if constexpr (has_direct_send<Connection>::value) {
-            const std::size_t bytes = payload.size();
-            const std::error_code ec = connection.try_send_direct(payload, Config::outgoing_capacity);
-            gate_.fetch_sub(1, std::memory_order_release);
-            if (!ec) {
-                Counters::add(counters.messages_out, 1);
-                Counters::add(counters.bytes_out, bytes);
-                return {};
-            }
-            if (ec == errc::queue_full) Counters::add(counters.rejected_full, 1);
-            if (ec == errc::queue_full || ec == errc::message_too_large) return {ec, {}};
-            return {errc::disconnected, ec};
+            if (sends_directly()) return send_direct(payload);
         }
         if (gate & parked_bit) unpark();
         const bool pushed = outgoing.try_push(payload);
@@ -614,13 +633,15 @@ public:
     // outgoing queue; the gate keeps the reactor from closing the connection meanwhile.
     std::size_t queue_depth() noexcept {
         if constexpr (has_direct_send<Connection>::value) {
-            std::size_t depth = 0;
-            if (!(gate_.fetch_add(1, std::memory_order_seq_cst) & closed_bit)) depth = connection.direct_queue_depth();
-            gate_.fetch_sub(1, std::memory_order_release);
-            return depth;
-        } else {
-            return outgoing.size();
+            if (sends_directly()) {
+                std::size_t depth = 0;
+                if (!(gate_.fetch_add(1, std::memory_order_seq_cst) & closed_bit))
+                    depth = connection.direct_queue_depth();
+                gate_.fetch_sub(1, std::memory_order_release);
+                return depth;
+            }
         }
+        return outgoing.size();
     }
 
     // ---- reactor thread ----
@@ -697,6 +718,27 @@ private:
     static constexpr std::uint32_t parked_bit = 0x40000000u;  // the ring has no storage
     static constexpr std::uint32_t count_mask = parked_bit - 1;
 
+    // Inproc always sends directly, a multi connection when it holds an inproc one.
+    bool sends_directly() const noexcept {
+        if constexpr (always_sends_directly<Connection>::value) return true;
+        else return direct_;
+    }
+
+    // The sender is registered in the gate; this call takes it out.
+    SendResult send_direct(Payload& payload) noexcept {
+        const std::size_t bytes = payload.size();
+        const std::error_code ec = connection.try_send_direct(payload, Config::outgoing_capacity);
+        gate_.fetch_sub(1, std::memory_order_release);
+        if (!ec) {
+            Counters::add(counters.messages_out, 1);
+            Counters::add(counters.bytes_out, bytes);
+            return {};
+        }
+        if (ec == errc::queue_full) Counters::add(counters.rejected_full, 1);
+        if (ec == errc::queue_full || ec == errc::message_too_large) return {ec, {}};
+        return {errc::disconnected, ec};
+    }
+
     void unpark() {
         std::lock_guard<std::mutex> lock(park_mutex_);
         if (gate_.load(std::memory_order_acquire) & parked_bit) {
@@ -707,6 +749,7 @@ private:
 
     // Sender-side state, on a cache line of its own.
     alignas(64) std::atomic<std::uint32_t> gate_{parked_bit};  // senders inside try_send, plus flags
+    const bool direct_;  // decided once: a connection never changes kind
     std::atomic<bool> write_active_{false};
     std::atomic<errc> close_error_{errc::disconnected};
     std::error_code close_reason_;
@@ -894,7 +937,9 @@ public:
     using State = ConnectionState<Connection, Config>;
     using StatePtr = std::shared_ptr<State>;
     using clock = std::chrono::steady_clock;
-    static constexpr bool direct_send = has_direct_send<Connection>::value;
+    // False when every connection sends directly: the reactor's writer (start_write and
+    // the connection's async_write_batch) is then never needed, nor compiled.
+    static constexpr bool uses_writer = !always_sends_directly<Connection>::value;
 
     MeshCore() : work_(asio::make_work_guard(io_)) {
         schedule_park_sweep();
@@ -1066,8 +1111,8 @@ private:
     SendResult push(const StatePtr& state, Payload& payload) {
         bool wake = false;
         SendResult result = state->try_send(payload, wake);
-        if constexpr (!direct_send) {
-            if (wake)
+        if constexpr (uses_writer) {
+            if (wake)  // never set by a direct send
                 asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->wake_slot),
                                                      [this, state] { start_write(state); }));
         }
@@ -2164,6 +2209,9 @@ public:
 
     // Sent with try_send_direct and not yet taken by the peer: a mesh's outgoing queue depth.
     std::size_t direct_queue_depth() const noexcept { return out_ ? out_->ring.size() : 0; }
+
+    // A mesh always sends with try_send_direct: there is no reactor writer to hand batches to.
+    static constexpr bool sends_directly() noexcept { return true; }
 
     // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
 

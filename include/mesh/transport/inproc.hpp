@@ -167,6 +167,9 @@ public:
     // Sent with try_send_direct and not yet taken by the peer: a mesh's outgoing queue depth.
     std::size_t direct_queue_depth() const noexcept { return out_ ? out_->ring.size() : 0; }
 
+    // A mesh always sends with try_send_direct: there is no reactor writer to hand batches to.
+    static constexpr bool sends_directly() noexcept { return true; }
+
     // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
 
     void attach(asio::io_context& io, std::size_t max_message_size) {
