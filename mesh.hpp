@@ -3300,4 +3300,274 @@ private:
 
 } // namespace mesh
 
+// ---- mesh/transport/multi.hpp ----
+
+
+// ---- mesh/transport/multi_connection.hpp ----
+
+
+#include <asio/io_context.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace mesh {
+
+namespace detail {
+
+template <class T, class... Ts>
+inline constexpr bool is_one_of = (std::is_same_v<T, Ts> || ...);
+
+} // namespace detail
+
+// A connection of one of several transports (see BasicMulti), standing in for it
+// everywhere: on its own and in a Mesh. A default-constructed one is not open.
+template <class... Connections>
+class MultiConnection {
+public:
+    MultiConnection() = default;
+    template <class C, class = std::enable_if_t<detail::is_one_of<C, Connections...>>>
+    explicit MultiConnection(C&& connection) : held_(std::move(connection)) {}
+
+    // The connection held, when it is a C; nullptr otherwise.
+    template <class C>
+    C* get_if() noexcept { return std::get_if<C>(&held_); }
+    template <class C>
+    const C* get_if() const noexcept { return std::get_if<C>(&held_); }
+
+    bool is_open() const noexcept { return visit([](const auto& c) { return c.is_open(); }); }
+    const std::string& remote_endpoint() const noexcept {
+        return visit([](const auto& c) -> const std::string& { return c.remote_endpoint(); });
+    }
+    const std::string& local_endpoint() const noexcept {
+        return visit([](const auto& c) -> const std::string& { return c.local_endpoint(); });
+    }
+
+    std::error_code send(Payload&& payload) {
+        return visit([&](auto& c) { return c.send(std::move(payload)); });
+    }
+    std::error_code send(const Payload& payload) {
+        return visit([&](auto& c) { return c.send(payload); });
+    }
+    std::error_code recv(Payload& out) {
+        return visit([&](auto& c) { return c.recv(out); });
+    }
+    std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
+        return visit([&](auto& c) { return c.recv_for(out, timeout); });
+    }
+    std::error_code disconnect() {
+        return visit([](auto& c) { return c.disconnect(); });
+    }
+
+    // ---- Driven by a Mesh ----
+
+    // True when the connection held sends directly (inproc). A mesh asks once, in add:
+    // the answer never changes for a connection.
+    bool sends_directly() const noexcept {
+        return visit([](const auto& c) { return detail::connection_sends_directly(c); });
+    }
+    // Called only when sends_directly() is true; from any thread, as the held one allows.
+    std::error_code try_send_direct(Payload& payload, std::size_t limit) {
+        return visit([&](auto& c) -> std::error_code {
+            if constexpr (detail::has_direct_send<std::decay_t<decltype(c)>>::value)
+                return c.try_send_direct(payload, limit);
+            else
+                return errc::not_connected;
+        });
+    }
+    std::size_t direct_queue_depth() const noexcept {
+        return visit([](const auto& c) -> std::size_t {
+            if constexpr (detail::has_direct_send<std::decay_t<decltype(c)>>::value) return c.direct_queue_depth();
+            else return 0;
+        });
+    }
+
+    void attach(asio::io_context& io, std::size_t max_message_size) {
+        visit([&](auto& c) { c.attach(io, max_message_size); });
+    }
+    void unread(Payload&& payload) {
+        visit([&](auto& c) { c.unread(std::move(payload)); });
+    }
+    bool try_take(Payload& out, std::error_code& ec) {
+        return visit([&](auto& c) { return c.try_take(out, ec); });
+    }
+    template <class Handler>
+    void async_fill(Handler&& handler) {
+        visit([&](auto& c) { c.async_fill(std::forward<Handler>(handler)); });
+    }
+    template <class Take, class Handler>
+    void async_write_batch(Take&& take, Handler&& handler) {
+        visit([&](auto& c) {
+            if constexpr (detail::always_sends_directly<std::decay_t<decltype(c)>>::value) {
+                // Never reached: a mesh queues nothing for a connection that sends directly.
+                handler(std::make_error_code(std::errc::operation_not_supported), std::size_t(0), std::size_t(0));
+            } else {
+                c.async_write_batch(std::forward<Take>(take), std::forward<Handler>(handler));
+            }
+        });
+    }
+    void cancel() {
+        visit([](auto& c) { c.cancel(); });
+    }
+    void detach() {
+        visit([](auto& c) { c.detach(); });
+    }
+
+private:
+    template <class F>
+    decltype(auto) visit(F&& f) { return std::visit(std::forward<F>(f), held_); }
+    template <class F>
+    decltype(auto) visit(F&& f) const { return std::visit(std::forward<F>(f), held_); }
+
+    std::variant<Connections...> held_;
+};
+
+} // namespace mesh
+
+// ---- mesh/transport/multi_listener.hpp ----
+
+
+#include <asio/io_context.hpp>
+
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace mesh {
+
+// A listener of one of several transports (see BasicMulti); what it accepts comes
+// wrapped in the matching MultiConnection.
+template <class... Listeners>
+class MultiListener {
+public:
+    using connection_type = MultiConnection<typename Listeners::connection_type...>;
+
+    MultiListener() = default;
+    template <class L, class = std::enable_if_t<detail::is_one_of<L, Listeners...>>>
+    explicit MultiListener(L&& listener) : held_(std::move(listener)) {}
+
+    // The listener held, when it is an L; nullptr otherwise.
+    template <class L>
+    L* get_if() noexcept { return std::get_if<L>(&held_); }
+    template <class L>
+    const L* get_if() const noexcept { return std::get_if<L>(&held_); }
+
+    std::string endpoint() const {
+        return std::visit([](const auto& l) { return std::string(l.endpoint()); }, held_);
+    }
+
+    connection_type accept() {
+        return detail::or_throw("accept", [&](std::error_code& ec) { return accept(ec); });
+    }
+    connection_type accept(std::error_code& ec) {
+        return std::visit([&](auto& l) { return connection_type(l.accept(ec)); }, held_);
+    }
+
+    void close() {
+        std::visit([](auto& l) { l.close(); }, held_);
+    }
+
+    // ---- Driven by a Mesh's reactor ----
+
+    template <class OnConnection>
+    void async_accept_loop(asio::io_context& io, OnConnection on_connection) {
+        std::visit(
+            [&](auto& l) {
+                using Accepted = typename std::decay_t<decltype(l)>::connection_type;
+                l.async_accept_loop(io, [on_connection = std::move(on_connection)](Accepted&& accepted) mutable {
+                    on_connection(connection_type(std::move(accepted)));
+                });
+            },
+            held_);
+    }
+
+private:
+    std::variant<Listeners...> held_;
+};
+
+} // namespace mesh
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <tuple>
+#include <utility>
+
+namespace mesh {
+
+// Several transports behind one, chosen by the endpoint's scheme: connect and listen
+// go to the first member, in list order, whose accepts() is true, so the order
+// decides who takes a bare address. Splinter's MultiTransport.
+template <class... Transports>
+class BasicMulti {
+    static_assert(sizeof...(Transports) > 0, "BasicMulti needs at least one transport");
+
+public:
+    using connection_type = MultiConnection<typename Transports::connection_type...>;
+    using listener_type = MultiListener<typename Transports::listener_type...>;
+
+    BasicMulti() = default;
+    explicit BasicMulti(Transports... transports) : members_(std::move(transports)...) {}
+
+    // The member of type T, e.g. to reach its options.
+    template <class T>
+    T& get() noexcept { return std::get<T>(members_); }
+    template <class T>
+    const T& get() const noexcept { return std::get<T>(members_); }
+
+    static bool accepts(std::string_view endpoint) { return (Transports::accepts(endpoint) || ...); }
+
+    // errc::unknown_scheme when no member accepts the endpoint; the throwing form
+    // says so with Splinter's message: Unknown protocol "<endpoint>".
+    connection_type connect(std::string_view endpoint) {
+        return or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
+    }
+    connection_type connect(std::string_view endpoint, std::error_code& ec) {
+        return dispatch<connection_type, 0>(endpoint, ec, [&](auto& member) { return member.connect(endpoint, ec); });
+    }
+
+    listener_type listen(std::string_view bind) {
+        return or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
+    }
+    listener_type listen(std::string_view bind, std::error_code& ec) {
+        return dispatch<listener_type, 0>(bind, ec, [&](auto& member) { return member.listen(bind, ec); });
+    }
+
+private:
+    // Calls call(member) on the first member from the I-th on that accepts the endpoint.
+    template <class Result, std::size_t I, class Call>
+    Result dispatch(std::string_view endpoint, std::error_code& ec, Call&& call) {
+        if constexpr (I == sizeof...(Transports)) {
+            ec = errc::unknown_scheme;
+            return Result();
+        } else {
+            using Member = std::tuple_element_t<I, std::tuple<Transports...>>;
+            if (Member::accepts(endpoint)) return Result(call(std::get<I>(members_)));
+            return dispatch<Result, I + 1>(endpoint, ec, std::forward<Call>(call));
+        }
+    }
+
+    template <class Call>
+    static auto or_throw(const char* what, std::string_view endpoint, Call&& call) {
+        if (!accepts(endpoint))
+            detail::throw_if(errc::unknown_scheme, ("Unknown protocol \"" + std::string(endpoint) + "\"").c_str());
+        return detail::or_throw(what, std::forward<Call>(call));
+    }
+
+    std::tuple<Transports...> members_;
+};
+
+// Every transport of the library, by scheme; a bare address means TCP, as in splinterd.
+using Multi = BasicMulti<Tcp, Inproc>;
+
+} // namespace mesh
+
 #endif // MESH_SINGLE_HEADER_HPP

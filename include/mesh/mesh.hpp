@@ -16,3 +16,4 @@
 #include "mesh/wire/handshake.hpp"
 #include "mesh/transport/inproc.hpp"
 #include "mesh/transport/tcp.hpp"
+#include "mesh/transport/multi.hpp"
