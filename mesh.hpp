@@ -348,6 +348,43 @@ struct Counters {
 // ---- mesh/core/connection_state.hpp ----
 
 
+// ---- mesh/detail/direct_send.hpp ----
+
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+namespace mesh::detail {
+
+// A connection whose own bounded queue can take messages from any thread (inproc)
+// is sent to directly: its queue is the outgoing queue, and the reactor is not involved.
+// Such a connection offers try_send_direct, direct_queue_depth and sends_directly():
+// a constant true when every connection of the type sends directly (then it needs no
+// async_write_batch), or a run-time answer when the type may hold either kind (multi).
+template <class C, class = void>
+struct has_direct_send : std::false_type {};
+template <class C>
+struct has_direct_send<
+    C, std::void_t<decltype(std::declval<C&>().try_send_direct(std::declval<Payload&>(), std::size_t()))>>
+    : std::true_type {};
+
+// True when C::sends_directly() is a constant expression that is true: connections of
+// type C never use the outgoing ring and the reactor's writer.
+template <class C, class = void>
+struct always_sends_directly : std::false_type {};
+template <class C>
+struct always_sends_directly<C, std::enable_if_t<has_direct_send<C>::value && C::sends_directly()>>
+    : std::true_type {};
+
+template <class C>
+bool connection_sends_directly([[maybe_unused]] const C& connection) noexcept {
+    if constexpr (has_direct_send<C>::value) return connection.sends_directly();
+    else return false;
+}
+
+} // namespace mesh::detail
+
 // ---- mesh/detail/handler_slot.hpp ----
 
 #include <atomic>
@@ -561,22 +598,14 @@ private:
 
 namespace mesh::detail {
 
-// A connection whose own bounded queue can take messages from any thread (inproc)
-// is sent to directly: its queue is the outgoing queue, and the reactor is not involved.
-template <class C, class = void>
-struct has_direct_send : std::false_type {};
-template <class C>
-struct has_direct_send<
-    C, std::void_t<decltype(std::declval<C&>().try_send_direct(std::declval<Payload&>(), std::size_t()))>>
-    : std::true_type {};
-
 // Everything a Mesh keeps about one connection. Senders on any thread touch only
 // the outgoing ring and the atomics; the rest belongs to the reactor thread.
 template <class Connection, class Config>
 class ConnectionState {
 public:
     ConnectionState(std::string id_, std::uint64_t key_, Connection&& connection_)
-        : id(std::move(id_)), key(key_), connection(std::move(connection_)) {}
+        : id(std::move(id_)), key(key_), connection(std::move(connection_)),
+          direct_(connection_sends_directly(connection)) {}
 
     const std::string id;
     const std::uint64_t key;
@@ -599,17 +628,7 @@ public:
             return {error, error == errc::disconnected ? close_reason_ : std::error_code()};
         }
         if constexpr (has_direct_send<Connection>::value) {
-            const std::size_t bytes = payload.size();
-            const std::error_code ec = connection.try_send_direct(payload, Config::outgoing_capacity);
-            gate_.fetch_sub(1, std::memory_order_release);
-            if (!ec) {
-                Counters::add(counters.messages_out, 1);
-                Counters::add(counters.bytes_out, bytes);
-                return {};
-            }
-            if (ec == errc::queue_full) Counters::add(counters.rejected_full, 1);
-            if (ec == errc::queue_full || ec == errc::message_too_large) return {ec, {}};
-            return {errc::disconnected, ec};
+            if (sends_directly()) return send_direct(payload);
         }
         if (gate & parked_bit) unpark();
         const bool pushed = outgoing.try_push(payload);
@@ -630,13 +649,15 @@ public:
     // outgoing queue; the gate keeps the reactor from closing the connection meanwhile.
     std::size_t queue_depth() noexcept {
         if constexpr (has_direct_send<Connection>::value) {
-            std::size_t depth = 0;
-            if (!(gate_.fetch_add(1, std::memory_order_seq_cst) & closed_bit)) depth = connection.direct_queue_depth();
-            gate_.fetch_sub(1, std::memory_order_release);
-            return depth;
-        } else {
-            return outgoing.size();
+            if (sends_directly()) {
+                std::size_t depth = 0;
+                if (!(gate_.fetch_add(1, std::memory_order_seq_cst) & closed_bit))
+                    depth = connection.direct_queue_depth();
+                gate_.fetch_sub(1, std::memory_order_release);
+                return depth;
+            }
         }
+        return outgoing.size();
     }
 
     // ---- reactor thread ----
@@ -713,6 +734,27 @@ private:
     static constexpr std::uint32_t parked_bit = 0x40000000u;  // the ring has no storage
     static constexpr std::uint32_t count_mask = parked_bit - 1;
 
+    // Inproc always sends directly, a multi connection when it holds an inproc one.
+    bool sends_directly() const noexcept {
+        if constexpr (always_sends_directly<Connection>::value) return true;
+        else return direct_;
+    }
+
+    // The sender is registered in the gate; this call takes it out.
+    SendResult send_direct(Payload& payload) noexcept {
+        const std::size_t bytes = payload.size();
+        const std::error_code ec = connection.try_send_direct(payload, Config::outgoing_capacity);
+        gate_.fetch_sub(1, std::memory_order_release);
+        if (!ec) {
+            Counters::add(counters.messages_out, 1);
+            Counters::add(counters.bytes_out, bytes);
+            return {};
+        }
+        if (ec == errc::queue_full) Counters::add(counters.rejected_full, 1);
+        if (ec == errc::queue_full || ec == errc::message_too_large) return {ec, {}};
+        return {errc::disconnected, ec};
+    }
+
     void unpark() {
         std::lock_guard<std::mutex> lock(park_mutex_);
         if (gate_.load(std::memory_order_acquire) & parked_bit) {
@@ -723,6 +765,7 @@ private:
 
     // Sender-side state, on a cache line of its own.
     alignas(64) std::atomic<std::uint32_t> gate_{parked_bit};  // senders inside try_send, plus flags
+    const bool direct_;  // decided once: a connection never changes kind
     std::atomic<bool> write_active_{false};
     std::atomic<errc> close_error_{errc::disconnected};
     std::error_code close_reason_;
@@ -910,7 +953,9 @@ public:
     using State = ConnectionState<Connection, Config>;
     using StatePtr = std::shared_ptr<State>;
     using clock = std::chrono::steady_clock;
-    static constexpr bool direct_send = has_direct_send<Connection>::value;
+    // False when every connection sends directly: the reactor's writer (start_write and
+    // the connection's async_write_batch) is then never needed, nor compiled.
+    static constexpr bool uses_writer = !always_sends_directly<Connection>::value;
 
     MeshCore() : work_(asio::make_work_guard(io_)) {
         schedule_park_sweep();
@@ -1082,8 +1127,8 @@ private:
     SendResult push(const StatePtr& state, Payload& payload) {
         bool wake = false;
         SendResult result = state->try_send(payload, wake);
-        if constexpr (!direct_send) {
-            if (wake)
+        if constexpr (uses_writer) {
+            if (wake)  // never set by a direct send
                 asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->wake_slot),
                                                      [this, state] { start_write(state); }));
         }
@@ -2181,6 +2226,9 @@ public:
     // Sent with try_send_direct and not yet taken by the peer: a mesh's outgoing queue depth.
     std::size_t direct_queue_depth() const noexcept { return out_ ? out_->ring.size() : 0; }
 
+    // A mesh always sends with try_send_direct: there is no reactor writer to hand batches to.
+    static constexpr bool sends_directly() noexcept { return true; }
+
     // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
 
     void attach(asio::io_context& io, std::size_t max_message_size) {
@@ -2286,7 +2334,24 @@ public:
         if (closed_) return errc::connection_refused;
         backlog_.push_back(std::move(connection));
         cv_.notify_one();
+        // Under the lock, so that once close() returns no notification is still on its way.
+        if (on_push_) on_push_();
         return {};
+    }
+
+    // Asynchronous accepting: on_push runs on the connecting thread after each push (keep
+    // it short: a post), and at once if connections are already waiting; try_pop takes them.
+    void set_on_push(std::function<void()> on_push) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        on_push_ = std::move(on_push);
+        if (on_push_ && !backlog_.empty()) on_push_();
+    }
+    bool try_pop(InprocConnection& out) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (backlog_.empty()) return false;
+        out = std::move(backlog_.front());
+        backlog_.pop_front();
+        return true;
     }
     std::error_code pop(InprocConnection& out, std::chrono::steady_clock::time_point deadline) {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -2303,6 +2368,7 @@ public:
             std::lock_guard<std::mutex> lock(mutex_);
             closed_ = true;
             dropped.swap(backlog_);
+            on_push_ = nullptr;
         }
         cv_.notify_all();
     }
@@ -2312,12 +2378,15 @@ private:
     std::condition_variable cv_;
     std::deque<InprocConnection> backlog_;
     bool closed_ = false;
+    std::function<void()> on_push_;
 };
 
 } // namespace detail
 
 class InprocListener {
 public:
+    using connection_type = InprocConnection;
+
     InprocListener() = default;
     InprocListener(std::shared_ptr<detail::InprocRegistry> registry, std::string name,
                    std::shared_ptr<detail::InprocListenerCore> core)
@@ -2353,6 +2422,24 @@ public:
         registry_->unbind(name_, core_.get());
         core_->close();
         core_.reset();
+    }
+
+    // ---- Driven by a Mesh's reactor ----
+
+    // Until close(), hands each connection to on_connection(InprocConnection&&) on `io`,
+    // including those that connected before this was called.
+    template <class OnConnection>
+    void async_accept_loop(asio::io_context& io, OnConnection on_connection) {
+        if (!core_) return;
+        auto deliver = std::make_shared<OnConnection>(std::move(on_connection));
+        std::weak_ptr<detail::InprocListenerCore> weak = core_;  // the core must not own itself
+        core_->set_on_push([&io, weak, deliver] {
+            asio::post(io, [weak, deliver] {
+                auto core = weak.lock();
+                InprocConnection connection;
+                while (core && core->try_pop(connection)) (*deliver)(std::move(connection));
+            });
+        });
     }
 
 private:
@@ -3751,7 +3838,8 @@ private:
         const bool client_cert = has_any(options.client.cert_file, options.client.cert_pem);
         if (options.min_version > options.max_version) return fail(why, "min_version is above max_version");
         if (!options.insecure && !has_ca) return fail(why, "no CA given: set a CA, or choose insecure explicitly");
-        if (!server_cert && !client_cert) return fail(why, "no certificate given for either role");
+        if (!server_cert && !client_cert && !options.insecure)
+            return fail(why, "no certificate given for either role");
         if (options.insecure) {
             const std::string warning =
                 "mesh: TLS peer verification is disabled (TlsOptions::insecure): traffic is encrypted, "
@@ -4343,6 +4431,9 @@ public:
     using connection_type = TlsConnection;
     using listener_type = TlsListener;
 
+    // Not configured: every listen and connect fails with tls_config. Lets a Multi
+    // transport exist before (or without) TLS settings.
+    Tls() : home_(std::make_shared<asio::io_context>()) {}
     // Throws std::system_error (tls_config) saying what is wrong with the options.
     explicit Tls(TlsOptions options) : Tls(std::move(options), nullptr) {}
     // On failure ec is tls_config and every listen and connect fails with it.
@@ -4412,5 +4503,282 @@ private:
 
 } // namespace mesh
 #endif
+
+// ---- mesh/transport/multi.hpp ----
+
+
+// ---- mesh/transport/multi_connection.hpp ----
+
+
+#include <asio/io_context.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace mesh {
+
+namespace detail {
+
+template <class T, class... Ts>
+inline constexpr bool is_one_of = (std::is_same_v<T, Ts> || ...);
+
+} // namespace detail
+
+// A connection of one of several transports (see BasicMulti), standing in for it
+// everywhere: on its own and in a Mesh. A default-constructed one is not open.
+template <class... Connections>
+class MultiConnection {
+public:
+    MultiConnection() = default;
+    template <class C, class = std::enable_if_t<detail::is_one_of<C, Connections...>>>
+    explicit MultiConnection(C&& connection) : held_(std::move(connection)) {}
+
+    // The connection held, when it is a C; nullptr otherwise.
+    template <class C>
+    C* get_if() noexcept { return std::get_if<C>(&held_); }
+    template <class C>
+    const C* get_if() const noexcept { return std::get_if<C>(&held_); }
+
+    bool is_open() const noexcept { return visit([](const auto& c) { return c.is_open(); }); }
+    const std::string& remote_endpoint() const noexcept {
+        return visit([](const auto& c) -> const std::string& { return c.remote_endpoint(); });
+    }
+    const std::string& local_endpoint() const noexcept {
+        return visit([](const auto& c) -> const std::string& { return c.local_endpoint(); });
+    }
+
+    std::error_code send(Payload&& payload) {
+        return visit([&](auto& c) { return c.send(std::move(payload)); });
+    }
+    std::error_code send(const Payload& payload) {
+        return visit([&](auto& c) { return c.send(payload); });
+    }
+    std::error_code recv(Payload& out) {
+        return visit([&](auto& c) { return c.recv(out); });
+    }
+    std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
+        return visit([&](auto& c) { return c.recv_for(out, timeout); });
+    }
+    std::error_code disconnect() {
+        return visit([](auto& c) { return c.disconnect(); });
+    }
+
+    // ---- Driven by a Mesh ----
+
+    // True when the connection held sends directly (inproc). A mesh asks once, in add:
+    // the answer never changes for a connection.
+    bool sends_directly() const noexcept {
+        return visit([](const auto& c) { return detail::connection_sends_directly(c); });
+    }
+    // Called only when sends_directly() is true; from any thread, as the held one allows.
+    std::error_code try_send_direct(Payload& payload, std::size_t limit) {
+        return visit([&](auto& c) -> std::error_code {
+            if constexpr (detail::has_direct_send<std::decay_t<decltype(c)>>::value)
+                return c.try_send_direct(payload, limit);
+            else
+                return errc::not_connected;
+        });
+    }
+    std::size_t direct_queue_depth() const noexcept {
+        return visit([](const auto& c) -> std::size_t {
+            if constexpr (detail::has_direct_send<std::decay_t<decltype(c)>>::value) return c.direct_queue_depth();
+            else return 0;
+        });
+    }
+
+    void attach(asio::io_context& io, std::size_t max_message_size) {
+        visit([&](auto& c) { c.attach(io, max_message_size); });
+    }
+    void unread(Payload&& payload) {
+        visit([&](auto& c) { c.unread(std::move(payload)); });
+    }
+    bool try_take(Payload& out, std::error_code& ec) {
+        return visit([&](auto& c) { return c.try_take(out, ec); });
+    }
+    template <class Handler>
+    void async_fill(Handler&& handler) {
+        visit([&](auto& c) { c.async_fill(std::forward<Handler>(handler)); });
+    }
+    template <class Take, class Handler>
+    void async_write_batch(Take&& take, Handler&& handler) {
+        visit([&](auto& c) {
+            if constexpr (detail::always_sends_directly<std::decay_t<decltype(c)>>::value) {
+                // Never reached: a mesh queues nothing for a connection that sends directly.
+                handler(std::make_error_code(std::errc::operation_not_supported), std::size_t(0), std::size_t(0));
+            } else {
+                c.async_write_batch(std::forward<Take>(take), std::forward<Handler>(handler));
+            }
+        });
+    }
+    void cancel() {
+        visit([](auto& c) { c.cancel(); });
+    }
+    void detach() {
+        visit([](auto& c) { c.detach(); });
+    }
+
+private:
+    template <class F>
+    decltype(auto) visit(F&& f) { return std::visit(std::forward<F>(f), held_); }
+    template <class F>
+    decltype(auto) visit(F&& f) const { return std::visit(std::forward<F>(f), held_); }
+
+    std::variant<Connections...> held_;
+};
+
+} // namespace mesh
+
+// ---- mesh/transport/multi_listener.hpp ----
+
+
+#include <asio/io_context.hpp>
+
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace mesh {
+
+// A listener of one of several transports (see BasicMulti); what it accepts comes
+// wrapped in the matching MultiConnection.
+template <class... Listeners>
+class MultiListener {
+public:
+    using connection_type = MultiConnection<typename Listeners::connection_type...>;
+
+    MultiListener() = default;
+    template <class L, class = std::enable_if_t<detail::is_one_of<L, Listeners...>>>
+    explicit MultiListener(L&& listener) : held_(std::move(listener)) {}
+
+    // The listener held, when it is an L; nullptr otherwise.
+    template <class L>
+    L* get_if() noexcept { return std::get_if<L>(&held_); }
+    template <class L>
+    const L* get_if() const noexcept { return std::get_if<L>(&held_); }
+
+    std::string endpoint() const {
+        return std::visit([](const auto& l) { return std::string(l.endpoint()); }, held_);
+    }
+
+    connection_type accept() {
+        return detail::or_throw("accept", [&](std::error_code& ec) { return accept(ec); });
+    }
+    connection_type accept(std::error_code& ec) {
+        return std::visit([&](auto& l) { return connection_type(l.accept(ec)); }, held_);
+    }
+
+    void close() {
+        std::visit([](auto& l) { l.close(); }, held_);
+    }
+
+    // ---- Driven by a Mesh's reactor ----
+
+    template <class OnConnection>
+    void async_accept_loop(asio::io_context& io, OnConnection on_connection) {
+        std::visit(
+            [&](auto& l) {
+                using Accepted = typename std::decay_t<decltype(l)>::connection_type;
+                l.async_accept_loop(io, [on_connection = std::move(on_connection)](Accepted&& accepted) mutable {
+                    on_connection(connection_type(std::move(accepted)));
+                });
+            },
+            held_);
+    }
+
+private:
+    std::variant<Listeners...> held_;
+};
+
+} // namespace mesh
+#if defined(MESH_ENABLE_TLS)
+#endif
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <tuple>
+#include <utility>
+
+namespace mesh {
+
+// Several transports behind one, chosen by the endpoint's scheme: connect and listen
+// go to the first member, in list order, whose accepts() is true, so the order
+// decides who takes a bare address. Splinter's MultiTransport.
+template <class... Transports>
+class BasicMulti {
+    static_assert(sizeof...(Transports) > 0, "BasicMulti needs at least one transport");
+
+public:
+    using connection_type = MultiConnection<typename Transports::connection_type...>;
+    using listener_type = MultiListener<typename Transports::listener_type...>;
+
+    BasicMulti() = default;
+    explicit BasicMulti(Transports... transports) : members_(std::move(transports)...) {}
+
+    // The member of type T, e.g. to reach its options.
+    template <class T>
+    T& get() noexcept { return std::get<T>(members_); }
+    template <class T>
+    const T& get() const noexcept { return std::get<T>(members_); }
+
+    static bool accepts(std::string_view endpoint) { return (Transports::accepts(endpoint) || ...); }
+
+    // errc::unknown_scheme when no member accepts the endpoint; the throwing form
+    // says so with Splinter's message: Unknown protocol "<endpoint>".
+    connection_type connect(std::string_view endpoint) {
+        return or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
+    }
+    connection_type connect(std::string_view endpoint, std::error_code& ec) {
+        return dispatch<connection_type, 0>(endpoint, ec, [&](auto& member) { return member.connect(endpoint, ec); });
+    }
+
+    listener_type listen(std::string_view bind) {
+        return or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
+    }
+    listener_type listen(std::string_view bind, std::error_code& ec) {
+        return dispatch<listener_type, 0>(bind, ec, [&](auto& member) { return member.listen(bind, ec); });
+    }
+
+private:
+    // Calls call(member) on the first member from the I-th on that accepts the endpoint.
+    template <class Result, std::size_t I, class Call>
+    Result dispatch(std::string_view endpoint, std::error_code& ec, Call&& call) {
+        if constexpr (I == sizeof...(Transports)) {
+            ec = errc::unknown_scheme;
+            return Result();
+        } else {
+            using Member = std::tuple_element_t<I, std::tuple<Transports...>>;
+            if (Member::accepts(endpoint)) return Result(call(std::get<I>(members_)));
+            return dispatch<Result, I + 1>(endpoint, ec, std::forward<Call>(call));
+        }
+    }
+
+    template <class Call>
+    static auto or_throw(const char* what, std::string_view endpoint, Call&& call) {
+        if (!accepts(endpoint))
+            detail::throw_if(errc::unknown_scheme, ("Unknown protocol \"" + std::string(endpoint) + "\"").c_str());
+        return detail::or_throw(what, std::forward<Call>(call));
+    }
+
+    std::tuple<Transports...> members_;
+};
+
+// Every transport of the library, by scheme; a bare address means TCP, as in
+// splinterd. Configure TLS with get<Tls>() = Tls(options).
+#if defined(MESH_ENABLE_TLS)
+using Multi = BasicMulti<Tcp, Tls, Unix, Inproc>;
+#else
+using Multi = BasicMulti<Tcp, Unix, Inproc>;
+#endif
+
+} // namespace mesh
 
 #endif // MESH_SINGLE_HEADER_HPP

@@ -415,6 +415,47 @@ TEST_CASE("a connection whose peer went away can still be removed") {
     CHECK(ec == errc::not_found);
 }
 
+TEST_CASE("accept_from over inproc: waiting and later connections are added by the id rule, until shutdown") {
+    mesh::Inproc transport;
+    Mesh m;
+    auto listener = transport.listen("accepting");
+    auto early = transport.connect("inproc://accepting");  // in the backlog before accept_from
+    // Every inproc connection's remote endpoint is the listener's name: the rule numbers them.
+    int next = 0;
+    m.accept_from(std::move(listener), [&next](const mesh::InprocConnection&) { return "peer-" + std::to_string(next++); });
+    auto late = transport.connect("inproc://accepting");
+
+    std::set<std::string> connected;
+    for (int i = 0; i < 2; ++i) {
+        ConnectionEvent event;
+        REQUIRE_FALSE(m.next_event(event, 5s));
+        CHECK(event.kind == ConnectionEvent::Kind::connected);
+        connected.insert(event.id);
+    }
+    CHECK(connected == std::set<std::string>{"peer-0", "peer-1"});
+
+    REQUIRE_FALSE(early.send(to_payload("early")));
+    REQUIRE_FALSE(late.send(to_payload("late")));
+    std::set<std::string> received;
+    for (int i = 0; i < 2; ++i) {
+        Envelope envelope;
+        REQUIRE_FALSE(m.recv_timeout(envelope, 5s));
+        received.insert(envelope.id + ":" + text(envelope.payload));
+        CHECK(m.send(envelope.id, to_payload("back")).ok());
+    }
+    CHECK(received.size() == 2);
+    Payload got;
+    REQUIRE_FALSE(early.recv_for(got, 5s));
+    CHECK(text(got) == "back");
+    REQUIRE_FALSE(late.recv_for(got, 5s));
+    CHECK(text(got) == "back");
+
+    m.shutdown();  // closes the listener and frees its name
+    std::error_code ec;
+    transport.connect("inproc://accepting", ec);
+    CHECK(ec == errc::connection_refused);
+}
+
 // ---- send ----
 
 TEST_CASE("send to an unknown id is not_found with the envelope untouched") {

@@ -22,3 +22,4 @@
 #if defined(MESH_ENABLE_TLS)
 #include "mesh/transport/tls.hpp"
 #endif
+#include "mesh/transport/multi.hpp"

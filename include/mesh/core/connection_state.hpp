@@ -1,6 +1,7 @@
 #pragma once
 
 #include "mesh/core/stats.hpp"
+#include "mesh/detail/direct_send.hpp"
 #include "mesh/detail/handler_slot.hpp"
 #include "mesh/detail/ring.hpp"
 #include "mesh/envelope.hpp"
@@ -19,22 +20,14 @@
 
 namespace mesh::detail {
 
-// A connection whose own bounded queue can take messages from any thread (inproc)
-// is sent to directly: its queue is the outgoing queue, and the reactor is not involved.
-template <class C, class = void>
-struct has_direct_send : std::false_type {};
-template <class C>
-struct has_direct_send<
-    C, std::void_t<decltype(std::declval<C&>().try_send_direct(std::declval<Payload&>(), std::size_t()))>>
-    : std::true_type {};
-
 // Everything a Mesh keeps about one connection. Senders on any thread touch only
 // the outgoing ring and the atomics; the rest belongs to the reactor thread.
 template <class Connection, class Config>
 class ConnectionState {
 public:
     ConnectionState(std::string id_, std::uint64_t key_, Connection&& connection_)
-        : id(std::move(id_)), key(key_), connection(std::move(connection_)) {}
+        : id(std::move(id_)), key(key_), connection(std::move(connection_)),
+          direct_(connection_sends_directly(connection)) {}
 
     const std::string id;
     const std::uint64_t key;
@@ -57,17 +50,7 @@ public:
             return {error, error == errc::disconnected ? close_reason_ : std::error_code()};
         }
         if constexpr (has_direct_send<Connection>::value) {
-            const std::size_t bytes = payload.size();
-            const std::error_code ec = connection.try_send_direct(payload, Config::outgoing_capacity);
-            gate_.fetch_sub(1, std::memory_order_release);
-            if (!ec) {
-                Counters::add(counters.messages_out, 1);
-                Counters::add(counters.bytes_out, bytes);
-                return {};
-            }
-            if (ec == errc::queue_full) Counters::add(counters.rejected_full, 1);
-            if (ec == errc::queue_full || ec == errc::message_too_large) return {ec, {}};
-            return {errc::disconnected, ec};
+            if (sends_directly()) return send_direct(payload);
         }
         if (gate & parked_bit) unpark();
         const bool pushed = outgoing.try_push(payload);
@@ -88,13 +71,15 @@ public:
     // outgoing queue; the gate keeps the reactor from closing the connection meanwhile.
     std::size_t queue_depth() noexcept {
         if constexpr (has_direct_send<Connection>::value) {
-            std::size_t depth = 0;
-            if (!(gate_.fetch_add(1, std::memory_order_seq_cst) & closed_bit)) depth = connection.direct_queue_depth();
-            gate_.fetch_sub(1, std::memory_order_release);
-            return depth;
-        } else {
-            return outgoing.size();
+            if (sends_directly()) {
+                std::size_t depth = 0;
+                if (!(gate_.fetch_add(1, std::memory_order_seq_cst) & closed_bit))
+                    depth = connection.direct_queue_depth();
+                gate_.fetch_sub(1, std::memory_order_release);
+                return depth;
+            }
         }
+        return outgoing.size();
     }
 
     // ---- reactor thread ----
@@ -171,6 +156,27 @@ private:
     static constexpr std::uint32_t parked_bit = 0x40000000u;  // the ring has no storage
     static constexpr std::uint32_t count_mask = parked_bit - 1;
 
+    // Inproc always sends directly, a multi connection when it holds an inproc one.
+    bool sends_directly() const noexcept {
+        if constexpr (always_sends_directly<Connection>::value) return true;
+        else return direct_;
+    }
+
+    // The sender is registered in the gate; this call takes it out.
+    SendResult send_direct(Payload& payload) noexcept {
+        const std::size_t bytes = payload.size();
+        const std::error_code ec = connection.try_send_direct(payload, Config::outgoing_capacity);
+        gate_.fetch_sub(1, std::memory_order_release);
+        if (!ec) {
+            Counters::add(counters.messages_out, 1);
+            Counters::add(counters.bytes_out, bytes);
+            return {};
+        }
+        if (ec == errc::queue_full) Counters::add(counters.rejected_full, 1);
+        if (ec == errc::queue_full || ec == errc::message_too_large) return {ec, {}};
+        return {errc::disconnected, ec};
+    }
+
     void unpark() {
         std::lock_guard<std::mutex> lock(park_mutex_);
         if (gate_.load(std::memory_order_acquire) & parked_bit) {
@@ -181,6 +187,7 @@ private:
 
     // Sender-side state, on a cache line of its own.
     alignas(64) std::atomic<std::uint32_t> gate_{parked_bit};  // senders inside try_send, plus flags
+    const bool direct_;  // decided once: a connection never changes kind
     std::atomic<bool> write_active_{false};
     std::atomic<errc> close_error_{errc::disconnected};
     std::error_code close_reason_;

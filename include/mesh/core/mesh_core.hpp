@@ -59,7 +59,9 @@ public:
     using State = ConnectionState<Connection, Config>;
     using StatePtr = std::shared_ptr<State>;
     using clock = std::chrono::steady_clock;
-    static constexpr bool direct_send = has_direct_send<Connection>::value;
+    // False when every connection sends directly: the reactor's writer (start_write and
+    // the connection's async_write_batch) is then never needed, nor compiled.
+    static constexpr bool uses_writer = !always_sends_directly<Connection>::value;
 
     MeshCore() : work_(asio::make_work_guard(io_)) {
         schedule_park_sweep();
@@ -231,8 +233,8 @@ private:
     SendResult push(const StatePtr& state, Payload& payload) {
         bool wake = false;
         SendResult result = state->try_send(payload, wake);
-        if constexpr (!direct_send) {
-            if (wake)
+        if constexpr (uses_writer) {
+            if (wake)  // never set by a direct send
                 asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->wake_slot),
                                                      [this, state] { start_write(state); }));
         }

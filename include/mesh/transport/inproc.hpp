@@ -167,6 +167,9 @@ public:
     // Sent with try_send_direct and not yet taken by the peer: a mesh's outgoing queue depth.
     std::size_t direct_queue_depth() const noexcept { return out_ ? out_->ring.size() : 0; }
 
+    // A mesh always sends with try_send_direct: there is no reactor writer to hand batches to.
+    static constexpr bool sends_directly() noexcept { return true; }
+
     // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
 
     void attach(asio::io_context& io, std::size_t max_message_size) {
@@ -272,7 +275,24 @@ public:
         if (closed_) return errc::connection_refused;
         backlog_.push_back(std::move(connection));
         cv_.notify_one();
+        // Under the lock, so that once close() returns no notification is still on its way.
+        if (on_push_) on_push_();
         return {};
+    }
+
+    // Asynchronous accepting: on_push runs on the connecting thread after each push (keep
+    // it short: a post), and at once if connections are already waiting; try_pop takes them.
+    void set_on_push(std::function<void()> on_push) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        on_push_ = std::move(on_push);
+        if (on_push_ && !backlog_.empty()) on_push_();
+    }
+    bool try_pop(InprocConnection& out) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (backlog_.empty()) return false;
+        out = std::move(backlog_.front());
+        backlog_.pop_front();
+        return true;
     }
     std::error_code pop(InprocConnection& out, std::chrono::steady_clock::time_point deadline) {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -289,6 +309,7 @@ public:
             std::lock_guard<std::mutex> lock(mutex_);
             closed_ = true;
             dropped.swap(backlog_);
+            on_push_ = nullptr;
         }
         cv_.notify_all();
     }
@@ -298,12 +319,15 @@ private:
     std::condition_variable cv_;
     std::deque<InprocConnection> backlog_;
     bool closed_ = false;
+    std::function<void()> on_push_;
 };
 
 } // namespace detail
 
 class InprocListener {
 public:
+    using connection_type = InprocConnection;
+
     InprocListener() = default;
     InprocListener(std::shared_ptr<detail::InprocRegistry> registry, std::string name,
                    std::shared_ptr<detail::InprocListenerCore> core)
@@ -339,6 +363,24 @@ public:
         registry_->unbind(name_, core_.get());
         core_->close();
         core_.reset();
+    }
+
+    // ---- Driven by a Mesh's reactor ----
+
+    // Until close(), hands each connection to on_connection(InprocConnection&&) on `io`,
+    // including those that connected before this was called.
+    template <class OnConnection>
+    void async_accept_loop(asio::io_context& io, OnConnection on_connection) {
+        if (!core_) return;
+        auto deliver = std::make_shared<OnConnection>(std::move(on_connection));
+        std::weak_ptr<detail::InprocListenerCore> weak = core_;  // the core must not own itself
+        core_->set_on_push([&io, weak, deliver] {
+            asio::post(io, [weak, deliver] {
+                auto core = weak.lock();
+                InprocConnection connection;
+                while (core && core->try_pop(connection)) (*deliver)(std::move(connection));
+            });
+        });
     }
 
 private:

@@ -1,0 +1,128 @@
+#pragma once
+
+#include "mesh/detail/direct_send.hpp"
+#include "mesh/envelope.hpp"
+#include "mesh/error.hpp"
+
+#include <asio/io_context.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace mesh {
+
+namespace detail {
+
+template <class T, class... Ts>
+inline constexpr bool is_one_of = (std::is_same_v<T, Ts> || ...);
+
+} // namespace detail
+
+// A connection of one of several transports (see BasicMulti), standing in for it
+// everywhere: on its own and in a Mesh. A default-constructed one is not open.
+template <class... Connections>
+class MultiConnection {
+public:
+    MultiConnection() = default;
+    template <class C, class = std::enable_if_t<detail::is_one_of<C, Connections...>>>
+    explicit MultiConnection(C&& connection) : held_(std::move(connection)) {}
+
+    // The connection held, when it is a C; nullptr otherwise.
+    template <class C>
+    C* get_if() noexcept { return std::get_if<C>(&held_); }
+    template <class C>
+    const C* get_if() const noexcept { return std::get_if<C>(&held_); }
+
+    bool is_open() const noexcept { return visit([](const auto& c) { return c.is_open(); }); }
+    const std::string& remote_endpoint() const noexcept {
+        return visit([](const auto& c) -> const std::string& { return c.remote_endpoint(); });
+    }
+    const std::string& local_endpoint() const noexcept {
+        return visit([](const auto& c) -> const std::string& { return c.local_endpoint(); });
+    }
+
+    std::error_code send(Payload&& payload) {
+        return visit([&](auto& c) { return c.send(std::move(payload)); });
+    }
+    std::error_code send(const Payload& payload) {
+        return visit([&](auto& c) { return c.send(payload); });
+    }
+    std::error_code recv(Payload& out) {
+        return visit([&](auto& c) { return c.recv(out); });
+    }
+    std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
+        return visit([&](auto& c) { return c.recv_for(out, timeout); });
+    }
+    std::error_code disconnect() {
+        return visit([](auto& c) { return c.disconnect(); });
+    }
+
+    // ---- Driven by a Mesh ----
+
+    // True when the connection held sends directly (inproc). A mesh asks once, in add:
+    // the answer never changes for a connection.
+    bool sends_directly() const noexcept {
+        return visit([](const auto& c) { return detail::connection_sends_directly(c); });
+    }
+    // Called only when sends_directly() is true; from any thread, as the held one allows.
+    std::error_code try_send_direct(Payload& payload, std::size_t limit) {
+        return visit([&](auto& c) -> std::error_code {
+            if constexpr (detail::has_direct_send<std::decay_t<decltype(c)>>::value)
+                return c.try_send_direct(payload, limit);
+            else
+                return errc::not_connected;
+        });
+    }
+    std::size_t direct_queue_depth() const noexcept {
+        return visit([](const auto& c) -> std::size_t {
+            if constexpr (detail::has_direct_send<std::decay_t<decltype(c)>>::value) return c.direct_queue_depth();
+            else return 0;
+        });
+    }
+
+    void attach(asio::io_context& io, std::size_t max_message_size) {
+        visit([&](auto& c) { c.attach(io, max_message_size); });
+    }
+    void unread(Payload&& payload) {
+        visit([&](auto& c) { c.unread(std::move(payload)); });
+    }
+    bool try_take(Payload& out, std::error_code& ec) {
+        return visit([&](auto& c) { return c.try_take(out, ec); });
+    }
+    template <class Handler>
+    void async_fill(Handler&& handler) {
+        visit([&](auto& c) { c.async_fill(std::forward<Handler>(handler)); });
+    }
+    template <class Take, class Handler>
+    void async_write_batch(Take&& take, Handler&& handler) {
+        visit([&](auto& c) {
+            if constexpr (detail::always_sends_directly<std::decay_t<decltype(c)>>::value) {
+                // Never reached: a mesh queues nothing for a connection that sends directly.
+                handler(std::make_error_code(std::errc::operation_not_supported), std::size_t(0), std::size_t(0));
+            } else {
+                c.async_write_batch(std::forward<Take>(take), std::forward<Handler>(handler));
+            }
+        });
+    }
+    void cancel() {
+        visit([](auto& c) { c.cancel(); });
+    }
+    void detach() {
+        visit([](auto& c) { c.detach(); });
+    }
+
+private:
+    template <class F>
+    decltype(auto) visit(F&& f) { return std::visit(std::forward<F>(f), held_); }
+    template <class F>
+    decltype(auto) visit(F&& f) const { return std::visit(std::forward<F>(f), held_); }
+
+    std::variant<Connections...> held_;
+};
+
+} // namespace mesh

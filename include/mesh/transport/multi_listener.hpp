@@ -1,0 +1,66 @@
+#pragma once
+
+#include "mesh/detail/throw_error.hpp"
+#include "mesh/transport/multi_connection.hpp"
+
+#include <asio/io_context.hpp>
+
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace mesh {
+
+// A listener of one of several transports (see BasicMulti); what it accepts comes
+// wrapped in the matching MultiConnection.
+template <class... Listeners>
+class MultiListener {
+public:
+    using connection_type = MultiConnection<typename Listeners::connection_type...>;
+
+    MultiListener() = default;
+    template <class L, class = std::enable_if_t<detail::is_one_of<L, Listeners...>>>
+    explicit MultiListener(L&& listener) : held_(std::move(listener)) {}
+
+    // The listener held, when it is an L; nullptr otherwise.
+    template <class L>
+    L* get_if() noexcept { return std::get_if<L>(&held_); }
+    template <class L>
+    const L* get_if() const noexcept { return std::get_if<L>(&held_); }
+
+    std::string endpoint() const {
+        return std::visit([](const auto& l) { return std::string(l.endpoint()); }, held_);
+    }
+
+    connection_type accept() {
+        return detail::or_throw("accept", [&](std::error_code& ec) { return accept(ec); });
+    }
+    connection_type accept(std::error_code& ec) {
+        return std::visit([&](auto& l) { return connection_type(l.accept(ec)); }, held_);
+    }
+
+    void close() {
+        std::visit([](auto& l) { l.close(); }, held_);
+    }
+
+    // ---- Driven by a Mesh's reactor ----
+
+    template <class OnConnection>
+    void async_accept_loop(asio::io_context& io, OnConnection on_connection) {
+        std::visit(
+            [&](auto& l) {
+                using Accepted = typename std::decay_t<decltype(l)>::connection_type;
+                l.async_accept_loop(io, [on_connection = std::move(on_connection)](Accepted&& accepted) mutable {
+                    on_connection(connection_type(std::move(accepted)));
+                });
+            },
+            held_);
+    }
+
+private:
+    std::variant<Listeners...> held_;
+};
+
+} // namespace mesh
