@@ -230,7 +230,7 @@ TEST_CASE("members are reachable with get: an inproc name listened on through it
     CHECK(constant.get<mesh::Tcp>().options().max_message_size == mesh::TcpOptions().max_message_size);
     mesh::TcpOptions options;
     options.max_message_size = 1000;
-    mesh::Multi configured{mesh::Tcp(options), mesh::Inproc()};
+    TcpFirst configured{mesh::Tcp(options), mesh::Inproc()};
     CHECK(configured.get<mesh::Tcp>().options().max_message_size == 1000);
 }
 
