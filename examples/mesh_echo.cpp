@@ -1,12 +1,16 @@
 // mesh_echo: an echo server and a checking client over a Mesh, for interoperability checks.
 //
-//   mesh_echo listen ENDPOINT
+//   mesh_echo listen ENDPOINT [TLS]
 //       prints "listening ENDPOINT" (the bound endpoint), then echoes every message back
 //       on the connection it came from, until SIGINT or SIGTERM (exit 0).
-//   mesh_echo send ENDPOINT --count N --size S [--window W]
+//   mesh_echo send ENDPOINT --count N --size S [--window W] [TLS]
 //       sends N messages of S >= 8 bytes (bytes 0-7: little-endian sequence number,
 //       byte k >= 8: k mod 251), at most W unanswered (default 64, 0 = no limit),
 //       checks each echo, prints "OK N" and exits 0; otherwise exits 1 with the reason.
+//
+// ENDPOINT is tcp://host:port (or host:port), tcps://host:port or unix:///path.
+// TLS, for tcps://: --ca FILE --cert FILE --key FILE (one CA, certificate and key for
+// both roles, as Splinter takes them), or --insecure (no verification; a warning).
 #include <mesh/mesh.hpp>
 
 #include <chrono>
@@ -15,12 +19,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
 namespace {
 
-using Mesh = mesh::Mesh<mesh::Tcp>;
+using Mesh = mesh::Mesh<mesh::Multi>;
 using namespace std::chrono_literals;
 
 // The mesh never drops: when a connection's queue is full, wait for room.
@@ -33,14 +38,13 @@ bool send_waiting(Mesh& m, const std::string& id, mesh::Payload&& payload) {
     }
 }
 
-int listen(const std::string& endpoint) {
+int listen(mesh::Multi& transport, const std::string& endpoint) {
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // every thread started below inherits the mask
 
-    mesh::Tcp transport;
     auto listener = transport.listen(endpoint);
     std::cout << "listening " << listener.endpoint() << std::endl;
 
@@ -72,9 +76,9 @@ int fail(const std::string& reason) {
     return 1;
 }
 
-int send(const std::string& endpoint, std::uint64_t count, std::size_t size, std::uint64_t window) {
+int send(mesh::Multi& transport, const std::string& endpoint, std::uint64_t count, std::size_t size,
+         std::uint64_t window) {
     if (size < 8) return fail("--size must be at least 8");
-    mesh::Tcp transport;
     std::error_code ec;
     auto connection = transport.connect(endpoint, ec);
     if (ec) return fail("connect " + endpoint + ": " + ec.message());
@@ -107,9 +111,51 @@ int send(const std::string& endpoint, std::uint64_t count, std::size_t size, std
 }
 
 int usage() {
-    std::cerr << "usage: mesh_echo listen ENDPOINT\n"
-                 "       mesh_echo send ENDPOINT --count N --size S [--window W]\n";
+    std::cerr << "usage: mesh_echo listen ENDPOINT [TLS]\n"
+                 "       mesh_echo send ENDPOINT --count N --size S [--window W] [TLS]\n"
+                 "TLS:   --ca FILE --cert FILE --key FILE | --insecure [--cert FILE --key FILE]\n";
     return 2;
+}
+
+struct Arguments {
+    std::uint64_t count = 0, window = 64;
+    std::size_t size = 0;
+    std::string ca, cert, key;
+    bool insecure = false;
+};
+
+bool parse(int argc, char** argv, Arguments& a) {
+    for (int i = 3; i < argc; ++i) {
+        const std::string option = argv[i];
+        if (option == "--insecure") {
+            a.insecure = true;
+            continue;
+        }
+        if (i + 1 >= argc) return false;
+        const std::string value = argv[++i];
+        if (option == "--count") a.count = std::strtoull(value.c_str(), nullptr, 10);
+        else if (option == "--size") a.size = std::strtoull(value.c_str(), nullptr, 10);
+        else if (option == "--window") a.window = std::strtoull(value.c_str(), nullptr, 10);
+        else if (option == "--ca") a.ca = value;
+        else if (option == "--cert") a.cert = value;
+        else if (option == "--key") a.key = value;
+        else return false;
+    }
+    return true;
+}
+
+// TLS is configured only when asked for: tcp:// and unix:// need none of it.
+void configure_tls(mesh::Multi& transport, const Arguments& a) {
+    if (a.ca.empty() && a.cert.empty() && a.key.empty() && !a.insecure) return;
+#if defined(MESH_ENABLE_TLS)
+    auto options = mesh::TlsOptions::from_files(a.ca, a.cert, a.key);
+    options.insecure = a.insecure;
+    options.localhost_for_ip = true;  // as Splinter: nodes dialled by IP present "localhost"
+    transport.get<mesh::Tls>() = mesh::Tls(options);
+#else
+    (void)transport;
+    throw std::runtime_error("this mesh_echo was built without TLS (OpenSSL)");
+#endif
 }
 
 } // namespace
@@ -117,21 +163,13 @@ int usage() {
 int main(int argc, char** argv) {
     if (argc < 3) return usage();
     const std::string mode = argv[1], endpoint = argv[2];
+    Arguments a;
+    if ((mode != "listen" && mode != "send") || !parse(argc, argv, a)) return usage();
     try {
-        if (mode == "listen" && argc == 3) return listen(endpoint);
-        if (mode != "send") return usage();
-        std::uint64_t count = 0, window = 64;
-        std::size_t size = 0;
-        for (int i = 3; i + 1 < argc; i += 2) {
-            const std::string option = argv[i];
-            const auto value = std::strtoull(argv[i + 1], nullptr, 10);
-            if (option == "--count") count = value;
-            else if (option == "--size") size = value;
-            else if (option == "--window") window = value;
-            else return usage();
-        }
-        if ((argc - 3) % 2 != 0) return usage();
-        return send(endpoint, count, size, window);
+        mesh::Multi transport;
+        configure_tls(transport, a);
+        if (mode == "listen") return listen(transport, endpoint);
+        return send(transport, endpoint, a.count, a.size, a.window);
     } catch (const std::exception& e) {
         return fail(e.what());
     }
