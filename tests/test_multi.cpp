@@ -3,6 +3,9 @@
 
 #include "support/tcp_peers.hpp"
 #include "support/wait.hpp"
+#if defined(MESH_ENABLE_TLS)
+#include "support/test_pki.hpp"
+#endif
 
 #include <chrono>
 #include <cstddef>
@@ -12,6 +15,7 @@
 #include <system_error>
 #include <thread>
 #include <utility>
+#include <vector>
 
 using namespace std::chrono_literals;
 using mesh::ConnectionEvent;
@@ -423,3 +427,92 @@ TEST_CASE("Mesh<Multi>::accept_from: a tcp and an inproc listener, each connecti
 }
 
 } // TEST_SUITE
+
+#if defined(MESH_ENABLE_TLS)
+
+namespace {
+
+// A mutual-TLS transport with a fresh CA and a certificate for localhost/127.0.0.1.
+struct TlsSetup {
+    mesh_test::pki::Authority ca{"multi test CA"};
+    mesh_test::pki::Identity node = ca.issue();
+    mesh::TlsOptions options() const {
+        mesh::TlsOptions o;
+        o.server = {{}, ca.cert_pem(), {}, node.cert_pem, {}, node.key_pem};
+        o.client = o.server;
+        return o;
+    }
+};
+
+} // namespace
+
+TEST_SUITE("multi") {
+
+TEST_CASE("5.7 with TLS: accepts tcps:// and tls://; [Tls, Tcp] listens on TLS for a bare bind, [Tcp, Tls] on TCP") {
+    CHECK(mesh::Multi::accepts("tcps://127.0.0.1:0"));
+    CHECK(mesh::Multi::accepts("tls://127.0.0.1:0"));
+    CHECK(mesh::Multi::accepts("unix:///tmp/x.sock"));
+    TlsSetup setup;
+    mesh::BasicMulti<mesh::Tls, mesh::Tcp> tls_first{mesh::Tls(setup.options()), mesh::Tcp()};
+    auto tls_listener = tls_first.listen("127.0.0.1:0");
+    CHECK(starts_with(tls_listener.endpoint(), "tcps://127.0.0.1:"));
+    transport_harness(tls_first, tls_listener);
+
+    mesh::BasicMulti<mesh::Tcp, mesh::Tls> tcp_first{mesh::Tcp(), mesh::Tls(setup.options())};
+    auto tcp_listener = tcp_first.listen("127.0.0.1:0");
+    CHECK(starts_with(tcp_listener.endpoint(), "tcp://127.0.0.1:"));
+    transport_harness(tcp_first, tcp_listener);
+}
+
+TEST_CASE("Mesh<Multi>: tcp, tcps, unix and inproc connections in one mesh, accepted and dialled, all served") {
+    TlsSetup setup;
+    mesh_test::pki::TempDir dir;
+    mesh::Multi multi;
+    multi.get<mesh::Tls>() = mesh::Tls(setup.options());
+
+    mesh::Mesh<mesh::Multi> server, client;
+    const std::vector<std::string> binds = {"tcp://127.0.0.1:0", "tcps://127.0.0.1:0", "unix://" + dir.path() + "/m.sock",
+                                            "inproc://multi-all"};
+    std::vector<std::string> endpoints;
+    for (const auto& bind : binds) {
+        auto listener = multi.listen(bind);
+        endpoints.push_back(listener.endpoint());
+        // Inproc ends share the listener's name, so ids come from a counter.
+        server.accept_from(std::move(listener), [n = 0, bind](const mesh::Multi::connection_type&) mutable {
+            return bind.substr(0, bind.find("://")) + "-" + std::to_string(n++);
+        });
+    }
+    for (std::size_t i = 0; i < endpoints.size(); ++i) client.add(multi.connect(endpoints[i]), binds[i]);
+
+    // Each dialled connection says who it is; the server answers each on the id it arrived with.
+    for (const auto& bind : binds) REQUIRE(client.send(bind, to_payload(bind)).ok());
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < binds.size(); ++i) {
+        Envelope e;
+        REQUIRE(server.recv_timeout(e, 10s) == std::error_code());
+        const std::string from = text(e.payload);
+        CHECK(starts_with(e.id, from.substr(0, from.find("://")) + "-"));
+        seen.insert(from);
+        REQUIRE(server.send(e.id, to_payload("re " + from)).ok());
+    }
+    CHECK(seen == std::set<std::string>(binds.begin(), binds.end()));
+    std::set<std::string> replies;
+    for (std::size_t i = 0; i < binds.size(); ++i) {
+        Envelope e;
+        REQUIRE(client.recv_timeout(e, 10s) == std::error_code());
+        CHECK(text(e.payload) == "re " + e.id);
+        replies.insert(e.id);
+    }
+    CHECK(replies.size() == binds.size());
+
+    auto tls = client.remove(binds[1]);
+    const auto* connection = tls.get_if<mesh::TlsConnection>();
+    REQUIRE(connection != nullptr);
+    CHECK(connection->session().peer().verified);
+    CHECK(connection->session().peer().common_name == "localhost");
+    server.shutdown();
+    client.shutdown();
+}
+
+} // TEST_SUITE
+#endif
