@@ -4000,7 +4000,9 @@ public:
                 const ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
                 if (n < 0) {
                     if (retry(errno)) return asio::error::would_block;
-                    return {errno, std::system_category()};
+                    // Asio's category, as plain sockets report: a reset must compare
+                    // equal to asio::error::connection_reset (see StreamConnection).
+                    return {errno, asio::error::get_system_category()};
                 }
                 sent += static_cast<std::size_t>(n);
             }
@@ -4266,6 +4268,7 @@ public:
             const auto sent = bio_->flush();
             if (!would_block(sent)) ec = sent;  // else held: the caller's next write or flush sends it
         }
+        if (ec && !would_block(ec) && ec.category() == asio::error::get_system_category()) ec = alert_behind(ec);
         return consumed;
     }
 
@@ -4273,6 +4276,7 @@ public:
         if (!bio_) return {};
         auto ec = bio_->flush();
         if (would_block(ec)) write_want_ = POLLOUT;
+        else if (ec) ec = alert_behind(ec);
         return ec;
     }
 

@@ -33,7 +33,9 @@ public:
                 const ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
                 if (n < 0) {
                     if (retry(errno)) return asio::error::would_block;
-                    return {errno, std::system_category()};
+                    // Asio's category, as plain sockets report: a reset must compare
+                    // equal to asio::error::connection_reset (see StreamConnection).
+                    return {errno, asio::error::get_system_category()};
                 }
                 sent += static_cast<std::size_t>(n);
             }

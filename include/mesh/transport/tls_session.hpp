@@ -134,6 +134,7 @@ public:
             const auto sent = bio_->flush();
             if (!would_block(sent)) ec = sent;  // else held: the caller's next write or flush sends it
         }
+        if (ec && !would_block(ec) && ec.category() == asio::error::get_system_category()) ec = alert_behind(ec);
         return consumed;
     }
 
@@ -141,6 +142,7 @@ public:
         if (!bio_) return {};
         auto ec = bio_->flush();
         if (would_block(ec)) write_want_ = POLLOUT;
+        else if (ec) ec = alert_behind(ec);
         return ec;
     }
 
