@@ -2608,6 +2608,10 @@ namespace mesh::detail {
 
 using clock = std::chrono::steady_clock;
 
+// An errno value as Asio reports socket errors, so that every transport's errors
+// compare equal to asio::error::connection_reset and the like.
+inline std::error_code os_error(int value) { return {value, asio::error::get_system_category()}; }
+
 // Waits until the descriptor is ready for `events` (POLLIN/POLLOUT) or the deadline passes.
 inline std::error_code wait_ready(int fd, short events, clock::time_point deadline) {
     for (;;) {
@@ -2620,7 +2624,7 @@ inline std::error_code wait_ready(int fd, short events, clock::time_point deadli
         pollfd p{fd, events, 0};
         const int n = ::poll(&p, 1, timeout_ms);
         if (n > 0) return {};
-        if (n < 0 && errno != EINTR) return {errno, std::system_category()};
+        if (n < 0 && errno != EINTR) return os_error(errno);
     }
 }
 
@@ -3199,6 +3203,7 @@ private:
 
 } // namespace mesh::detail
 
+#include <asio/error.hpp>
 #include <asio/io_context.hpp>
 
 #include <cerrno>
@@ -3220,17 +3225,15 @@ std::error_code connect_socket(Socket& socket, const Endpoint& target, std::chro
     socket.non_blocking(true, ec);
     if (ec) return ec;
     if (::connect(socket.native_handle(), target.data(), static_cast<socklen_t>(target.size())) != 0)
-        ec = std::error_code(errno, std::system_category());
-    if (ec == std::errc::operation_in_progress || ec == std::errc::interrupted ||
-        ec == std::errc::resource_unavailable_try_again) {
+        ec = os_error(errno);
+    if (ec == asio::error::in_progress || ec == asio::error::interrupted || ec == asio::error::try_again) {
         if ((ec = wait_ready(socket.native_handle(), POLLOUT, clock::now() + timeout))) return ec;
         int error = 0;
         socklen_t length = sizeof(error);
         ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &error, &length);
-        ec = error ? std::error_code(error, std::system_category()) : std::error_code();
+        ec = error ? os_error(error) : std::error_code();
     }
-    if (ec == std::errc::connection_refused || ec == std::errc::no_such_file_or_directory)
-        return errc::connection_refused;
+    if (ec == asio::error::connection_refused || ec == os_error(ENOENT)) return errc::connection_refused;
     return ec;
 }
 
@@ -3663,7 +3666,7 @@ inline std::error_code clear_stale_socket(const std::string& path) {
     // Non-blocking: a live listener with a full backlog refuses at once (EAGAIN)
     // instead of holding this call until it accepts.
     const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (probe < 0) return {errno, std::system_category()};
+    if (probe < 0) return os_error(errno);
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     path.copy(address.sun_path, path.size());

@@ -20,6 +20,10 @@ namespace mesh::detail {
 
 using clock = std::chrono::steady_clock;
 
+// An errno value as Asio reports socket errors, so that every transport's errors
+// compare equal to asio::error::connection_reset and the like.
+inline std::error_code os_error(int value) { return {value, asio::error::get_system_category()}; }
+
 // Waits until the descriptor is ready for `events` (POLLIN/POLLOUT) or the deadline passes.
 inline std::error_code wait_ready(int fd, short events, clock::time_point deadline) {
     for (;;) {
@@ -32,7 +36,7 @@ inline std::error_code wait_ready(int fd, short events, clock::time_point deadli
         pollfd p{fd, events, 0};
         const int n = ::poll(&p, 1, timeout_ms);
         if (n > 0) return {};
-        if (n < 0 && errno != EINTR) return {errno, std::system_category()};
+        if (n < 0 && errno != EINTR) return os_error(errno);
     }
 }
 

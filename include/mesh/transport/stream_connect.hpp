@@ -5,6 +5,7 @@
 #include "mesh/transport/stream_connection.hpp"
 #include "mesh/transport/stream_handshake.hpp"
 
+#include <asio/error.hpp>
 #include <asio/io_context.hpp>
 
 #include <cerrno>
@@ -26,17 +27,15 @@ std::error_code connect_socket(Socket& socket, const Endpoint& target, std::chro
     socket.non_blocking(true, ec);
     if (ec) return ec;
     if (::connect(socket.native_handle(), target.data(), static_cast<socklen_t>(target.size())) != 0)
-        ec = std::error_code(errno, std::system_category());
-    if (ec == std::errc::operation_in_progress || ec == std::errc::interrupted ||
-        ec == std::errc::resource_unavailable_try_again) {
+        ec = os_error(errno);
+    if (ec == asio::error::in_progress || ec == asio::error::interrupted || ec == asio::error::try_again) {
         if ((ec = wait_ready(socket.native_handle(), POLLOUT, clock::now() + timeout))) return ec;
         int error = 0;
         socklen_t length = sizeof(error);
         ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &error, &length);
-        ec = error ? std::error_code(error, std::system_category()) : std::error_code();
+        ec = error ? os_error(error) : std::error_code();
     }
-    if (ec == std::errc::connection_refused || ec == std::errc::no_such_file_or_directory)
-        return errc::connection_refused;
+    if (ec == asio::error::connection_refused || ec == os_error(ENOENT)) return errc::connection_refused;
     return ec;
 }
 

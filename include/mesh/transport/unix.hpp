@@ -69,7 +69,7 @@ inline std::error_code clear_stale_socket(const std::string& path) {
     // Non-blocking: a live listener with a full backlog refuses at once (EAGAIN)
     // instead of holding this call until it accepts.
     const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (probe < 0) return {errno, std::system_category()};
+    if (probe < 0) return os_error(errno);
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     path.copy(address.sun_path, path.size());
