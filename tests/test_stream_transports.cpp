@@ -6,6 +6,7 @@
 
 #include "support/raw_peer.hpp"
 #include "support/tcp_peers.hpp"
+#include "support/temp_dir.hpp"
 #include "support/wait.hpp"
 
 #if defined(MESH_ENABLE_TLS)
@@ -50,25 +51,6 @@ struct TinyOutgoing : mesh::DefaultConfig {
     static constexpr std::size_t outgoing_capacity = 4;
 };
 
-class ScratchDir {
-public:
-    ScratchDir() {
-        std::string pattern = "/tmp/mesh-stream-XXXXXX";
-        if (::mkdtemp(pattern.data()) == nullptr) throw std::system_error(errno, std::generic_category(), "mkdtemp");
-        path_ = pattern;
-    }
-    ~ScratchDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    ScratchDir(const ScratchDir&) = delete;
-    ScratchDir& operator=(const ScratchDir&) = delete;
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
-
 // ---- kits: a transport, how to make one, a fresh bind address, a raw connect
 // that ends a blocked accept() when our own connect failed, and what every
 // connection they make must show ----
@@ -86,7 +68,7 @@ struct TcpKit {
 };
 
 struct UnixKit {
-    ScratchDir dir;
+    mesh_test::TempDir dir;
     mesh::Unix transport;
     int made = 0;
     std::string bind() { return "unix://" + dir.path() + "/s" + std::to_string(made++) + ".sock"; }

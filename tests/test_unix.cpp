@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "support/raw_peer.hpp"
+#include "support/temp_dir.hpp"
 #include "support/tcp_peers.hpp"
 #include "support/wait.hpp"
 
@@ -34,26 +35,9 @@ namespace {
 const mesh::Payload hello = mesh::to_payload("hello");
 const mesh::Payload world = mesh::to_payload("world");
 
-// A fresh directory per test, so socket paths never collide between tests or runs.
-class ScratchDir {
-public:
-    ScratchDir() {
-        std::string pattern = "/tmp/mesh-unix-XXXXXX";
-        if (::mkdtemp(pattern.data()) == nullptr) throw std::system_error(errno, std::generic_category(), "mkdtemp");
-        path_ = pattern;
-    }
-    ~ScratchDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    ScratchDir(const ScratchDir&) = delete;
-    ScratchDir& operator=(const ScratchDir&) = delete;
-
-    std::string file(const std::string& name) const { return path_ + "/" + name; }
+// Socket paths in a fresh directory per test.
+struct ScratchDir : mesh_test::TempDir {
     std::string endpoint(const std::string& name) const { return "unix://" + file(name); }
-
-private:
-    std::string path_;
 };
 
 bool exists(const std::string& path) {

@@ -25,11 +25,15 @@
 
 namespace mesh_test {
 
-// Runs listener.accept() on a thread of its own. Joining never hangs: if no client
-// came (say, a failed check ended the test early), a throwaway one is sent in.
+// Runs listener.accept() on a thread of its own, for any stream listener. Joining
+// never hangs: if no client came (say, a failed check ended the test early), a
+// throwaway TCP client is sent in, which makes the accept fail.
+template <class Listener>
 class BackgroundAccept {
 public:
-    explicit BackgroundAccept(mesh::TcpListener& listener)
+    using connection_type = typename Listener::connection_type;
+
+    explicit BackgroundAccept(Listener& listener)
         : endpoint_(listener.endpoint()), thread_([this, &listener] {
               connection = listener.accept(ec);
               done_ = true;
@@ -44,7 +48,7 @@ public:
         thread_.join();
     }
 
-    mesh::TcpConnection connection;
+    connection_type connection;
     std::error_code ec;
 
 private:

@@ -3,6 +3,8 @@
 // Test-time PKI: CAs, leaf certificates and keys are generated in memory when the
 // tests run, so no private key ever lives in the repository.
 
+#include "support/temp_dir.hpp"
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/ec.h>
@@ -225,50 +227,6 @@ inline Identity self_signed(const CertSpec& spec = {}) {
     return Identity{detail::to_pem(cert.get()), detail::to_pem(key.get())};
 }
 
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl = "/tmp/mesh-test-XXXXXX";
-        if (::mkdtemp(tmpl.data()) == nullptr)
-            throw std::system_error(errno, std::generic_category(), "mkdtemp");
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;  // a destructor must not throw; a leftover dir is harmless
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    const std::string& path() const { return path_; }
-
-    // Plain file names only, so nothing is written outside the directory.
-    std::string write(const std::string& name, const std::string& content) const {
-        if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
-            throw std::invalid_argument("TempDir::write: bad file name '" + name + "'");
-        const std::string full = path_ + "/" + name;
-        const int fd = ::open(full.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + full);
-        // fchmod because O_CREAT leaves an existing file's mode alone.
-        int err = ::fchmod(fd, 0600) == 0 ? 0 : errno;
-        const char* p = content.data();
-        std::size_t left = content.size();
-        while (err == 0 && left > 0) {
-            const ssize_t n = ::write(fd, p, left);
-            if (n < 0) {
-                if (errno != EINTR) err = errno;
-                continue;
-            }
-            p += n;
-            left -= static_cast<std::size_t>(n);
-        }
-        if (::close(fd) != 0 && err == 0) err = errno;
-        if (err != 0) throw std::system_error(err, std::generic_category(), "write " + full);
-        return full;
-    }
-
-private:
-    std::string path_;
-};
+using mesh_test::TempDir;
 
 }  // namespace mesh_test::pki

@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include "support/raw_peer.hpp"
+#include "support/tcp_peers.hpp"
 #include "support/test_pki.hpp"
 
 #include <openssl/err.h>
@@ -145,38 +146,7 @@ struct Fixture {
 
 // ---- connections made through the transports ----
 
-// Runs listener.accept() on its own thread. Joining never hangs: when no client
-// came within 10 s, a throwaway TCP client makes the accept fail.
-template <class Listener>
-class BackgroundAccept {
-public:
-    using connection_type = typename Listener::connection_type;
-
-    explicit BackgroundAccept(Listener& listener)
-        : endpoint_(listener.endpoint()), thread_([this, &listener] {
-              connection = listener.accept(ec);
-              done_ = true;
-          }) {}
-    BackgroundAccept(const BackgroundAccept&) = delete;
-    BackgroundAccept& operator=(const BackgroundAccept&) = delete;
-    ~BackgroundAccept() { join(); }
-
-    void join() {
-        if (!thread_.joinable()) return;
-        const auto deadline = std::chrono::steady_clock::now() + 10s;
-        while (!done_ && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
-        if (!done_) raw_connect(endpoint_);  // closed at once: the handshake fails
-        thread_.join();
-    }
-
-    connection_type connection;
-    std::error_code ec;
-
-private:
-    std::string endpoint_;
-    std::atomic<bool> done_{false};
-    std::thread thread_;
-};
+using mesh_test::BackgroundAccept;
 
 struct TlsPair {
     mesh::TlsConnection client, server;
