@@ -465,6 +465,40 @@ TEST_CASE("accept_from: silent or half-speaking clients hold up no other client,
     CHECK(server.stats().connections == 5);
 }
 
+TEST_CASE("accept_from: max_pending_handshakes closes newcomers at once while the limit is reached - counted") {
+    mesh::TcpOptions options;
+    options.handshake_timeout = 1000ms;
+    options.max_pending_handshakes = 3;
+    mesh::Tcp server_tcp(options);
+    TcpMesh server;
+    auto listener = server_tcp.listen("127.0.0.1:0");
+    const std::string endpoint = listener.endpoint();
+    const auto stats = listener.stats();
+    server.accept_from(std::move(listener));
+
+    std::vector<mesh_test::RawSocket> silent;
+    for (int i = 0; i < 3; ++i) silent.push_back(mesh_test::raw_connect(endpoint));
+    REQUIRE(mesh_test::wait_until([&] { return stats->handshaking.load() == 3; }, 10s));
+    auto newcomer = mesh_test::raw_connect(endpoint);
+    CHECK(newcomer.wait_closed(900ms));  // well before the others' deadline
+    CHECK(stats->over_limit.load() == 1);
+    CHECK(stats->accepted.load() == 0);
+    for (auto& s : silent) CHECK(s.quiet_for(0ms));  // the three are still waiting for their deadline
+
+    // At the deadline they are closed and counted; then a real client gets in.
+    for (auto& s : silent) CHECK(s.wait_closed(10s));
+    REQUIRE(mesh_test::wait_until([&] { return stats->handshakes_failed.load() == 3; }, 10s));
+    CHECK(stats->handshaking.load() == 0);
+    mesh::Tcp client_tcp;
+    std::error_code ec;
+    auto client = client_tcp.connect(endpoint, ec);
+    REQUIRE_MESSAGE(!ec, ec.message());
+    auto event = mesh_test::next_event(server, 10s);
+    REQUIRE(event.has_value());
+    CHECK(event->kind == mesh::ConnectionEvent::Kind::connected);
+    CHECK(stats->accepted.load() == 1);
+}
+
 TEST_CASE("accept_from: a client offering no usable version gets 00 00 and the close - others carry on") {
     mesh::Tcp tcp;
     TcpMesh server;

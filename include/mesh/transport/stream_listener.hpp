@@ -8,7 +8,9 @@
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -42,6 +44,18 @@ struct StreamOptions {
     std::size_t max_message_size = 16 * 1024 * 1024;  // larger frames are refused, before allocation
     std::chrono::milliseconds connect_timeout{10000};
     std::chrono::milliseconds handshake_timeout{10000};  // TLS and version handshakes, both roles
+    // accept_from: a connection arriving while this many handshakes are running is
+    // closed at once and counted (0: no limit). Bounds what silent clients can hold.
+    std::size_t max_pending_handshakes = 0;
+};
+
+// What a listener's accepts came to; readable from any thread, also after the
+// listener was handed to a Mesh (keep the pointer from stats()).
+struct ListenerStats {
+    std::atomic<std::uint64_t> accepted{0};           // connections whose handshakes completed
+    std::atomic<std::uint64_t> handshakes_failed{0};  // refused, broken or timed out
+    std::atomic<std::uint64_t> over_limit{0};         // closed at once: max_pending_handshakes reached
+    std::atomic<std::uint64_t> handshaking{0};        // handshakes running now
 };
 
 // A listening stream socket. accept() blocks, as Splinter's does; a Mesh can
@@ -60,7 +74,7 @@ public:
     StreamListener(std::shared_ptr<asio::io_context> home, acceptor_type acceptor, StreamOptions options,
                    Security security = {}, std::shared_ptr<void> bound = nullptr)
         : home_(std::move(home)), acceptor_(std::move(acceptor)), options_(options), security_(std::move(security)),
-          bound_(std::move(bound)) {
+          bound_(std::move(bound)), stats_(std::make_shared<ListenerStats>()) {
         endpoint_ = Naming::listener(*acceptor_);
     }
     StreamListener(StreamListener&&) = default;
@@ -69,6 +83,7 @@ public:
 
     // The bound endpoint (the real port when port 0 was asked for).
     const std::string& endpoint() const noexcept { return endpoint_; }
+    std::shared_ptr<const ListenerStats> stats() const noexcept { return stats_; }
 
     // Blocks for the next connection and its handshakes (bounded by
     // StreamOptions::handshake_timeout).
@@ -108,7 +123,8 @@ public:
         const auto fd = acceptor_->release(ec);
         if (ec) return;
         acceptor_.emplace(io, protocol, fd);
-        accepting_ = std::make_shared<AcceptLoop>(io, *acceptor_, home_, options_, security_, std::move(on_connection));
+        accepting_ =
+            std::make_shared<AcceptLoop>(io, *acceptor_, home_, options_, security_, stats_, std::move(on_connection));
         accepting_->next();
     }
 
@@ -118,8 +134,9 @@ private:
         if (ec) return connection_type();
         const auto deadline = detail::clock::now() + options_.handshake_timeout;
         auto session = security_.server_session(socket.native_handle(), ec);
+        if (!ec) ec = detail::run_handshake(socket, session, detail::Role::listener, deadline);
+        if (stats_) ++(ec ? stats_->handshakes_failed : stats_->accepted);
         if (ec) return connection_type();
-        if ((ec = detail::run_handshake(socket, session, detail::Role::listener, deadline))) return connection_type();
         return make_connection(home_, std::move(socket), std::move(session), options_);
     }
 
@@ -136,9 +153,10 @@ private:
     class AcceptLoop : public std::enable_shared_from_this<AcceptLoop> {
     public:
         AcceptLoop(asio::io_context& io, acceptor_type& acceptor, std::shared_ptr<asio::io_context> home,
-                   StreamOptions options, Security security, std::function<void(connection_type&&)> on_connection)
+                   StreamOptions options, Security security, std::shared_ptr<ListenerStats> stats,
+                   std::function<void(connection_type&&)> on_connection)
             : io_(io), acceptor_(acceptor), home_(std::move(home)), options_(options), security_(std::move(security)),
-              on_connection_(std::move(on_connection)), retry_(io) {}
+              stats_(std::move(stats)), on_connection_(std::move(on_connection)), retry_(io) {}
 
         void next() {
             if (closed_) return;
@@ -164,11 +182,18 @@ private:
 
     private:
         void handshake(socket_type socket) {
+            if (options_.max_pending_handshakes != 0 && pending_.size() >= options_.max_pending_handshakes) {
+                ++stats_->over_limit;
+                return;  // the socket closes here
+            }
             auto self = this->shared_from_this();
             auto on_done = [self](detail::HandshakeAbort* op, std::error_code ec, socket_type&& done,
                                   session_type&& session) {
                 self->pending_.erase(op);
+                --self->stats_->handshaking;
+                if (ec) ++self->stats_->handshakes_failed;
                 if (ec || self->closed_) return;
+                ++self->stats_->accepted;
                 self->on_connection_(make_connection(self->home_, std::move(done), std::move(session), self->options_));
             };
             using Op = detail::AsyncListenerHandshake<socket_type, Security, decltype(on_done)>;
@@ -176,6 +201,7 @@ private:
             socket.non_blocking(true, ignored);
             auto op = std::make_shared<Op>(std::move(socket), security_, std::move(on_done));
             pending_.insert(op.get());
+            ++stats_->handshaking;
             op->start(options_.handshake_timeout);
         }
 
@@ -184,6 +210,7 @@ private:
         std::shared_ptr<asio::io_context> home_;
         StreamOptions options_;
         Security security_;
+        std::shared_ptr<ListenerStats> stats_;
         std::function<void(connection_type&&)> on_connection_;
         asio::steady_timer retry_;
         std::set<detail::HandshakeAbort*> pending_;
@@ -195,6 +222,7 @@ private:
     StreamOptions options_;
     Security security_;
     std::shared_ptr<void> bound_;
+    std::shared_ptr<ListenerStats> stats_;
     std::string endpoint_;
     std::shared_ptr<AcceptLoop> accepting_;
 };
