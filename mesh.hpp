@@ -3061,6 +3061,7 @@ public:
                 sent_ += session.write_some(socket, asio::buffer(out_.data() + sent_, size - sent_), ec);
                 if (ec) return wait_or_fail(ec, POLLOUT);
                 if (sent_ < size) break;
+                if ((ec = session.flush())) return wait_or_fail(ec, POLLOUT);  // all of it on the wire
                 if (role_ == Role::listener) {
                     phase_ = Phase::done;
                     return refused_;
@@ -3901,9 +3902,9 @@ private:
         SSL_CTX_set_min_proto_version(ctx, version(options.min_version));
         SSL_CTX_set_max_proto_version(ctx, version(options.max_version));
         SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-        // Partial and moving writes let a batch resume anywhere; idle sessions drop their buffers.
-        SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                                  SSL_MODE_RELEASE_BUFFERS);
+        // Moving writes let a batch resume from another buffer; idle sessions drop their
+        // buffers. No partial writes: a gathered batch is encrypted in 64 KiB chunks, not per record.
+        SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
         SSL_CTX_set_read_ahead(ctx, 1);  // one recv takes many small records
         // TLS 1.2: forward-secret AEAD suites only, the ones Splinter's servers accept.
         if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL") != 1)
@@ -4075,12 +4076,19 @@ private:
     static int write(BIO* bio, const char* data, std::size_t size, std::size_t* written) {
         BIO_clear_retry_flags(bio);
         State& s = state(bio);
-        if (s.gather || s.held() != 0) {
-            // Behind held records, a record must wait its turn to keep the stream in order.
+        if (s.gather) {
             s.out.insert(s.out.end(), data, data + size);
             *written = size;
-            if (!s.gather) s.flush();  // a failure shows on the next write or flush
             return 1;
+        }
+        // A record OpenSSL writes on its own (an alert, a KeyUpdate reply) waits behind
+        // held records, in OpenSSL's buffer rather than ours: a peer that keeps
+        // provoking them while not reading then meets backpressure, not our memory.
+        if (s.held() != 0) {
+            if (const auto ec = s.flush()) {
+                if (ec == asio::error::would_block) BIO_set_retry_write(bio);
+                return 0;
+            }
         }
         const ssize_t n = ::send(s.fd, data, size, MSG_NOSIGNAL);
         if (n >= 0) {
@@ -4320,10 +4328,14 @@ public:
     // Sends close_notify if the socket takes it now; a close never waits for the peer.
     template <class Socket>
     void close(Socket&) noexcept {
-        if (!ssl_ || !SSL_is_init_finished(ssl_.get())) return;
-        ERR_clear_error();
-        SSL_shutdown(ssl_.get());
-        ERR_clear_error();
+        if (!ssl_) return;
+        if (SSL_is_init_finished(ssl_.get())) {
+            ERR_clear_error();
+            SSL_shutdown(ssl_.get());
+            ERR_clear_error();
+        }
+        // The descriptor number is about to be closed and reused: never touch it again.
+        if (bio_) bio_->fd = -1;
     }
 
     const TlsPeer& peer() const noexcept { return peer_; }

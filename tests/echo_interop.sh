@@ -8,6 +8,7 @@ echo_bin=${1:?usage: echo_interop.sh PATH_TO_MESH_ECHO [tls]}
 with_tls=${2:-}
 work=$(mktemp -d)
 listener_pid=
+listeners=0
 pids=()
 
 cleanup() {
@@ -31,12 +32,14 @@ fail() {
 start_listener() {
     local bind=$1 pattern=$2
     shift 2
-    listen_args=("$@")
-    "$echo_bin" listen "$bind" "$@" >"$work/listen.out" 2>"$work/listen.err" &
+    # A fresh output file per listener: a previous listener's line must never be read.
+    listeners=$((listeners + 1))
+    local out="$work/listen$listeners.out"
+    "$echo_bin" listen "$bind" "$@" >"$out" 2>"$work/listen$listeners.err" &
     listener_pid=$!
     endpoint=
     for _ in $(seq 100); do
-        if read -r first <"$work/listen.out" 2>/dev/null && [ -n "$first" ]; then
+        if read -r first <"$out" 2>/dev/null && [ -n "$first" ]; then
             # shellcheck disable=SC2254
             case $first in
                 listening\ $pattern) endpoint=${first#listening } ;;

@@ -23,7 +23,9 @@
 
 #include <dirent.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 using namespace std::chrono_literals;
 using mesh_test::Bytes;
@@ -1270,4 +1272,31 @@ TEST_CASE("tls: E9 standalone recv - truncated_frame mid-frame, end_of_stream af
         CHECK(got == hello);
         CHECK(pair.server.recv_for(got, 5s) == mesh::errc::end_of_stream);
     }
+}
+
+TEST_CASE("tls: after disconnect a connection never reads the socket that reuses its descriptor number") {
+    tls::Fixture f;
+    mesh::Tls server_tls(f.server_pem());
+    mesh::Tls client_tls(f.client_pem());
+    auto pair = tls::tls_pair(server_tls, client_tls);
+    REQUIRE_MESSAGE(!pair.client_ec, pair.client_ec.message());
+    REQUIRE_MESSAGE(!pair.server_ec, pair.server_ec.message());
+    // A large frame behind a small one: the client stops with part of it buffered.
+    REQUIRE(pair.server.send(mesh::Payload(10, 1)) == std::error_code());
+    REQUIRE(pair.server.send(mesh::Payload(200 * 1024, 2)) == std::error_code());
+    mesh::Payload got;
+    REQUIRE(pair.client.recv_for(got, 10s) == std::error_code());
+    REQUIRE(pair.client.disconnect() == std::error_code());
+
+    // New descriptors take the lowest free number: the one just closed.
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+    const std::string other = "bytes of an unrelated connection";
+    REQUIRE(::write(fds[1], other.data(), other.size()) == static_cast<ssize_t>(other.size()));
+    for (int i = 0; i < 3; ++i) pair.client.recv_for(got, 100ms);  // whatever it returns, it must not read fds[0]
+    int available = 0;
+    ::ioctl(fds[0], FIONREAD, &available);
+    CHECK(available == static_cast<int>(other.size()));
+    ::close(fds[0]);
+    ::close(fds[1]);
 }

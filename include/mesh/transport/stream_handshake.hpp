@@ -52,6 +52,7 @@ public:
                 sent_ += session.write_some(socket, asio::buffer(out_.data() + sent_, size - sent_), ec);
                 if (ec) return wait_or_fail(ec, POLLOUT);
                 if (sent_ < size) break;
+                if ((ec = session.flush())) return wait_or_fail(ec, POLLOUT);  // all of it on the wire
                 if (role_ == Role::listener) {
                     phase_ = Phase::done;
                     return refused_;

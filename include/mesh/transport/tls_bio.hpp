@@ -77,12 +77,19 @@ private:
     static int write(BIO* bio, const char* data, std::size_t size, std::size_t* written) {
         BIO_clear_retry_flags(bio);
         State& s = state(bio);
-        if (s.gather || s.held() != 0) {
-            // Behind held records, a record must wait its turn to keep the stream in order.
+        if (s.gather) {
             s.out.insert(s.out.end(), data, data + size);
             *written = size;
-            if (!s.gather) s.flush();  // a failure shows on the next write or flush
             return 1;
+        }
+        // A record OpenSSL writes on its own (an alert, a KeyUpdate reply) waits behind
+        // held records, in OpenSSL's buffer rather than ours: a peer that keeps
+        // provoking them while not reading then meets backpressure, not our memory.
+        if (s.held() != 0) {
+            if (const auto ec = s.flush()) {
+                if (ec == asio::error::would_block) BIO_set_retry_write(bio);
+                return 0;
+            }
         }
         const ssize_t n = ::send(s.fd, data, size, MSG_NOSIGNAL);
         if (n >= 0) {

@@ -116,9 +116,9 @@ private:
         SSL_CTX_set_min_proto_version(ctx, version(options.min_version));
         SSL_CTX_set_max_proto_version(ctx, version(options.max_version));
         SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-        // Partial and moving writes let a batch resume anywhere; idle sessions drop their buffers.
-        SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                                  SSL_MODE_RELEASE_BUFFERS);
+        // Moving writes let a batch resume from another buffer; idle sessions drop their
+        // buffers. No partial writes: a gathered batch is encrypted in 64 KiB chunks, not per record.
+        SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
         SSL_CTX_set_read_ahead(ctx, 1);  // one recv takes many small records
         // TLS 1.2: forward-secret AEAD suites only, the ones Splinter's servers accept.
         if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL") != 1)

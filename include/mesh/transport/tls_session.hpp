@@ -155,10 +155,14 @@ public:
     // Sends close_notify if the socket takes it now; a close never waits for the peer.
     template <class Socket>
     void close(Socket&) noexcept {
-        if (!ssl_ || !SSL_is_init_finished(ssl_.get())) return;
-        ERR_clear_error();
-        SSL_shutdown(ssl_.get());
-        ERR_clear_error();
+        if (!ssl_) return;
+        if (SSL_is_init_finished(ssl_.get())) {
+            ERR_clear_error();
+            SSL_shutdown(ssl_.get());
+            ERR_clear_error();
+        }
+        // The descriptor number is about to be closed and reused: never touch it again.
+        if (bio_) bio_->fd = -1;
     }
 
     const TlsPeer& peer() const noexcept { return peer_; }
