@@ -55,6 +55,7 @@ enum class errc {
     certificate_expired,        // the peer's certificate is expired or not yet valid
     certificate_name_mismatch,  // the peer's certificate is not for the name or address dialled
     certificate_missing,        // the peer presented no certificate, and one is required
+    on_reactor_thread,  // a blocking call (remove, recv, next_event) made on the mesh's own reactor thread
 };
 
 namespace detail {
@@ -91,6 +92,7 @@ public:
         case errc::certificate_expired: return "peer certificate expired or not yet valid";
         case errc::certificate_name_mismatch: return "peer certificate does not match the expected name";
         case errc::certificate_missing: return "peer sent no certificate";
+        case errc::on_reactor_thread: return "blocking call on the mesh's reactor thread (it would wait on itself)";
         }
         return "unknown mesh error";
     }
@@ -143,6 +145,8 @@ struct DefaultConfig {
     static constexpr std::size_t outgoing_capacity = 1024;
     // Largest payload accepted by send and from peers.
     static constexpr std::size_t max_message_size = 16 * 1024 * 1024;
+    // Connection events waiting for next_event; beyond it new ones are dropped and counted.
+    static constexpr std::size_t event_capacity = 4096;
 };
 
 namespace detail {
@@ -159,6 +163,7 @@ constexpr bool validate_config() {
                   "Config::incoming_capacity must be a power of two");
     static_assert(is_power_of_two(Config::outgoing_capacity),
                   "Config::outgoing_capacity must be a power of two");
+    static_assert(Config::event_capacity > 0, "Config::event_capacity must be at least 1");
     static_assert(Config::max_message_size > 0, "Config::max_message_size must be at least 1 byte");
     static_assert(Config::max_message_size <= 0xFFFFFFFFull,
                   "Config::max_message_size must fit the 32-bit frame length field");
@@ -217,9 +222,11 @@ struct SendResult {
 // ---- mesh/core/events.hpp ----
 
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -228,7 +235,9 @@ namespace mesh {
 
 // Something that happened to a connection, reported with the id it was added under.
 struct ConnectionEvent {
-    enum class Kind { connected, disconnected };
+    // connected: accept_from added it. disconnected: it ended by itself. refused:
+    // accept_from closed it because its id rule gave an id already in use (duplicate_id).
+    enum class Kind { connected, disconnected, refused };
 
     Kind kind = Kind::disconnected;
     std::string id;
@@ -238,17 +247,25 @@ struct ConnectionEvent {
 
 namespace detail {
 
-// Unbounded in type but bounded in practice: at most one disconnect per connection,
-// so it never drops an event while the message queues are full.
+// Holds at most `capacity` events. When nobody takes them and it is full, a new
+// event is dropped and counted (dropped()): the reactor never waits on a consumer.
 class EventQueue {
 public:
+    explicit EventQueue(std::size_t capacity) : capacity_(capacity) {}
+
     void push(ConnectionEvent event) {
         {
             std::lock_guard<std::mutex> lock(mutex_);
+            if (events_.size() >= capacity_) {
+                dropped_.fetch_add(1, std::memory_order_relaxed);
+                return;
+            }
             events_.push_back(std::move(event));
         }
         cv_.notify_one();
     }
+
+    std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
 
     // Queued events are still handed out after close; then shut_down.
     std::error_code pop(ConnectionEvent& out, std::chrono::steady_clock::time_point deadline) {
@@ -270,6 +287,8 @@ public:
     }
 
 private:
+    const std::size_t capacity_;
+    std::atomic<std::uint64_t> dropped_{0};
     std::mutex mutex_;
     std::condition_variable cv_;
     std::deque<ConnectionEvent> events_;
@@ -299,6 +318,9 @@ struct ConnectionStats {
     std::uint64_t discarded = 0;        // accepted messages never written (connection ended or removed)
     std::size_t queue_depth = 0;        // messages waiting in the outgoing queue now
     std::size_t connections = 0;
+    // Mesh totals only (zero per connection):
+    std::uint64_t refused = 0;         // accepted connections closed for a duplicate id
+    std::uint64_t events_dropped = 0;  // connection events dropped because the event queue was full
 };
 
 namespace detail {
@@ -475,15 +497,18 @@ public:
     // unused (release): idle connections then cost no ring memory. Both calls need the
     // ring to be quiet; pushes and pops fail while it has no storage.
     explicit Ring(bool allocate_now = true) {
-        if (allocate_now) allocate();
+        if (allocate_now && !allocate()) throw std::bad_alloc();
     }
 
-    void allocate() {
-        cells_.reset(new Cell[Capacity]);
+    // False when memory for the cells cannot be had; the ring then stays without storage.
+    bool allocate() noexcept {
+        cells_.reset(new (std::nothrow) Cell[Capacity]);
+        if (!cells_) return false;
         for (std::size_t i = 0; i < Capacity; ++i)
             cells_[i].sequence.store(2 * i, std::memory_order_relaxed);
         head_.store(0, std::memory_order_relaxed);
         tail_.store(0, std::memory_order_relaxed);
+        return true;
     }
 
     void release() noexcept {
@@ -559,6 +584,16 @@ public:
         return cells_[pos & mask].sequence.load(std::memory_order_acquire) == 2 * pos;
     }
 
+    // True when the next pop would succeed. Unlike size(), which counts cells that
+    // producers have claimed, this sees only filled ones, so a consumer that waits on it
+    // never spins on a producer that was descheduled between claiming and filling.
+    // Only meaningful to the (single) consumer.
+    bool front_ready() const noexcept {
+        if (!cells_) return false;
+        const std::size_t pos = tail_.load(std::memory_order_relaxed);
+        return cells_[pos & mask].sequence.load(std::memory_order_acquire) == 2 * pos + 1;
+    }
+
     // Approximate while other threads push or pop; exact when they are quiet.
     std::size_t size() const noexcept {
         const std::size_t tail = tail_.load(std::memory_order_acquire);
@@ -592,47 +627,67 @@ private:
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <type_traits>
 #include <utility>
 
 namespace mesh::detail {
+
+// Where a connection is in its life on the reactor. Every change is one of the
+// transitions named in MeshCore (attach, end_writes, die, begin_remove, close_all,
+// settle); the state alone decides what an event (read done, write done, error,
+// senders left) does next.
+enum class Phase : std::uint8_t {
+    attaching,    // added; the reactor has not taken it on yet
+    open,         // reading and writing
+    write_ended,  // the peer closed: nothing more is written, reading goes on to the end
+    dying,        // ended by itself; waits for pending operations, then reports the event
+    removing,     // remove() wants it back; waits for pending operations, then hands it over
+    closing,      // the mesh shuts down; waits for pending operations, then closes it
+    settled,      // I/O and buffers released; nothing more happens on the reactor
+};
+
+// What a sender must tell the reactor after try_send: each is at most one post.
+struct SendNotice {
+    bool wake_writer = false;   // the writer was idle: post one start
+    bool senders_left = false;  // the last sender left a closed gate: the ring is final now
+};
 
 // Everything a Mesh keeps about one connection. Senders on any thread touch only
 // the outgoing ring and the atomics; the rest belongs to the reactor thread.
 template <class Connection, class Config>
 class ConnectionState {
 public:
-    ConnectionState(std::string id_, std::uint64_t key_, Connection&& connection_)
-        : id(std::move(id_)), key(key_), connection(std::move(connection_)),
+    ConnectionState(std::string id_, std::uint64_t key_, Connection&& connection_, bool accepted_)
+        : id(std::move(id_)), key(key_), accepted(accepted_), connection(std::move(connection_)),
           direct_(connection_sends_directly(connection)) {}
 
     const std::string id;
     const std::uint64_t key;
+    const bool accepted;  // came from accept_from: forgotten (reaped) when it dies
     Connection connection;
     Ring<Payload, Config::outgoing_capacity, false, true> outgoing{false};  // senders -> reactor; parked at first
     Counters counters;
-    HandlerSlot wake_slot;  // the posted writer wake-up lives here
+    HandlerSlot wake_slot;   // the posted writer wake-up lives here
+    HandlerSlot leave_slot;  // the one "senders left" notice lives here
 
     // ---- any thread ----
 
-    // Queues the payload (moving it only on success). `wake` is set when the
-    // writer was idle: the caller must then post one start to the reactor.
-    SendResult try_send(Payload& payload, bool& wake) noexcept {
-        wake = false;
+    // Queues the payload (moving it only on success). The notice says what the
+    // caller must post to the reactor.
+    SendResult try_send(Payload& payload, SendNotice& notice) noexcept {
         // One RMW both registers this sender and tells whether sending is closed.
         const std::uint32_t gate = gate_.fetch_add(1, std::memory_order_seq_cst);
         if (gate & closed_bit) {
-            gate_.fetch_sub(1, std::memory_order_release);
+            notice.senders_left = leave();
             const errc error = close_error_.load(std::memory_order_acquire);
             return {error, error == errc::disconnected ? close_reason_ : std::error_code()};
         }
         if constexpr (has_direct_send<Connection>::value) {
-            if (sends_directly()) return send_direct(payload);
+            if (sends_directly()) return send_direct(payload, notice);
         }
-        if (gate & parked_bit) unpark();
-        const bool pushed = outgoing.try_push(payload);
-        gate_.fetch_sub(1, std::memory_order_release);
+        const bool room = !(gate & parked_bit) || unpark();
+        const bool pushed = room && outgoing.try_push(payload);
+        notice.senders_left = leave();
         if (!pushed) {
             Counters::add(counters.rejected_full, 1);
             return {errc::queue_full, {}};
@@ -640,20 +695,24 @@ public:
         // seq_cst pairs with the reactor's fence when it goes idle: either it sees
         // this message or we see write_active_ == false and wake it.
         std::atomic_thread_fence(std::memory_order_seq_cst);
-        wake = !write_active_.load(std::memory_order_relaxed) &&
-               !write_active_.exchange(true, std::memory_order_acq_rel);
+        notice.wake_writer = !write_active_.load(std::memory_order_relaxed) &&
+                             !write_active_.exchange(true, std::memory_order_acq_rel);
         return {};
     }
 
+    // A wake-up could not be posted (out of memory): the writer is idle again, and the
+    // reactor's sweep starts it for what is queued.
+    void wake_failed() noexcept { write_active_.store(false, std::memory_order_seq_cst); }
+
     // Messages accepted and not yet taken on. With direct send the peer's queue is the
     // outgoing queue; the gate keeps the reactor from closing the connection meanwhile.
-    std::size_t queue_depth() noexcept {
+    std::size_t queue_depth(bool& senders_left) noexcept {
         if constexpr (has_direct_send<Connection>::value) {
             if (sends_directly()) {
                 std::size_t depth = 0;
                 if (!(gate_.fetch_add(1, std::memory_order_seq_cst) & closed_bit))
                     depth = connection.direct_queue_depth();
-                gate_.fetch_sub(1, std::memory_order_release);
+                senders_left = leave();
                 return depth;
             }
         }
@@ -662,77 +721,108 @@ public:
 
     // ---- reactor thread ----
 
-    // After this returns no sender can push any more, so what the ring holds is final.
-    // A connection that died and is then removed (or shut down) must report what
-    // send by id reports, not_found (shut_down), so those replace disconnected.
-    void close_for_send(errc error, std::error_code reason) {
+    // Closes the gate: no sender pushes after this. True when none was inside, so what
+    // the ring holds is final now; otherwise the last sender out reports (SendNotice::
+    // senders_left) and the ring is final once that notice runs. Nothing waits here.
+    // A connection that died and is then removed (or shut down) must report what send
+    // by id reports, not_found (shut_down), so those replace disconnected.
+    bool close_for_send(errc error, std::error_code reason) {
         if (gate_.load(std::memory_order_relaxed) & closed_bit) {
             if (error != errc::disconnected && close_error_.load(std::memory_order_relaxed) == errc::disconnected)
                 close_error_.store(error, std::memory_order_release);
-            return;
+            return !senders_inside;
         }
         close_error_.store(error, std::memory_order_relaxed);
         close_reason_ = reason;  // written once, before closed_bit publishes it
-        gate_.fetch_or(closed_bit, std::memory_order_seq_cst);
-        // A sender between its check and its push finishes in a few instructions.
-        while ((gate_.load(std::memory_order_acquire) & count_mask) != 0) std::this_thread::yield();
+        const std::uint32_t before = gate_.fetch_or(closed_bit | leave_bit, std::memory_order_seq_cst);
+        // Whoever clears leave_bit owns the notice: we do when nobody is inside; else
+        // the last sender out does (leave()), and posts it.
+        senders_inside = (before & count_mask) != 0 || !take_leave_bit();
+        return !senders_inside;
     }
 
     // Gives an idle connection's ring storage back; the next send allocates it again.
-    // Only when no sender is inside and the writer is idle with nothing queued.
+    // Once the CAS has set parked_bit with no sender inside, a sender that enters waits
+    // in unpark() for park_mutex_, so the emptiness seen below is final.
     void park_if_idle() {
         const auto out = counters.messages_out.load(std::memory_order_relaxed);
         const bool quiet = out == out_at_last_check_;
         out_at_last_check_ = out;
-        if (!quiet || writing || (gate_.load(std::memory_order_acquire) & parked_bit) || !outgoing.empty()) return;
+        if (!quiet || write_pending || (gate_.load(std::memory_order_acquire) & parked_bit)) return;
         std::lock_guard<std::mutex> lock(park_mutex_);
         std::uint32_t expected = 0;
-        if (gate_.compare_exchange_strong(expected, parked_bit, std::memory_order_acq_rel)) outgoing.release();
+        if (!gate_.compare_exchange_strong(expected, parked_bit, std::memory_order_acq_rel)) return;
+        if (outgoing.empty()) outgoing.release();
+        else gate_.fetch_and(~parked_bit, std::memory_order_release);  // a message arrived first
     }
 
-    // Called when a write completed and the ring looked empty. True if the writer
-    // must keep going because a message slipped in.
+    // True when the writer is idle while a message is ready: a wake-up was lost.
+    bool writer_stalled() const noexcept {
+        return !write_active_.load(std::memory_order_acquire) && outgoing.front_ready();
+    }
+    bool claim_writer() noexcept { return !write_active_.exchange(true, std::memory_order_acq_rel); }
+
+    // Called when a write completed and no message was ready. True if the writer
+    // must keep going because a message slipped in. A cell claimed but not yet filled
+    // does not count: its sender sees write_active_ == false after filling it and
+    // wakes the writer itself, so the reactor never spins waiting for it.
     bool writer_goes_idle() noexcept {
         write_active_.store(false, std::memory_order_seq_cst);
         std::atomic_thread_fence(std::memory_order_seq_cst);
-        return !outgoing.empty() && !write_active_.exchange(true, std::memory_order_acq_rel);
+        return outgoing.front_ready() && !write_active_.exchange(true, std::memory_order_acq_rel);
     }
 
-    std::size_t discard_outgoing() noexcept {
+    // Drops what the ring holds and counts it. Only once the gate is closed and the
+    // senders have left is the count final.
+    std::size_t discard_queued() noexcept {
         std::size_t n = 0;
         Payload dropped;
         while (outgoing.try_pop(dropped)) ++n;
-        // A pending write may still succeed: its messages count only once it has failed.
-        if (!writing) {
-            n += in_flight;
-            in_flight = 0;
-        }
         Counters::add(counters.discarded, n);
         return n;
     }
 
-    bool busy() const noexcept { return reading || writing; }
-    bool ending() const noexcept { return !alive || removing || closing; }
+    // The messages of a write that failed.
+    std::size_t discard_in_flight() noexcept {
+        const std::size_t n = in_flight;
+        in_flight = 0;
+        Counters::add(counters.discarded, n);
+        return n;
+    }
+
+    bool ending() const noexcept {
+        return phase == Phase::dying || phase == Phase::removing || phase == Phase::closing;
+    }
+    bool reads() const noexcept { return phase == Phase::open || phase == Phase::write_ended; }
+    // Nothing outstanding that could still touch the connection or the ring.
+    bool quiet() const noexcept { return !read_pending && !write_pending && !senders_inside; }
 
     // Reactor-only state, on its own cache line: the reactor writes it per batch and
     // must not invalidate the line the senders use.
-    alignas(64) bool attached = false;
-    bool alive = true;      // false once the peer went away or an I/O error ended it
-    bool removing = false;  // remove() asked for it back
-    bool closing = false;   // the mesh shuts down
-    bool settled = false;   // I/O released; nothing more happens on the reactor
-    bool reading = false;   // an async_fill is pending
-    bool writing = false;   // an async_write_batch is pending
-    std::size_t in_flight = 0;         // messages of the pending write
-    bool write_ended = false;          // the peer closed: nothing more is written, reads go on
-    std::size_t discarded_early = 0;   // discarded when writing ended, reported with the event
-    std::optional<Envelope> held;      // received, waiting for room in the incoming queue
+    alignas(64) Phase phase = Phase::attaching;
+    bool read_pending = false;    // an async_fill is outstanding
+    bool write_pending = false;   // an async_write_batch is outstanding
+    bool senders_inside = false;  // the gate closed on senders; their notice is on its way
+    std::error_code died;         // why it ended by itself; reported when it settles
+    std::size_t in_flight = 0;    // messages of the pending write
+    std::optional<Envelope> held;  // received, waiting for room in the incoming queue
     std::promise<void>* removal = nullptr;
 
 private:
     static constexpr std::uint32_t closed_bit = 0x80000000u;
     static constexpr std::uint32_t parked_bit = 0x40000000u;  // the ring has no storage
-    static constexpr std::uint32_t count_mask = parked_bit - 1;
+    static constexpr std::uint32_t leave_bit = 0x20000000u;   // closed with senders inside
+    static constexpr std::uint32_t count_mask = leave_bit - 1;
+
+    // Takes the sender out of the gate. True when it was the last one inside a gate
+    // that closed on it, and it took the duty to tell the reactor.
+    bool leave() noexcept {
+        const std::uint32_t before = gate_.fetch_sub(1, std::memory_order_acq_rel);
+        return (before & leave_bit) && (before & count_mask) == 1 && take_leave_bit();
+    }
+    bool take_leave_bit() noexcept {
+        return gate_.fetch_and(~leave_bit, std::memory_order_acq_rel) & leave_bit;
+    }
 
     // Inproc always sends directly, a multi connection when it holds an inproc one.
     bool sends_directly() const noexcept {
@@ -741,10 +831,10 @@ private:
     }
 
     // The sender is registered in the gate; this call takes it out.
-    SendResult send_direct(Payload& payload) noexcept {
+    SendResult send_direct(Payload& payload, SendNotice& notice) noexcept {
         const std::size_t bytes = payload.size();
         const std::error_code ec = connection.try_send_direct(payload, Config::outgoing_capacity);
-        gate_.fetch_sub(1, std::memory_order_release);
+        notice.senders_left = leave();
         if (!ec) {
             Counters::add(counters.messages_out, 1);
             Counters::add(counters.bytes_out, bytes);
@@ -755,12 +845,13 @@ private:
         return {errc::disconnected, ec};
     }
 
-    void unpark() {
+    // False when the ring's storage cannot be allocated: the send is refused as full.
+    bool unpark() noexcept {
         std::lock_guard<std::mutex> lock(park_mutex_);
-        if (gate_.load(std::memory_order_acquire) & parked_bit) {
-            outgoing.allocate();
-            gate_.fetch_and(~parked_bit, std::memory_order_release);
-        }
+        if (!(gate_.load(std::memory_order_acquire) & parked_bit)) return true;
+        if (!outgoing.allocate()) return false;
+        gate_.fetch_and(~parked_bit, std::memory_order_release);
+        return true;
     }
 
     // Sender-side state, on a cache line of its own.
@@ -943,6 +1034,15 @@ inline bool is_protocol_error(const std::error_code& ec) {
            ec == errc::message_too_large || ec == errc::truncated_frame;
 }
 
+// The default id rule of accept_from: the remote endpoint. Ids it gives are made
+// unique (a "#n" suffix) when the endpoint names a connection already registered.
+struct RemoteEndpointId {
+    template <class Connection>
+    std::string operator()(const Connection& connection) const {
+        return std::string(connection.remote_endpoint());
+    }
+};
+
 // The state shared by every copy of a Mesh, and the reactor that drives it.
 // Members marked "reactor" are touched only on the reactor thread, so they need no
 // lock; callers reach them by posting to the io_context.
@@ -957,17 +1057,31 @@ public:
     // the connection's async_write_batch) is then never needed, nor compiled.
     static constexpr bool uses_writer = !always_sends_directly<Connection>::value;
 
-    MeshCore() : work_(asio::make_work_guard(io_)) {
-        schedule_park_sweep();
-        thread_ = std::thread([this] { run(); });
+    // The reactor thread holds a reference until its loop has returned, so the core
+    // (and its io_context) is never destroyed under a running handler, whichever
+    // thread lets go of it last.
+    static std::shared_ptr<MeshCore> start() {
+        auto core = std::make_shared<MeshCore>();
+        core->thread_ = std::thread([self = core]() mutable {
+            self->run();
+            self.reset();  // may destroy the core here, after the loop returned
+        });
+        core->reactor_id_ = core->thread_.get_id();
+        return core;
     }
 
-    ~MeshCore() { shutdown(clock::duration::zero()); }
+    MeshCore() : work_(asio::make_work_guard(io_)) { schedule_park_sweep(); }
+
+    ~MeshCore() {
+        shutdown(clock::duration::zero());
+        if (thread_.joinable()) thread_.detach();  // destroyed by the reactor thread itself, past its loop
+    }
 
     MeshCore(const MeshCore&) = delete;
     MeshCore& operator=(const MeshCore&) = delete;
 
     bool is_shut_down() const noexcept { return shut_down_.load(std::memory_order_acquire); }
+    bool on_reactor_thread() const noexcept { return std::this_thread::get_id() == reactor_id_; }
 
     // ---- control, from any thread ----
 
@@ -986,7 +1100,7 @@ public:
             return 0;
         }
         const std::uint64_t key = ++next_key_;
-        auto state = std::make_shared<State>(id, key, std::move(connection));
+        auto state = std::make_shared<State>(id, key, std::move(connection), false);
         by_id_.emplace(std::move(id), state);
         // Posted under the lock so that a shutdown or remove that follows is queued after it.
         asio::post(io_, [this, state] { attach(state); });
@@ -994,8 +1108,13 @@ public:
         return key;
     }
 
-    // Waits for the reactor without holding any lock.
+    // Waits for the reactor without holding any lock. On the reactor thread (an id
+    // rule) it would wait on itself: refused with on_reactor_thread.
     Connection remove(const std::string& id, std::error_code& ec) {
+        if (on_reactor_thread()) {
+            ec = errc::on_reactor_thread;
+            return Connection();
+        }
         StatePtr state;
         std::promise<void> done;
         {
@@ -1020,9 +1139,12 @@ public:
     }
 
     // Accepts on the reactor from now on; each connection is added under rule(connection)
-    // and announced by a connected event. A duplicate id closes the new connection.
+    // and announced by a connected event. An id already in use is a refused event
+    // (RemoteEndpointId instead makes its ids unique).
     template <class Listener, class IdRule>
     void accept_from(Listener&& listener, IdRule rule, std::error_code& ec) {
+        static_assert(!std::is_lvalue_reference<Listener>::value,
+                      "accept_from takes the listener over: pass it as an rvalue (std::move)");
         std::unique_lock<std::shared_mutex> lock(map_mutex_);
         if (is_shut_down()) {
             ec = errc::shut_down;
@@ -1033,7 +1155,7 @@ public:
             listener_closers_.emplace_back([owned] { owned->close(); });
             owned->async_accept_loop(io_, [this, rule](Connection&& connection) mutable {
                 std::string id = rule(static_cast<const Connection&>(connection));
-                adopt(std::move(connection), std::move(id));
+                adopt(std::move(connection), std::move(id), std::is_same<IdRule, RemoteEndpointId>::value);
             });
         });
         ec = {};
@@ -1063,6 +1185,10 @@ public:
     }
 
     std::error_code recv(Envelope& out, clock::time_point deadline) {
+        if (on_reactor_thread()) {  // it would wait on itself
+            const auto ec = incoming_.try_pop(out, [this] { post_resume(); });
+            return ec == errc::would_block ? make_error_code(errc::on_reactor_thread) : ec;
+        }
         return incoming_.pop(out, deadline, [this] { post_resume(); });
     }
 
@@ -1071,10 +1197,11 @@ public:
     }
 
     std::error_code next_event(ConnectionEvent& out, clock::time_point deadline) {
+        if (on_reactor_thread() && deadline > clock::now()) return errc::on_reactor_thread;
         return events_.pop(out, deadline);
     }
 
-    ConnectionStats stats(const std::string& id, std::error_code& ec) const {
+    ConnectionStats stats(const std::string& id, std::error_code& ec) {
         ConnectionStats s;
         auto state = find(id);
         if (!state) {
@@ -1082,57 +1209,92 @@ public:
             return s;
         }
         state->counters.add_to(s);
-        s.queue_depth = state->queue_depth();
+        s.queue_depth = queue_depth(state);
         s.connections = 1;
         ec = {};
         return s;
     }
 
-    ConnectionStats total_stats() const {
+    ConnectionStats total_stats() {
         ConnectionStats s;
         retired_.add_to(s);
-        std::shared_lock<std::shared_mutex> lock(map_mutex_);
-        for (const auto& entry : by_id_) {
-            entry.second->counters.add_to(s);
-            s.queue_depth += entry.second->queue_depth();
+        std::vector<StatePtr> states;
+        {
+            std::shared_lock<std::shared_mutex> lock(map_mutex_);
+            states.reserve(by_id_.size());
+            for (const auto& entry : by_id_) states.push_back(entry.second);
         }
-        s.connections = by_id_.size();
+        for (const auto& state : states) {
+            state->counters.add_to(s);
+            s.queue_depth += queue_depth(state);
+        }
+        s.connections = states.size();
+        s.refused = refused_.load(std::memory_order_relaxed);
+        s.events_dropped = events_.dropped();
         return s;
     }
 
     // Receivers return shut_down at once; queued outgoing messages get up to
     // `flush` to be written; the reactor thread is joined. Later calls return an
-    // empty report.
+    // empty report. On the reactor thread (an id rule) it only begins: the reactor
+    // cannot wait for itself, so it returns an empty report at once and its thread
+    // ends by itself when the shutdown is done.
     ShutdownReport shutdown(clock::duration flush) {
-        std::lock_guard<std::mutex> once(shutdown_mutex_);
-        if (!thread_.joinable()) return {};
-        auto report = std::make_shared<std::promise<ShutdownReport>>();
-        auto future = report->get_future();
         {
-            std::unique_lock<std::shared_mutex> lock(map_mutex_);
-            shut_down_.store(true, std::memory_order_release);
-            asio::post(io_, [this, flush, report] { begin_shutdown(flush, report); });
+            // Held briefly and never while waiting on the reactor, so the reactor may take it.
+            std::lock_guard<std::mutex> begin(begin_mutex_);
+            if (!shutdown_begun_) {
+                shutdown_begun_ = true;
+                auto report = std::make_shared<std::promise<ShutdownReport>>();
+                report_future_ = report->get_future();
+                {
+                    std::unique_lock<std::shared_mutex> lock(map_mutex_);
+                    shut_down_.store(true, std::memory_order_release);
+                    asio::post(io_, [this, flush, report] { begin_shutdown(flush, report); });
+                }
+                incoming_.close();
+                events_.close();
+            }
         }
-        incoming_.close();
-        events_.close();
-        if (std::this_thread::get_id() == thread_.get_id()) {
-            thread_.detach();  // called from a handler: the reactor cannot join itself
-            return {};
-        }
+        if (on_reactor_thread()) return {};
+        std::lock_guard<std::mutex> once(join_mutex_);
+        if (!thread_.joinable()) return {};
         thread_.join();
-        return future.get();
+        return report_future_.get();
     }
 
 private:
     SendResult push(const StatePtr& state, Payload& payload) {
-        bool wake = false;
-        SendResult result = state->try_send(payload, wake);
-        if constexpr (uses_writer) {
-            if (wake)  // never set by a direct send
-                asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->wake_slot),
-                                                     [this, state] { start_write(state); }));
-        }
+        SendNotice notice;
+        SendResult result = state->try_send(payload, notice);
+        notify(state, notice);
         return result;
+    }
+
+    std::size_t queue_depth(const StatePtr& state) {
+        SendNotice notice;
+        const std::size_t depth = state->queue_depth(notice.senders_left);
+        notify(state, notice);
+        return depth;
+    }
+
+    // Both posts use the connection's own handler slots: at most one of each kind is
+    // ever in flight, so they allocate nothing.
+    void notify(const StatePtr& state, const SendNotice& notice) noexcept {
+        if constexpr (uses_writer) {
+            if (notice.wake_writer) {  // never set by a direct send
+                try {
+                    asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->wake_slot),
+                                                         [this, state] { start_write(state); }));
+                } catch (...) {
+                    state->wake_failed();
+                }
+            }
+        }
+        // Sent once per connection, into a free slot: this post cannot fail.
+        if (notice.senders_left)
+            asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->leave_slot),
+                                                 [this, state] { on_senders_left(state); }));
     }
 
     void run() {
@@ -1149,49 +1311,169 @@ private:
         }
     }
 
-    // ---- reactor ----
+    // ---- reactor: transitions ----
 
     // Once a second, connections that wrote nothing since the last sweep give their
-    // outgoing ring's storage back, so idle connections stay small.
+    // outgoing ring's storage back, so idle connections stay small; and a writer
+    // whose wake-up could not be posted is started.
     void schedule_park_sweep() {
         park_timer_.expires_after(std::chrono::seconds(1));
         park_timer_.async_wait([this](std::error_code ec) {
             if (ec || stopping_reads_) return;
-            for (const auto& entry : live_)
-                if (!entry.second->ending()) entry.second->park_if_idle();
+            for (const auto& entry : live_) {
+                State& s = *entry.second;
+                if (s.phase != Phase::open) continue;
+                if constexpr (uses_writer) {
+                    if (!s.write_pending && s.writer_stalled() && s.claim_writer()) start_write(entry.second);
+                }
+                s.park_if_idle();
+            }
             schedule_park_sweep();
         });
     }
 
+    // attaching -> open
     void attach(const StatePtr& state) {
         state->connection.attach(io_, Config::max_message_size);
-        state->attached = true;
+        state->phase = Phase::open;
         live_.emplace(state->key, state);
         // Messages sent before this ran have posted their own start_write, queued behind us.
         pump(state);
     }
 
-    // A connection accepted on the reactor joins the mesh.
-    void adopt(Connection&& connection, std::string id) {
+    // A connection accepted on the reactor joins the mesh, or is refused for its id.
+    void adopt(Connection&& connection, std::string id, bool make_unique) {
         StatePtr state;
         {
             std::unique_lock<std::shared_mutex> lock(map_mutex_);
-            if (is_shut_down() || by_id_.count(id) != 0) return;  // the connection closes here
-            state = std::make_shared<State>(id, ++next_key_, std::move(connection));
-            by_id_.emplace(id, state);
+            if (is_shut_down()) return;  // the connection closes here
+            if (make_unique && by_id_.count(id) != 0) {
+                const std::string base = id;
+                do id = base + "#" + std::to_string(++id_suffix_);
+                while (by_id_.count(id) != 0);
+            }
+            if (by_id_.count(id) == 0) {
+                state = std::make_shared<State>(id, ++next_key_, std::move(connection), true);
+                by_id_.emplace(id, state);
+            }
         }
         ConnectionEvent event;
-        event.kind = ConnectionEvent::Kind::connected;
+        event.kind = state ? ConnectionEvent::Kind::connected : ConnectionEvent::Kind::refused;
+        if (!state) {
+            event.reason = errc::duplicate_id;
+            refused_.fetch_add(1, std::memory_order_relaxed);
+        }
         event.id = std::move(id);
         events_.push(std::move(event));
-        attach(state);
+        if (state) attach(state);
     }
+
+    // open -> write_ended. A write found that the peer closed cleanly. What it sent
+    // before closing may still wait to be read (say, while the incoming queue is full):
+    // dying now would drop it. So only writing ends here; the read side reaches the end.
+    void end_writes(const StatePtr& state, const std::error_code& reason) {
+        State& s = *state;
+        s.phase = Phase::write_ended;
+        if (s.close_for_send(errc::disconnected, reason)) discard_queued(s);
+        if (flushing_) finish_shutdown_if_flushed();
+    }
+
+    // open | write_ended -> dying. The connection ended by itself: its I/O is cancelled
+    // and it settles (and is reported) once nothing is pending.
+    void die(const StatePtr& state, const std::error_code& reason) {
+        State& s = *state;
+        if (!s.reads()) return;
+        s.phase = Phase::dying;
+        s.died = reason;
+        if (is_protocol_error(reason)) Counters::add(s.counters.protocol_errors, 1);
+        s.close_for_send(errc::disconnected, reason);
+        s.connection.cancel();
+        settle(state);
+    }
+
+    // open | write_ended | dying -> removing; settled: handed over at once.
+    void begin_remove(const StatePtr& state, std::promise<void>& done) {
+        State& s = *state;
+        s.removal = &done;
+        s.close_for_send(errc::not_found, {});
+        if (s.phase == Phase::settled) {
+            finish_remove(s);
+            return;
+        }
+        s.phase = Phase::removing;
+        // A write cut short here keeps its unwritten bytes in the connection, which
+        // writes them before anything else: they are not discarded.
+        s.connection.cancel();
+        settle(state);
+    }
+
+    // dying | removing | closing -> settled, once no operation and no sender is inside.
+    // Whatever ends a connection releases its I/O and buffers here, in one step, and
+    // what it discarded is final here, so the event reports all of it.
+    void settle(const StatePtr& state) {
+        State& s = *state;
+        if (!s.ending() || !s.quiet()) return;
+        const Phase ending = s.phase;
+        s.phase = Phase::settled;
+        discard_queued(s);
+        if (s.in_flight != 0) discard_in_flight(s);  // a write pending at close_all that then failed
+        if (s.held) {
+            // Read but not delivered: a removed connection hands it back on its next recv.
+            if (ending == Phase::removing) s.connection.unread(std::move(s.held->payload));
+            else ++discarded_incoming_;
+            s.held.reset();
+        }
+        s.connection.detach();
+        if (ending != Phase::removing) s.connection.disconnect();  // also frees its buffers
+        s.outgoing.release();  // the gate is closed and empty: no sender touches the ring again
+        live_.erase(s.key);
+        if (s.died) {
+            ConnectionEvent event;
+            event.kind = ConnectionEvent::Kind::disconnected;
+            event.id = s.id;
+            event.reason = s.died;
+            event.discarded = static_cast<std::size_t>(s.counters.discarded.load(std::memory_order_relaxed));
+            events_.push(std::move(event));
+        }
+        if (ending == Phase::dying && s.accepted) reap(state);
+        if (ending == Phase::removing) finish_remove(s);
+        if (closing_ && live_.empty()) finish_shutdown();
+        else if (flushing_) finish_shutdown_if_flushed();
+    }
+
+    // An accepted connection that died is forgotten: its id is free again and its
+    // counters go to the mesh's totals. The disconnect event has told the application.
+    void reap(const StatePtr& state) {
+        {
+            std::unique_lock<std::shared_mutex> lock(map_mutex_);
+            auto it = by_id_.find(state->id);
+            if (it == by_id_.end() || it->second != state) return;  // removed meanwhile
+            by_id_.erase(it);
+        }
+        retired_.add_from(state->counters);
+    }
+
+    void finish_remove(State& s) {
+        if (s.removal) s.removal->set_value();
+        s.removal = nullptr;
+    }
+
+    // The gate that closed on senders is empty now.
+    void on_senders_left(const StatePtr& state) {
+        State& s = *state;
+        s.senders_inside = false;
+        if (s.phase == Phase::write_ended) discard_queued(s);
+        if (s.ending()) settle(state);
+        else if (flushing_) finish_shutdown_if_flushed();
+    }
+
+    // ---- reactor: reading and writing ----
 
     // Moves received messages into the incoming queue until the connection has no
     // more or the queue is full; then waits for more input or for a resume.
     void pump(const StatePtr& state) {
         State& s = *state;
-        if (s.ending() || s.reading || stopping_reads_) return;
+        if (!s.reads() || s.read_pending || stopping_reads_) return;
         std::size_t pushed = 0, messages = 0, bytes = 0;
         std::error_code ec;
         bool paused = false;
@@ -1218,9 +1500,9 @@ private:
         if (ec) {
             die(state, ec);
         } else if (!paused) {
-            s.reading = true;
+            s.read_pending = true;
             s.connection.async_fill([this, state](std::error_code fill_ec) {
-                state->reading = false;
+                state->read_pending = false;
                 if (state->ending()) settle(state);
                 else if (fill_ec) die(state, fill_ec);
                 else pump(state);
@@ -1240,8 +1522,8 @@ private:
 
     void start_write(const StatePtr& state) {
         State& s = *state;
-        if (!s.attached || s.writing || s.write_ended || s.ending()) return;
-        s.writing = true;
+        if (s.phase != Phase::open || s.write_pending) return;
+        s.write_pending = true;
         State* raw = state.get();
         s.connection.async_write_batch(
             [raw](Payload& payload) {
@@ -1250,104 +1532,45 @@ private:
                 return true;
             },
             [this, state](std::error_code ec, std::size_t messages, std::size_t bytes) {
-                State& st = *state;
-                st.writing = false;
-                if (ec) {
-                    if (st.ending()) settle(state);
-                    else if (ec == errc::end_of_stream) end_writes(st, ec);
-                    else die(state, ec);
-                    return;
-                }
-                st.in_flight = 0;
-                Counters::add(st.counters.messages_out, messages);
-                Counters::add(st.counters.bytes_out, bytes);
-                if (st.ending()) {
-                    settle(state);
-                } else if (!st.outgoing.empty() || st.writer_goes_idle()) {
-                    start_write(state);
-                } else if (flushing_) {
-                    finish_shutdown_if_flushed();
-                }
+                write_done(state, ec, messages, bytes);
             });
+    }
+
+    void write_done(const StatePtr& state, std::error_code ec, std::size_t messages, std::size_t bytes) {
+        State& s = *state;
+        s.write_pending = false;
+        if (!ec) {
+            s.in_flight = 0;
+            Counters::add(s.counters.messages_out, messages);
+            Counters::add(s.counters.bytes_out, bytes);
+        } else if (s.phase == Phase::removing && ec == asio::error::operation_aborted) {
+            s.in_flight = 0;  // cut short by remove: the connection writes the rest itself
+        } else {
+            discard_in_flight(s);
+        }
+        switch (s.phase) {
+        case Phase::open:
+            if (ec == errc::end_of_stream) end_writes(state, ec);
+            else if (ec) die(state, ec);
+            else if (s.outgoing.front_ready() || s.writer_goes_idle()) start_write(state);
+            else if (flushing_) finish_shutdown_if_flushed();
+            break;
+        case Phase::dying:
+        case Phase::removing:
+        case Phase::closing: settle(state); break;
+        default: break;
+        }
     }
 
     // Once shutdown has begun, whatever is discarded (by it, or by a connection that
     // ends during the flush) goes in its report, so the report adds up.
-    std::size_t discard_outgoing(State& s) {
-        const std::size_t n = s.discard_outgoing();
+    void discard_queued(State& s) { count_discarded(s.discard_queued()); }
+    void discard_in_flight(State& s) { count_discarded(s.discard_in_flight()); }
+    void count_discarded(std::size_t n) {
         if (report_) discarded_outgoing_ += n;
-        return n;
     }
 
-    // A write found that the peer closed cleanly. What it sent before closing may
-    // still wait to be read (say, while the incoming queue is full): dying now would
-    // drop it. So only writing ends here; the read side reaches the end and dies.
-    void end_writes(State& s, const std::error_code& reason) {
-        s.write_ended = true;
-        s.close_for_send(errc::disconnected, reason);
-        s.discarded_early += discard_outgoing(s);
-        if (flushing_) finish_shutdown_if_flushed();
-    }
-
-    // The connection ended by itself: report it once and release its I/O now. The
-    // id stays registered, so send reports disconnected and remove still works.
-    void die(const StatePtr& state, const std::error_code& reason) {
-        State& s = *state;
-        if (s.ending()) return;
-        s.alive = false;
-        s.close_for_send(errc::disconnected, reason);
-        if (is_protocol_error(reason)) Counters::add(s.counters.protocol_errors, 1);
-        ConnectionEvent event;
-        event.kind = ConnectionEvent::Kind::disconnected;
-        event.id = s.id;
-        event.reason = reason;
-        event.discarded = discard_outgoing(s) + s.discarded_early;
-        s.discarded_early = 0;
-        events_.push(std::move(event));
-        s.connection.cancel();
-        settle(state);
-        if (flushing_) finish_shutdown_if_flushed();  // a graceful shutdown need not wait for it
-    }
-
-    void begin_remove(const StatePtr& state, std::promise<void>& done) {
-        State& s = *state;
-        s.removal = &done;
-        s.removing = true;
-        s.close_for_send(errc::not_found, {});
-        if (s.settled) {
-            finish_remove(s);
-            return;
-        }
-        // A write cut short here keeps its unwritten bytes in the connection, which
-        // writes them before anything else: they are not discarded.
-        s.connection.cancel();
-        settle(state);
-    }
-
-    // Releases the connection's I/O once no operation is pending on it.
-    void settle(const StatePtr& state) {
-        State& s = *state;
-        if (s.busy() || s.settled) return;
-        s.settled = true;
-        if (s.removing) s.in_flight = 0;  // the connection still holds what it did not write
-        discard_outgoing(s);  // non-zero when a write pending at close_all then failed
-        if (s.held) {
-            // Read but not delivered: a removed connection hands it back on its next recv.
-            if (s.removing) s.connection.unread(std::move(s.held->payload));
-            else ++discarded_incoming_;
-            s.held.reset();
-        }
-        if (s.attached) s.connection.detach();
-        if (!s.removing) s.connection.disconnect();
-        live_.erase(s.key);
-        if (s.removing) finish_remove(s);
-        if (closing_ && live_.empty()) finish_shutdown();
-    }
-
-    void finish_remove(State& s) {
-        if (s.removal) s.removal->set_value();
-        s.removal = nullptr;
-    }
+    // ---- reactor: shutdown ----
 
     void begin_shutdown(clock::duration flush, std::shared_ptr<std::promise<ShutdownReport>> report) {
         report_ = std::move(report);
@@ -1372,11 +1595,12 @@ private:
     void finish_shutdown_if_flushed() {
         for (const auto& entry : live_) {
             const State& s = *entry.second;
-            if (!s.ending() && (s.writing || !s.outgoing.empty())) return;
+            if (s.phase == Phase::open && (s.write_pending || s.senders_inside || s.outgoing.front_ready())) return;
         }
         close_all();
     }
 
+    // Every connection still live -> closing (one being removed stays removing).
     void close_all() {
         if (closing_) return;
         closing_ = true;
@@ -1385,8 +1609,7 @@ private:
         auto states = live_;  // settle() erases from live_
         for (const auto& entry : states) {
             State& s = *entry.second;
-            s.closing = true;
-            discard_outgoing(s);
+            if (s.phase != Phase::removing) s.phase = Phase::closing;
             s.connection.cancel();
             settle(entry.second);
         }
@@ -1407,16 +1630,22 @@ private:
     asio::io_context io_;
     asio::executor_work_guard<asio::io_context::executor_type> work_;
     std::thread thread_;
-    std::mutex shutdown_mutex_;
+    std::thread::id reactor_id_;  // set once by start(), before any caller can see the core
+    std::mutex begin_mutex_;
+    bool shutdown_begun_ = false;                // begin_mutex_
+    std::future<ShutdownReport> report_future_;  // begin_mutex_, then only the joiner
+    std::mutex join_mutex_;
     std::atomic<bool> shut_down_{false};
 
     mutable std::shared_mutex map_mutex_;
     std::unordered_map<std::string, StatePtr> by_id_;
     std::uint64_t next_key_ = 0;
+    std::uint64_t id_suffix_ = 0;
     Counters retired_;
+    std::atomic<std::uint64_t> refused_{0};
 
     IncomingQueue<Config::incoming_capacity> incoming_;
-    EventQueue events_;
+    EventQueue events_{Config::event_capacity};
 
     // reactor
     std::unordered_map<std::uint64_t, StatePtr> live_;
@@ -1528,10 +1757,14 @@ public:
         return core().remove(id, ec);
     }
 
-    // Lets the reactor accept from `listener` (which the mesh now owns): each
-    // connection is added under id_rule(connection), by default its remote
-    // endpoint, and announced by a ConnectionEvent::Kind::connected. No accept
-    // thread is needed; handshakes run concurrently with their deadlines.
+    // Lets the reactor accept from `listener` (an rvalue: the mesh now owns it): each
+    // connection is added under id_rule(connection) and announced by a
+    // ConnectionEvent::Kind::connected; an id already in use closes it with a
+    // Kind::refused event. The default rule is the remote endpoint, made unique with a
+    // "#n" suffix when taken. An accepted connection that dies is reported and then
+    // forgotten (its id is free again). No accept thread is needed; handshakes run
+    // concurrently with their deadlines. id_rule runs on the reactor thread: there,
+    // remove, recv and next_event return on_reactor_thread, and shutdown only begins.
     template <class Listener, class IdRule>
     void accept_from(Listener&& listener, IdRule id_rule, std::error_code& ec) {
         if (!owner_) return (void)(ec = errc::shut_down);
@@ -1545,8 +1778,7 @@ public:
     }
     template <class Listener>
     void accept_from(Listener&& listener) {
-        accept_from(std::forward<Listener>(listener),
-                    [](const connection_type& connection) { return std::string(connection.remote_endpoint()); });
+        accept_from(std::forward<Listener>(listener), detail::RemoteEndpointId());
     }
 
     // Queues the payload for envelope.id. Never blocks. On failure the envelope is
@@ -1629,7 +1861,7 @@ public:
 private:
     // Owned by the copies; the last one to go shuts the reactor down.
     struct Owner {
-        std::shared_ptr<Core> core = std::make_shared<Core>();
+        std::shared_ptr<Core> core = Core::start();
         ~Owner() { core->shutdown(clock::duration::zero()); }
     };
 
@@ -1850,12 +2082,18 @@ public:
         return state_ == state::body || (state_ == state::header && header_have_ != 0);
     }
 
-    // Zero-copy path: large bodies can be read from the socket straight into the payload.
-    std::uint8_t* body_tail() noexcept {
+    // Zero-copy path: a socket reader may write the body straight into the payload,
+    // at most body_room() bytes at body_tail(), then report them with body_filled().
+    // The payload grows with what arrives (the room is bounded by what is already
+    // there, or a 64 KiB step), never to an announced length that may never come.
+    std::uint8_t* body_tail() {
         if (state_ != state::body) return nullptr;
-        // Capacity was reserved when the header validated, so this never allocates.
-        if (payload_.size() != body_length_) payload_.resize(body_length_);
+        payload_.resize(body_have_ + body_room());
         return payload_.data() + body_have_;
+    }
+
+    std::size_t body_room() const noexcept {
+        return std::min(body_missing(), std::max(growth_step, body_have_));
     }
 
     std::size_t body_missing() const noexcept {
@@ -1864,11 +2102,15 @@ public:
 
     void body_filled(std::size_t n) noexcept {
         if (state_ != state::body) return;
-        if (payload_.size() != body_length_) payload_.resize(body_length_);
         body_have_ += std::min(n, body_missing());
+        payload_.resize(body_have_);  // gives up what the read did not fill; never reallocates
         if (body_have_ == body_length_) state_ = state::ready;
     }
 
+    // Heap bytes the partial frame holds now: bounded by twice what arrived plus 64 KiB.
+    std::size_t held_bytes() const noexcept { return payload_.capacity(); }
+
+    // Drops a partial frame and its memory; the decoder starts again at a header.
     void reset() noexcept {
         payload_ = Payload();
         error_.clear();
@@ -1889,28 +2131,22 @@ private:
         std::uint32_t length = 0;
         error_ = parse_header(header_.data(), max_payload_, length);
         if (error_) return false;
-        // Reserve rather than resize: a peer that announces a big frame and then stalls costs
-        // address space, not touched memory.
-        Payload fresh;
-        fresh.reserve(length);
-        payload_ = std::move(fresh);
+        payload_ = Payload();
         body_length_ = length;
         body_have_ = 0;
         state_ = length == 0 ? state::ready : state::body;
         return true;
     }
 
-    // The payload is either grown by appending (consume only) or was sized in full by body_tail();
-    // both keep one bulk copy per call.
+    // Outside body_tail() ... body_filled() the payload holds exactly the body so far.
     void append_body(const std::uint8_t* data, std::size_t n) {
         if (n == 0) return;
-        if (payload_.size() == body_have_)
-            payload_.insert(payload_.end(), data, data + n);
-        else
-            std::memcpy(payload_.data() + body_have_, data, n);
+        payload_.insert(payload_.end(), data, data + n);
         body_have_ += n;
         if (body_have_ == body_length_) state_ = state::ready;
     }
+
+    static constexpr std::size_t growth_step = 64 * 1024;
 
     std::size_t max_payload_;
     std::array<std::uint8_t, header_size> header_{};
@@ -2080,7 +2316,6 @@ inline std::string_view endpoint_address(std::string_view endpoint) {
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -2103,8 +2338,9 @@ struct InprocPipe {
         readable.notify();
         writable.notify();
     }
+    // A claimed but unfilled cell is not data yet: its writer notifies once it fills it.
     bool has_data_or_closed() const {
-        return !ring.empty() || closed.load(std::memory_order_acquire);
+        return ring.front_ready() || closed.load(std::memory_order_acquire);
     }
     bool has_room_or_closed() const {
         return ring.has_room() || closed.load(std::memory_order_acquire);
@@ -2293,18 +2529,11 @@ private:
         }
         if (!in_) return errc::not_connected;
         auto& pipe = *in_;
-        for (;;) {
-            if (!pipe.readable.wait_until([&] { return pipe.has_data_or_closed(); }, deadline))
-                return errc::timeout;
-            if (pipe.ring.try_pop(out)) break;
-            if (pipe.closed.load(std::memory_order_acquire)) {
-                if (pipe.ring.try_pop(out)) break;  // sent just before the close
-                return errc::end_of_stream;
-            }
-            // Not closed, yet the ring looked non-empty: the writer has claimed a cell
-            // but not filled it yet. That is not the end of the stream; wait for it.
-            std::this_thread::yield();
-        }
+        if (!pipe.readable.wait_until([&] { return pipe.has_data_or_closed(); }, deadline))
+            return errc::timeout;
+        // Only a filled cell counts as data, so this pop fails only when the pipe closed
+        // with nothing left.
+        if (!pipe.ring.try_pop(out)) return errc::end_of_stream;
         pipe.writable.notify();
         return {};
     }
@@ -2753,13 +2982,22 @@ public:
     }
 
     // Ends the session (a TLS close_notify), shuts both directions down and closes.
+    // The read and write buffers, and any partial frame, are released with it.
     std::error_code disconnect() {
         if (!is_open()) return errc::not_connected;
         session_.close(*socket_);
         std::error_code ignored;
         socket_->shutdown(socket_type::shutdown_both, ignored);
         socket_->close(ignored);
+        release_buffers();
         return {};
+    }
+
+    // Heap bytes the connection holds for input and output now (not counting its session).
+    std::size_t buffered_bytes() const noexcept {
+        return (in_ ? read_buffer_size : 0) + decoder_.held_bytes() + unsent_.capacity() + out_.capacity() +
+               held_.capacity() * sizeof(Payload) + bounds_.capacity() * sizeof(Bound) +
+               buffers_.capacity() * sizeof(asio::const_buffer);
     }
 
     // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
@@ -2929,7 +3167,7 @@ private:
 
     template <class Done>
     void finish_write(Done&& done, std::error_code ec) {
-        if (ec) keep_unsent();  // before held_ goes
+        if (ec == asio::error::operation_aborted) keep_unsent();  // a cancel (remove); before held_ goes
         held_.clear();
         if (out_.capacity() > batch_bytes) out_ = std::vector<std::uint8_t>();
         // A write to a peer that closed fails with EPIPE or a reset, yet what it
@@ -2950,6 +3188,18 @@ private:
         unsent_ = std::move(rest);
     }
 
+    void release_buffers() noexcept {
+        in_.reset();
+        in_begin_ = in_end_ = 0;
+        decoder_.reset();
+        unsent_ = {};
+        out_ = {};
+        held_ = {};
+        bounds_ = {};
+        buffers_ = {};
+        first_ = 0;
+    }
+
     // Reads what the socket has, and what the session still holds decrypted.
     std::size_t read_now(std::error_code& ec) {
         std::size_t total = 0, n = 0;
@@ -2965,7 +3215,8 @@ private:
         if (eof_ || read_error_) return 0;
         std::size_t n = 0;
         if (in_begin_ == in_end_ && decoder_.body_missing() >= read_buffer_size) {
-            n = session_.read_some(*socket_, asio::buffer(decoder_.body_tail(), decoder_.body_missing()), ec);
+            std::uint8_t* tail = decoder_.body_tail();
+            n = session_.read_some(*socket_, asio::buffer(tail, decoder_.body_room()), ec);
             decoder_.body_filled(n);
         } else {
             if (!in_) in_.reset(new std::uint8_t[read_buffer_size]);
@@ -3302,8 +3553,9 @@ struct StreamOptions {
     std::chrono::milliseconds connect_timeout{10000};
     std::chrono::milliseconds handshake_timeout{10000};  // TLS and version handshakes, both roles
     // accept_from: a connection arriving while this many handshakes are running is
-    // closed at once and counted (0: no limit). Bounds what silent clients can hold.
-    std::size_t max_pending_handshakes = 0;
+    // closed at once and counted (0: no limit). Bounds what a flood of slow or silent
+    // clients can hold (descriptors, TLS state) and the reactor time it can take.
+    std::size_t max_pending_handshakes = 256;
 };
 
 // What a listener's accepts came to; readable from any thread, also after the

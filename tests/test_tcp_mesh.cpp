@@ -359,7 +359,7 @@ TEST_CASE("accept_from: a server mesh accepts 20 clients with no accept thread -
     CHECK(server.try_event(none) == mesh::errc::timeout);
 }
 
-TEST_CASE("accept_from with an id rule - a rule that repeats an id closes the newcomer") {
+TEST_CASE("accept_from with an id rule - a rule that repeats an id refuses the newcomer with an event") {
     mesh::Tcp tcp;
     SUBCASE("a custom rule names every connection") {
         TcpMesh server;
@@ -406,6 +406,12 @@ TEST_CASE("accept_from with an id rule - a rule that repeats an id closes the ne
         mesh::Payload got;
         const auto ec = second.recv_for(got, 10s);
         CHECK((ec == mesh::errc::end_of_stream || ec == asio::error::connection_reset));
+        auto refused = mesh_test::next_event(server, 10s);
+        REQUIRE(refused.has_value());
+        CHECK(refused->kind == mesh::ConnectionEvent::Kind::refused);
+        CHECK(refused->id == "same");
+        CHECK(refused->reason == mesh::errc::duplicate_id);
+        CHECK(server.stats().refused == 1);
         mesh::ConnectionEvent none;
         CHECK(server.next_event(none, 100ms) == mesh::errc::timeout);
         // The first one still works.
@@ -668,7 +674,7 @@ TEST_CASE("a frame the mesh had half read is completed by the removed connection
     }
 }
 
-TEST_CASE("a peer that closes gives exactly one disconnected event, end_of_stream - the id stays removable") {
+TEST_CASE("an accepted peer that closes gives exactly one disconnected event, end_of_stream, and is forgotten") {
     mesh::Tcp tcp;
     TcpMesh server;
     auto listener = tcp.listen("127.0.0.1:0");
@@ -696,16 +702,13 @@ TEST_CASE("a peer that closes gives exactly one disconnected event, end_of_strea
     CHECK(envelope == mesh::Envelope(id, mesh::to_payload("last words")));
     CHECK(server.stats().protocol_errors == 0);
 
-    auto result = server.send(id, mesh::Payload(hello));
-    CHECK(result.error == mesh::errc::disconnected);
-    CHECK(result.reason == mesh::errc::end_of_stream);
+    // Reaped: the id is free, and its counters live on in the totals.
+    CHECK(server.send(id, mesh::Payload(hello)).error == mesh::errc::not_found);
     std::error_code ec;
-    auto back = server.remove(id, ec);
-    CHECK(!ec);
-    CHECK_FALSE(back.is_open());
     server.remove(id, ec);
     CHECK(ec == mesh::errc::not_found);
-    CHECK(server.send(id, mesh::Payload(hello)).error == mesh::errc::not_found);
+    CHECK(server.stats().connections == 0);
+    CHECK(server.stats().messages_in == 1);
 }
 
 TEST_CASE("a peer that resets gives one disconnected event with the reset as its reason") {

@@ -77,7 +77,7 @@ std::vector<Payload> decode_all(const Payload& stream, NextChunk next_chunk, boo
         const std::size_t end = std::min(stream.size(), pos + next_chunk());
         while (pos < end) {
             if (std::uint8_t* tail = zero_copy ? decoder.body_tail() : nullptr) {
-                const std::size_t n = std::min(decoder.body_missing(), end - pos);
+                const std::size_t n = std::min(decoder.body_room(), end - pos);
                 std::memcpy(tail, stream.data() + pos, n);
                 decoder.body_filled(n);
                 pos += n;
@@ -280,6 +280,60 @@ TEST_CASE("header validation") {
         CHECK(got == body);
         CHECK(got.capacity() == max);
         CHECK(decode_one(encode({}), 0).empty());
+    }
+}
+
+TEST_CASE("a partial body holds memory in proportion to the bytes that arrived") {
+    const std::size_t max = 16 * 1024 * 1024;
+    const Header h = header_for(static_cast<std::uint32_t>(max));
+    const Payload chunk(1000, 0x42);
+    SUBCASE("appended through consume") {
+        FrameDecoder decoder(max);
+        std::error_code ec;
+        CHECK(decoder.consume(h.data(), h.size(), ec) == header_size);
+        CHECK(decoder.held_bytes() == 0);  // a header alone costs nothing
+        for (int i = 0; i < 10; ++i) decoder.consume(chunk.data(), chunk.size(), ec);
+        CHECK(decoder.held_bytes() <= 2 * 10 * chunk.size());
+        decoder.reset();
+        CHECK(decoder.held_bytes() == 0);
+    }
+    SUBCASE("written through body_tail, as a socket reader does") {
+        FrameDecoder decoder(max);
+        std::error_code ec;
+        decoder.consume(h.data(), h.size(), ec);
+        std::size_t arrived = 0;
+        for (int i = 0; i < 200; ++i) {
+            std::uint8_t* tail = decoder.body_tail();
+            REQUIRE(tail != nullptr);
+            const std::size_t room = decoder.body_room();
+            CHECK(room <= std::max<std::size_t>(64 * 1024, arrived));
+            const std::size_t n = std::min(room, chunk.size());  // a read that fills part of the room
+            std::memcpy(tail, chunk.data(), n);
+            decoder.body_filled(n);
+            arrived += n;
+            CHECK(decoder.body_missing() == max - arrived);
+            // Touched memory stays within twice the arrived bytes plus one 64 KiB step.
+            CHECK(decoder.held_bytes() <= 2 * (2 * arrived + 64 * 1024));
+        }
+        CHECK(decoder.mid_frame());
+    }
+    SUBCASE("the whole body through body_tail, in the rooms it offers") {
+        const std::size_t size = 3 * 1024 * 1024 + 17;
+        Payload body(size);
+        for (std::size_t i = 0; i < size; ++i) body[i] = static_cast<std::uint8_t>(i * 31);
+        const Payload frame = encode(body);
+        FrameDecoder decoder(max);
+        std::error_code ec;
+        std::size_t pos = decoder.consume(frame.data(), header_size, ec);
+        while (!decoder.ready()) {
+            std::uint8_t* tail = decoder.body_tail();
+            const std::size_t n = decoder.body_room();
+            std::memcpy(tail, frame.data() + pos, n);
+            decoder.body_filled(n);
+            pos += n;
+        }
+        CHECK(pos == frame.size());
+        CHECK(decoder.take() == body);
     }
 }
 

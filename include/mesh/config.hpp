@@ -15,6 +15,8 @@ struct DefaultConfig {
     static constexpr std::size_t outgoing_capacity = 1024;
     // Largest payload accepted by send and from peers.
     static constexpr std::size_t max_message_size = 16 * 1024 * 1024;
+    // Connection events waiting for next_event; beyond it new ones are dropped and counted.
+    static constexpr std::size_t event_capacity = 4096;
 };
 
 namespace detail {
@@ -31,6 +33,7 @@ constexpr bool validate_config() {
                   "Config::incoming_capacity must be a power of two");
     static_assert(is_power_of_two(Config::outgoing_capacity),
                   "Config::outgoing_capacity must be a power of two");
+    static_assert(Config::event_capacity > 0, "Config::event_capacity must be at least 1");
     static_assert(Config::max_message_size > 0, "Config::max_message_size must be at least 1 byte");
     static_assert(Config::max_message_size <= 0xFFFFFFFFull,
                   "Config::max_message_size must fit the 32-bit frame length field");

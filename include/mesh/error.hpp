@@ -35,6 +35,7 @@ enum class errc {
     certificate_expired,        // the peer's certificate is expired or not yet valid
     certificate_name_mismatch,  // the peer's certificate is not for the name or address dialled
     certificate_missing,        // the peer presented no certificate, and one is required
+    on_reactor_thread,  // a blocking call (remove, recv, next_event) made on the mesh's own reactor thread
 };
 
 namespace detail {
@@ -71,6 +72,7 @@ public:
         case errc::certificate_expired: return "peer certificate expired or not yet valid";
         case errc::certificate_name_mismatch: return "peer certificate does not match the expected name";
         case errc::certificate_missing: return "peer sent no certificate";
+        case errc::on_reactor_thread: return "blocking call on the mesh's reactor thread (it would wait on itself)";
         }
         return "unknown mesh error";
     }

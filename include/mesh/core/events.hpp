@@ -2,9 +2,11 @@
 
 #include "mesh/error.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -13,7 +15,9 @@ namespace mesh {
 
 // Something that happened to a connection, reported with the id it was added under.
 struct ConnectionEvent {
-    enum class Kind { connected, disconnected };
+    // connected: accept_from added it. disconnected: it ended by itself. refused:
+    // accept_from closed it because its id rule gave an id already in use (duplicate_id).
+    enum class Kind { connected, disconnected, refused };
 
     Kind kind = Kind::disconnected;
     std::string id;
@@ -23,17 +27,25 @@ struct ConnectionEvent {
 
 namespace detail {
 
-// Unbounded in type but bounded in practice: at most one disconnect per connection,
-// so it never drops an event while the message queues are full.
+// Holds at most `capacity` events. When nobody takes them and it is full, a new
+// event is dropped and counted (dropped()): the reactor never waits on a consumer.
 class EventQueue {
 public:
+    explicit EventQueue(std::size_t capacity) : capacity_(capacity) {}
+
     void push(ConnectionEvent event) {
         {
             std::lock_guard<std::mutex> lock(mutex_);
+            if (events_.size() >= capacity_) {
+                dropped_.fetch_add(1, std::memory_order_relaxed);
+                return;
+            }
             events_.push_back(std::move(event));
         }
         cv_.notify_one();
     }
+
+    std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
 
     // Queued events are still handed out after close; then shut_down.
     std::error_code pop(ConnectionEvent& out, std::chrono::steady_clock::time_point deadline) {
@@ -55,6 +67,8 @@ public:
     }
 
 private:
+    const std::size_t capacity_;
+    std::atomic<std::uint64_t> dropped_{0};
     std::mutex mutex_;
     std::condition_variable cv_;
     std::deque<ConnectionEvent> events_;

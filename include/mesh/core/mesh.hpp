@@ -62,10 +62,14 @@ public:
         return core().remove(id, ec);
     }
 
-    // Lets the reactor accept from `listener` (which the mesh now owns): each
-    // connection is added under id_rule(connection), by default its remote
-    // endpoint, and announced by a ConnectionEvent::Kind::connected. No accept
-    // thread is needed; handshakes run concurrently with their deadlines.
+    // Lets the reactor accept from `listener` (an rvalue: the mesh now owns it): each
+    // connection is added under id_rule(connection) and announced by a
+    // ConnectionEvent::Kind::connected; an id already in use closes it with a
+    // Kind::refused event. The default rule is the remote endpoint, made unique with a
+    // "#n" suffix when taken. An accepted connection that dies is reported and then
+    // forgotten (its id is free again). No accept thread is needed; handshakes run
+    // concurrently with their deadlines. id_rule runs on the reactor thread: there,
+    // remove, recv and next_event return on_reactor_thread, and shutdown only begins.
     template <class Listener, class IdRule>
     void accept_from(Listener&& listener, IdRule id_rule, std::error_code& ec) {
         if (!owner_) return (void)(ec = errc::shut_down);
@@ -79,8 +83,7 @@ public:
     }
     template <class Listener>
     void accept_from(Listener&& listener) {
-        accept_from(std::forward<Listener>(listener),
-                    [](const connection_type& connection) { return std::string(connection.remote_endpoint()); });
+        accept_from(std::forward<Listener>(listener), detail::RemoteEndpointId());
     }
 
     // Queues the payload for envelope.id. Never blocks. On failure the envelope is
@@ -163,7 +166,7 @@ public:
 private:
     // Owned by the copies; the last one to go shuts the reactor down.
     struct Owner {
-        std::shared_ptr<Core> core = std::make_shared<Core>();
+        std::shared_ptr<Core> core = Core::start();
         ~Owner() { core->shutdown(clock::duration::zero()); }
     };
 

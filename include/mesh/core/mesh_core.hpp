@@ -49,6 +49,15 @@ inline bool is_protocol_error(const std::error_code& ec) {
            ec == errc::message_too_large || ec == errc::truncated_frame;
 }
 
+// The default id rule of accept_from: the remote endpoint. Ids it gives are made
+// unique (a "#n" suffix) when the endpoint names a connection already registered.
+struct RemoteEndpointId {
+    template <class Connection>
+    std::string operator()(const Connection& connection) const {
+        return std::string(connection.remote_endpoint());
+    }
+};
+
 // The state shared by every copy of a Mesh, and the reactor that drives it.
 // Members marked "reactor" are touched only on the reactor thread, so they need no
 // lock; callers reach them by posting to the io_context.
@@ -63,17 +72,31 @@ public:
     // the connection's async_write_batch) is then never needed, nor compiled.
     static constexpr bool uses_writer = !always_sends_directly<Connection>::value;
 
-    MeshCore() : work_(asio::make_work_guard(io_)) {
-        schedule_park_sweep();
-        thread_ = std::thread([this] { run(); });
+    // The reactor thread holds a reference until its loop has returned, so the core
+    // (and its io_context) is never destroyed under a running handler, whichever
+    // thread lets go of it last.
+    static std::shared_ptr<MeshCore> start() {
+        auto core = std::make_shared<MeshCore>();
+        core->thread_ = std::thread([self = core]() mutable {
+            self->run();
+            self.reset();  // may destroy the core here, after the loop returned
+        });
+        core->reactor_id_ = core->thread_.get_id();
+        return core;
     }
 
-    ~MeshCore() { shutdown(clock::duration::zero()); }
+    MeshCore() : work_(asio::make_work_guard(io_)) { schedule_park_sweep(); }
+
+    ~MeshCore() {
+        shutdown(clock::duration::zero());
+        if (thread_.joinable()) thread_.detach();  // destroyed by the reactor thread itself, past its loop
+    }
 
     MeshCore(const MeshCore&) = delete;
     MeshCore& operator=(const MeshCore&) = delete;
 
     bool is_shut_down() const noexcept { return shut_down_.load(std::memory_order_acquire); }
+    bool on_reactor_thread() const noexcept { return std::this_thread::get_id() == reactor_id_; }
 
     // ---- control, from any thread ----
 
@@ -92,7 +115,7 @@ public:
             return 0;
         }
         const std::uint64_t key = ++next_key_;
-        auto state = std::make_shared<State>(id, key, std::move(connection));
+        auto state = std::make_shared<State>(id, key, std::move(connection), false);
         by_id_.emplace(std::move(id), state);
         // Posted under the lock so that a shutdown or remove that follows is queued after it.
         asio::post(io_, [this, state] { attach(state); });
@@ -100,8 +123,13 @@ public:
         return key;
     }
 
-    // Waits for the reactor without holding any lock.
+    // Waits for the reactor without holding any lock. On the reactor thread (an id
+    // rule) it would wait on itself: refused with on_reactor_thread.
     Connection remove(const std::string& id, std::error_code& ec) {
+        if (on_reactor_thread()) {
+            ec = errc::on_reactor_thread;
+            return Connection();
+        }
         StatePtr state;
         std::promise<void> done;
         {
@@ -126,9 +154,12 @@ public:
     }
 
     // Accepts on the reactor from now on; each connection is added under rule(connection)
-    // and announced by a connected event. A duplicate id closes the new connection.
+    // and announced by a connected event. An id already in use is a refused event
+    // (RemoteEndpointId instead makes its ids unique).
     template <class Listener, class IdRule>
     void accept_from(Listener&& listener, IdRule rule, std::error_code& ec) {
+        static_assert(!std::is_lvalue_reference<Listener>::value,
+                      "accept_from takes the listener over: pass it as an rvalue (std::move)");
         std::unique_lock<std::shared_mutex> lock(map_mutex_);
         if (is_shut_down()) {
             ec = errc::shut_down;
@@ -139,7 +170,7 @@ public:
             listener_closers_.emplace_back([owned] { owned->close(); });
             owned->async_accept_loop(io_, [this, rule](Connection&& connection) mutable {
                 std::string id = rule(static_cast<const Connection&>(connection));
-                adopt(std::move(connection), std::move(id));
+                adopt(std::move(connection), std::move(id), std::is_same<IdRule, RemoteEndpointId>::value);
             });
         });
         ec = {};
@@ -169,6 +200,10 @@ public:
     }
 
     std::error_code recv(Envelope& out, clock::time_point deadline) {
+        if (on_reactor_thread()) {  // it would wait on itself
+            const auto ec = incoming_.try_pop(out, [this] { post_resume(); });
+            return ec == errc::would_block ? make_error_code(errc::on_reactor_thread) : ec;
+        }
         return incoming_.pop(out, deadline, [this] { post_resume(); });
     }
 
@@ -177,10 +212,11 @@ public:
     }
 
     std::error_code next_event(ConnectionEvent& out, clock::time_point deadline) {
+        if (on_reactor_thread() && deadline > clock::now()) return errc::on_reactor_thread;
         return events_.pop(out, deadline);
     }
 
-    ConnectionStats stats(const std::string& id, std::error_code& ec) const {
+    ConnectionStats stats(const std::string& id, std::error_code& ec) {
         ConnectionStats s;
         auto state = find(id);
         if (!state) {
@@ -188,57 +224,92 @@ public:
             return s;
         }
         state->counters.add_to(s);
-        s.queue_depth = state->queue_depth();
+        s.queue_depth = queue_depth(state);
         s.connections = 1;
         ec = {};
         return s;
     }
 
-    ConnectionStats total_stats() const {
+    ConnectionStats total_stats() {
         ConnectionStats s;
         retired_.add_to(s);
-        std::shared_lock<std::shared_mutex> lock(map_mutex_);
-        for (const auto& entry : by_id_) {
-            entry.second->counters.add_to(s);
-            s.queue_depth += entry.second->queue_depth();
+        std::vector<StatePtr> states;
+        {
+            std::shared_lock<std::shared_mutex> lock(map_mutex_);
+            states.reserve(by_id_.size());
+            for (const auto& entry : by_id_) states.push_back(entry.second);
         }
-        s.connections = by_id_.size();
+        for (const auto& state : states) {
+            state->counters.add_to(s);
+            s.queue_depth += queue_depth(state);
+        }
+        s.connections = states.size();
+        s.refused = refused_.load(std::memory_order_relaxed);
+        s.events_dropped = events_.dropped();
         return s;
     }
 
     // Receivers return shut_down at once; queued outgoing messages get up to
     // `flush` to be written; the reactor thread is joined. Later calls return an
-    // empty report.
+    // empty report. On the reactor thread (an id rule) it only begins: the reactor
+    // cannot wait for itself, so it returns an empty report at once and its thread
+    // ends by itself when the shutdown is done.
     ShutdownReport shutdown(clock::duration flush) {
-        std::lock_guard<std::mutex> once(shutdown_mutex_);
-        if (!thread_.joinable()) return {};
-        auto report = std::make_shared<std::promise<ShutdownReport>>();
-        auto future = report->get_future();
         {
-            std::unique_lock<std::shared_mutex> lock(map_mutex_);
-            shut_down_.store(true, std::memory_order_release);
-            asio::post(io_, [this, flush, report] { begin_shutdown(flush, report); });
+            // Held briefly and never while waiting on the reactor, so the reactor may take it.
+            std::lock_guard<std::mutex> begin(begin_mutex_);
+            if (!shutdown_begun_) {
+                shutdown_begun_ = true;
+                auto report = std::make_shared<std::promise<ShutdownReport>>();
+                report_future_ = report->get_future();
+                {
+                    std::unique_lock<std::shared_mutex> lock(map_mutex_);
+                    shut_down_.store(true, std::memory_order_release);
+                    asio::post(io_, [this, flush, report] { begin_shutdown(flush, report); });
+                }
+                incoming_.close();
+                events_.close();
+            }
         }
-        incoming_.close();
-        events_.close();
-        if (std::this_thread::get_id() == thread_.get_id()) {
-            thread_.detach();  // called from a handler: the reactor cannot join itself
-            return {};
-        }
+        if (on_reactor_thread()) return {};
+        std::lock_guard<std::mutex> once(join_mutex_);
+        if (!thread_.joinable()) return {};
         thread_.join();
-        return future.get();
+        return report_future_.get();
     }
 
 private:
     SendResult push(const StatePtr& state, Payload& payload) {
-        bool wake = false;
-        SendResult result = state->try_send(payload, wake);
-        if constexpr (uses_writer) {
-            if (wake)  // never set by a direct send
-                asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->wake_slot),
-                                                     [this, state] { start_write(state); }));
-        }
+        SendNotice notice;
+        SendResult result = state->try_send(payload, notice);
+        notify(state, notice);
         return result;
+    }
+
+    std::size_t queue_depth(const StatePtr& state) {
+        SendNotice notice;
+        const std::size_t depth = state->queue_depth(notice.senders_left);
+        notify(state, notice);
+        return depth;
+    }
+
+    // Both posts use the connection's own handler slots: at most one of each kind is
+    // ever in flight, so they allocate nothing.
+    void notify(const StatePtr& state, const SendNotice& notice) noexcept {
+        if constexpr (uses_writer) {
+            if (notice.wake_writer) {  // never set by a direct send
+                try {
+                    asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->wake_slot),
+                                                         [this, state] { start_write(state); }));
+                } catch (...) {
+                    state->wake_failed();
+                }
+            }
+        }
+        // Sent once per connection, into a free slot: this post cannot fail.
+        if (notice.senders_left)
+            asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->leave_slot),
+                                                 [this, state] { on_senders_left(state); }));
     }
 
     void run() {
@@ -255,49 +326,169 @@ private:
         }
     }
 
-    // ---- reactor ----
+    // ---- reactor: transitions ----
 
     // Once a second, connections that wrote nothing since the last sweep give their
-    // outgoing ring's storage back, so idle connections stay small.
+    // outgoing ring's storage back, so idle connections stay small; and a writer
+    // whose wake-up could not be posted is started.
     void schedule_park_sweep() {
         park_timer_.expires_after(std::chrono::seconds(1));
         park_timer_.async_wait([this](std::error_code ec) {
             if (ec || stopping_reads_) return;
-            for (const auto& entry : live_)
-                if (!entry.second->ending()) entry.second->park_if_idle();
+            for (const auto& entry : live_) {
+                State& s = *entry.second;
+                if (s.phase != Phase::open) continue;
+                if constexpr (uses_writer) {
+                    if (!s.write_pending && s.writer_stalled() && s.claim_writer()) start_write(entry.second);
+                }
+                s.park_if_idle();
+            }
             schedule_park_sweep();
         });
     }
 
+    // attaching -> open
     void attach(const StatePtr& state) {
         state->connection.attach(io_, Config::max_message_size);
-        state->attached = true;
+        state->phase = Phase::open;
         live_.emplace(state->key, state);
         // Messages sent before this ran have posted their own start_write, queued behind us.
         pump(state);
     }
 
-    // A connection accepted on the reactor joins the mesh.
-    void adopt(Connection&& connection, std::string id) {
+    // A connection accepted on the reactor joins the mesh, or is refused for its id.
+    void adopt(Connection&& connection, std::string id, bool make_unique) {
         StatePtr state;
         {
             std::unique_lock<std::shared_mutex> lock(map_mutex_);
-            if (is_shut_down() || by_id_.count(id) != 0) return;  // the connection closes here
-            state = std::make_shared<State>(id, ++next_key_, std::move(connection));
-            by_id_.emplace(id, state);
+            if (is_shut_down()) return;  // the connection closes here
+            if (make_unique && by_id_.count(id) != 0) {
+                const std::string base = id;
+                do id = base + "#" + std::to_string(++id_suffix_);
+                while (by_id_.count(id) != 0);
+            }
+            if (by_id_.count(id) == 0) {
+                state = std::make_shared<State>(id, ++next_key_, std::move(connection), true);
+                by_id_.emplace(id, state);
+            }
         }
         ConnectionEvent event;
-        event.kind = ConnectionEvent::Kind::connected;
+        event.kind = state ? ConnectionEvent::Kind::connected : ConnectionEvent::Kind::refused;
+        if (!state) {
+            event.reason = errc::duplicate_id;
+            refused_.fetch_add(1, std::memory_order_relaxed);
+        }
         event.id = std::move(id);
         events_.push(std::move(event));
-        attach(state);
+        if (state) attach(state);
     }
+
+    // open -> write_ended. A write found that the peer closed cleanly. What it sent
+    // before closing may still wait to be read (say, while the incoming queue is full):
+    // dying now would drop it. So only writing ends here; the read side reaches the end.
+    void end_writes(const StatePtr& state, const std::error_code& reason) {
+        State& s = *state;
+        s.phase = Phase::write_ended;
+        if (s.close_for_send(errc::disconnected, reason)) discard_queued(s);
+        if (flushing_) finish_shutdown_if_flushed();
+    }
+
+    // open | write_ended -> dying. The connection ended by itself: its I/O is cancelled
+    // and it settles (and is reported) once nothing is pending.
+    void die(const StatePtr& state, const std::error_code& reason) {
+        State& s = *state;
+        if (!s.reads()) return;
+        s.phase = Phase::dying;
+        s.died = reason;
+        if (is_protocol_error(reason)) Counters::add(s.counters.protocol_errors, 1);
+        s.close_for_send(errc::disconnected, reason);
+        s.connection.cancel();
+        settle(state);
+    }
+
+    // open | write_ended | dying -> removing; settled: handed over at once.
+    void begin_remove(const StatePtr& state, std::promise<void>& done) {
+        State& s = *state;
+        s.removal = &done;
+        s.close_for_send(errc::not_found, {});
+        if (s.phase == Phase::settled) {
+            finish_remove(s);
+            return;
+        }
+        s.phase = Phase::removing;
+        // A write cut short here keeps its unwritten bytes in the connection, which
+        // writes them before anything else: they are not discarded.
+        s.connection.cancel();
+        settle(state);
+    }
+
+    // dying | removing | closing -> settled, once no operation and no sender is inside.
+    // Whatever ends a connection releases its I/O and buffers here, in one step, and
+    // what it discarded is final here, so the event reports all of it.
+    void settle(const StatePtr& state) {
+        State& s = *state;
+        if (!s.ending() || !s.quiet()) return;
+        const Phase ending = s.phase;
+        s.phase = Phase::settled;
+        discard_queued(s);
+        if (s.in_flight != 0) discard_in_flight(s);  // a write pending at close_all that then failed
+        if (s.held) {
+            // Read but not delivered: a removed connection hands it back on its next recv.
+            if (ending == Phase::removing) s.connection.unread(std::move(s.held->payload));
+            else ++discarded_incoming_;
+            s.held.reset();
+        }
+        s.connection.detach();
+        if (ending != Phase::removing) s.connection.disconnect();  // also frees its buffers
+        s.outgoing.release();  // the gate is closed and empty: no sender touches the ring again
+        live_.erase(s.key);
+        if (s.died) {
+            ConnectionEvent event;
+            event.kind = ConnectionEvent::Kind::disconnected;
+            event.id = s.id;
+            event.reason = s.died;
+            event.discarded = static_cast<std::size_t>(s.counters.discarded.load(std::memory_order_relaxed));
+            events_.push(std::move(event));
+        }
+        if (ending == Phase::dying && s.accepted) reap(state);
+        if (ending == Phase::removing) finish_remove(s);
+        if (closing_ && live_.empty()) finish_shutdown();
+        else if (flushing_) finish_shutdown_if_flushed();
+    }
+
+    // An accepted connection that died is forgotten: its id is free again and its
+    // counters go to the mesh's totals. The disconnect event has told the application.
+    void reap(const StatePtr& state) {
+        {
+            std::unique_lock<std::shared_mutex> lock(map_mutex_);
+            auto it = by_id_.find(state->id);
+            if (it == by_id_.end() || it->second != state) return;  // removed meanwhile
+            by_id_.erase(it);
+        }
+        retired_.add_from(state->counters);
+    }
+
+    void finish_remove(State& s) {
+        if (s.removal) s.removal->set_value();
+        s.removal = nullptr;
+    }
+
+    // The gate that closed on senders is empty now.
+    void on_senders_left(const StatePtr& state) {
+        State& s = *state;
+        s.senders_inside = false;
+        if (s.phase == Phase::write_ended) discard_queued(s);
+        if (s.ending()) settle(state);
+        else if (flushing_) finish_shutdown_if_flushed();
+    }
+
+    // ---- reactor: reading and writing ----
 
     // Moves received messages into the incoming queue until the connection has no
     // more or the queue is full; then waits for more input or for a resume.
     void pump(const StatePtr& state) {
         State& s = *state;
-        if (s.ending() || s.reading || stopping_reads_) return;
+        if (!s.reads() || s.read_pending || stopping_reads_) return;
         std::size_t pushed = 0, messages = 0, bytes = 0;
         std::error_code ec;
         bool paused = false;
@@ -324,9 +515,9 @@ private:
         if (ec) {
             die(state, ec);
         } else if (!paused) {
-            s.reading = true;
+            s.read_pending = true;
             s.connection.async_fill([this, state](std::error_code fill_ec) {
-                state->reading = false;
+                state->read_pending = false;
                 if (state->ending()) settle(state);
                 else if (fill_ec) die(state, fill_ec);
                 else pump(state);
@@ -346,8 +537,8 @@ private:
 
     void start_write(const StatePtr& state) {
         State& s = *state;
-        if (!s.attached || s.writing || s.write_ended || s.ending()) return;
-        s.writing = true;
+        if (s.phase != Phase::open || s.write_pending) return;
+        s.write_pending = true;
         State* raw = state.get();
         s.connection.async_write_batch(
             [raw](Payload& payload) {
@@ -356,104 +547,45 @@ private:
                 return true;
             },
             [this, state](std::error_code ec, std::size_t messages, std::size_t bytes) {
-                State& st = *state;
-                st.writing = false;
-                if (ec) {
-                    if (st.ending()) settle(state);
-                    else if (ec == errc::end_of_stream) end_writes(st, ec);
-                    else die(state, ec);
-                    return;
-                }
-                st.in_flight = 0;
-                Counters::add(st.counters.messages_out, messages);
-                Counters::add(st.counters.bytes_out, bytes);
-                if (st.ending()) {
-                    settle(state);
-                } else if (!st.outgoing.empty() || st.writer_goes_idle()) {
-                    start_write(state);
-                } else if (flushing_) {
-                    finish_shutdown_if_flushed();
-                }
+                write_done(state, ec, messages, bytes);
             });
+    }
+
+    void write_done(const StatePtr& state, std::error_code ec, std::size_t messages, std::size_t bytes) {
+        State& s = *state;
+        s.write_pending = false;
+        if (!ec) {
+            s.in_flight = 0;
+            Counters::add(s.counters.messages_out, messages);
+            Counters::add(s.counters.bytes_out, bytes);
+        } else if (s.phase == Phase::removing && ec == asio::error::operation_aborted) {
+            s.in_flight = 0;  // cut short by remove: the connection writes the rest itself
+        } else {
+            discard_in_flight(s);
+        }
+        switch (s.phase) {
+        case Phase::open:
+            if (ec == errc::end_of_stream) end_writes(state, ec);
+            else if (ec) die(state, ec);
+            else if (s.outgoing.front_ready() || s.writer_goes_idle()) start_write(state);
+            else if (flushing_) finish_shutdown_if_flushed();
+            break;
+        case Phase::dying:
+        case Phase::removing:
+        case Phase::closing: settle(state); break;
+        default: break;
+        }
     }
 
     // Once shutdown has begun, whatever is discarded (by it, or by a connection that
     // ends during the flush) goes in its report, so the report adds up.
-    std::size_t discard_outgoing(State& s) {
-        const std::size_t n = s.discard_outgoing();
+    void discard_queued(State& s) { count_discarded(s.discard_queued()); }
+    void discard_in_flight(State& s) { count_discarded(s.discard_in_flight()); }
+    void count_discarded(std::size_t n) {
         if (report_) discarded_outgoing_ += n;
-        return n;
     }
 
-    // A write found that the peer closed cleanly. What it sent before closing may
-    // still wait to be read (say, while the incoming queue is full): dying now would
-    // drop it. So only writing ends here; the read side reaches the end and dies.
-    void end_writes(State& s, const std::error_code& reason) {
-        s.write_ended = true;
-        s.close_for_send(errc::disconnected, reason);
-        s.discarded_early += discard_outgoing(s);
-        if (flushing_) finish_shutdown_if_flushed();
-    }
-
-    // The connection ended by itself: report it once and release its I/O now. The
-    // id stays registered, so send reports disconnected and remove still works.
-    void die(const StatePtr& state, const std::error_code& reason) {
-        State& s = *state;
-        if (s.ending()) return;
-        s.alive = false;
-        s.close_for_send(errc::disconnected, reason);
-        if (is_protocol_error(reason)) Counters::add(s.counters.protocol_errors, 1);
-        ConnectionEvent event;
-        event.kind = ConnectionEvent::Kind::disconnected;
-        event.id = s.id;
-        event.reason = reason;
-        event.discarded = discard_outgoing(s) + s.discarded_early;
-        s.discarded_early = 0;
-        events_.push(std::move(event));
-        s.connection.cancel();
-        settle(state);
-        if (flushing_) finish_shutdown_if_flushed();  // a graceful shutdown need not wait for it
-    }
-
-    void begin_remove(const StatePtr& state, std::promise<void>& done) {
-        State& s = *state;
-        s.removal = &done;
-        s.removing = true;
-        s.close_for_send(errc::not_found, {});
-        if (s.settled) {
-            finish_remove(s);
-            return;
-        }
-        // A write cut short here keeps its unwritten bytes in the connection, which
-        // writes them before anything else: they are not discarded.
-        s.connection.cancel();
-        settle(state);
-    }
-
-    // Releases the connection's I/O once no operation is pending on it.
-    void settle(const StatePtr& state) {
-        State& s = *state;
-        if (s.busy() || s.settled) return;
-        s.settled = true;
-        if (s.removing) s.in_flight = 0;  // the connection still holds what it did not write
-        discard_outgoing(s);  // non-zero when a write pending at close_all then failed
-        if (s.held) {
-            // Read but not delivered: a removed connection hands it back on its next recv.
-            if (s.removing) s.connection.unread(std::move(s.held->payload));
-            else ++discarded_incoming_;
-            s.held.reset();
-        }
-        if (s.attached) s.connection.detach();
-        if (!s.removing) s.connection.disconnect();
-        live_.erase(s.key);
-        if (s.removing) finish_remove(s);
-        if (closing_ && live_.empty()) finish_shutdown();
-    }
-
-    void finish_remove(State& s) {
-        if (s.removal) s.removal->set_value();
-        s.removal = nullptr;
-    }
+    // ---- reactor: shutdown ----
 
     void begin_shutdown(clock::duration flush, std::shared_ptr<std::promise<ShutdownReport>> report) {
         report_ = std::move(report);
@@ -478,11 +610,12 @@ private:
     void finish_shutdown_if_flushed() {
         for (const auto& entry : live_) {
             const State& s = *entry.second;
-            if (!s.ending() && (s.writing || !s.outgoing.empty())) return;
+            if (s.phase == Phase::open && (s.write_pending || s.senders_inside || s.outgoing.front_ready())) return;
         }
         close_all();
     }
 
+    // Every connection still live -> closing (one being removed stays removing).
     void close_all() {
         if (closing_) return;
         closing_ = true;
@@ -491,8 +624,7 @@ private:
         auto states = live_;  // settle() erases from live_
         for (const auto& entry : states) {
             State& s = *entry.second;
-            s.closing = true;
-            discard_outgoing(s);
+            if (s.phase != Phase::removing) s.phase = Phase::closing;
             s.connection.cancel();
             settle(entry.second);
         }
@@ -513,16 +645,22 @@ private:
     asio::io_context io_;
     asio::executor_work_guard<asio::io_context::executor_type> work_;
     std::thread thread_;
-    std::mutex shutdown_mutex_;
+    std::thread::id reactor_id_;  // set once by start(), before any caller can see the core
+    std::mutex begin_mutex_;
+    bool shutdown_begun_ = false;                // begin_mutex_
+    std::future<ShutdownReport> report_future_;  // begin_mutex_, then only the joiner
+    std::mutex join_mutex_;
     std::atomic<bool> shut_down_{false};
 
     mutable std::shared_mutex map_mutex_;
     std::unordered_map<std::string, StatePtr> by_id_;
     std::uint64_t next_key_ = 0;
+    std::uint64_t id_suffix_ = 0;
     Counters retired_;
+    std::atomic<std::uint64_t> refused_{0};
 
     IncomingQueue<Config::incoming_capacity> incoming_;
-    EventQueue events_;
+    EventQueue events_{Config::event_capacity};
 
     // reactor
     std::unordered_map<std::uint64_t, StatePtr> live_;

@@ -18,6 +18,9 @@ struct ConnectionStats {
     std::uint64_t discarded = 0;        // accepted messages never written (connection ended or removed)
     std::size_t queue_depth = 0;        // messages waiting in the outgoing queue now
     std::size_t connections = 0;
+    // Mesh totals only (zero per connection):
+    std::uint64_t refused = 0;         // accepted connections closed for a duplicate id
+    std::uint64_t events_dropped = 0;  // connection events dropped because the event queue was full
 };
 
 namespace detail {

@@ -29,15 +29,18 @@ public:
     // unused (release): idle connections then cost no ring memory. Both calls need the
     // ring to be quiet; pushes and pops fail while it has no storage.
     explicit Ring(bool allocate_now = true) {
-        if (allocate_now) allocate();
+        if (allocate_now && !allocate()) throw std::bad_alloc();
     }
 
-    void allocate() {
-        cells_.reset(new Cell[Capacity]);
+    // False when memory for the cells cannot be had; the ring then stays without storage.
+    bool allocate() noexcept {
+        cells_.reset(new (std::nothrow) Cell[Capacity]);
+        if (!cells_) return false;
         for (std::size_t i = 0; i < Capacity; ++i)
             cells_[i].sequence.store(2 * i, std::memory_order_relaxed);
         head_.store(0, std::memory_order_relaxed);
         tail_.store(0, std::memory_order_relaxed);
+        return true;
     }
 
     void release() noexcept {
@@ -111,6 +114,16 @@ public:
         if (!cells_) return false;
         const std::size_t pos = head_.load(std::memory_order_relaxed);
         return cells_[pos & mask].sequence.load(std::memory_order_acquire) == 2 * pos;
+    }
+
+    // True when the next pop would succeed. Unlike size(), which counts cells that
+    // producers have claimed, this sees only filled ones, so a consumer that waits on it
+    // never spins on a producer that was descheduled between claiming and filling.
+    // Only meaningful to the (single) consumer.
+    bool front_ready() const noexcept {
+        if (!cells_) return false;
+        const std::size_t pos = tail_.load(std::memory_order_relaxed);
+        return cells_[pos & mask].sequence.load(std::memory_order_acquire) == 2 * pos + 1;
     }
 
     // Approximate while other threads push or pop; exact when they are quiet.

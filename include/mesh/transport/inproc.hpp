@@ -21,7 +21,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -44,8 +43,9 @@ struct InprocPipe {
         readable.notify();
         writable.notify();
     }
+    // A claimed but unfilled cell is not data yet: its writer notifies once it fills it.
     bool has_data_or_closed() const {
-        return !ring.empty() || closed.load(std::memory_order_acquire);
+        return ring.front_ready() || closed.load(std::memory_order_acquire);
     }
     bool has_room_or_closed() const {
         return ring.has_room() || closed.load(std::memory_order_acquire);
@@ -234,18 +234,11 @@ private:
         }
         if (!in_) return errc::not_connected;
         auto& pipe = *in_;
-        for (;;) {
-            if (!pipe.readable.wait_until([&] { return pipe.has_data_or_closed(); }, deadline))
-                return errc::timeout;
-            if (pipe.ring.try_pop(out)) break;
-            if (pipe.closed.load(std::memory_order_acquire)) {
-                if (pipe.ring.try_pop(out)) break;  // sent just before the close
-                return errc::end_of_stream;
-            }
-            // Not closed, yet the ring looked non-empty: the writer has claimed a cell
-            // but not filled it yet. That is not the end of the stream; wait for it.
-            std::this_thread::yield();
-        }
+        if (!pipe.readable.wait_until([&] { return pipe.has_data_or_closed(); }, deadline))
+            return errc::timeout;
+        // Only a filled cell counts as data, so this pop fails only when the pipe closed
+        // with nothing left.
+        if (!pipe.ring.try_pop(out)) return errc::end_of_stream;
         pipe.writable.notify();
         return {};
     }

@@ -96,13 +96,22 @@ public:
     }
 
     // Ends the session (a TLS close_notify), shuts both directions down and closes.
+    // The read and write buffers, and any partial frame, are released with it.
     std::error_code disconnect() {
         if (!is_open()) return errc::not_connected;
         session_.close(*socket_);
         std::error_code ignored;
         socket_->shutdown(socket_type::shutdown_both, ignored);
         socket_->close(ignored);
+        release_buffers();
         return {};
+    }
+
+    // Heap bytes the connection holds for input and output now (not counting its session).
+    std::size_t buffered_bytes() const noexcept {
+        return (in_ ? read_buffer_size : 0) + decoder_.held_bytes() + unsent_.capacity() + out_.capacity() +
+               held_.capacity() * sizeof(Payload) + bounds_.capacity() * sizeof(Bound) +
+               buffers_.capacity() * sizeof(asio::const_buffer);
     }
 
     // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
@@ -272,7 +281,7 @@ private:
 
     template <class Done>
     void finish_write(Done&& done, std::error_code ec) {
-        if (ec) keep_unsent();  // before held_ goes
+        if (ec == asio::error::operation_aborted) keep_unsent();  // a cancel (remove); before held_ goes
         held_.clear();
         if (out_.capacity() > batch_bytes) out_ = std::vector<std::uint8_t>();
         // A write to a peer that closed fails with EPIPE or a reset, yet what it
@@ -293,6 +302,18 @@ private:
         unsent_ = std::move(rest);
     }
 
+    void release_buffers() noexcept {
+        in_.reset();
+        in_begin_ = in_end_ = 0;
+        decoder_.reset();
+        unsent_ = {};
+        out_ = {};
+        held_ = {};
+        bounds_ = {};
+        buffers_ = {};
+        first_ = 0;
+    }
+
     // Reads what the socket has, and what the session still holds decrypted.
     std::size_t read_now(std::error_code& ec) {
         std::size_t total = 0, n = 0;
@@ -308,7 +329,8 @@ private:
         if (eof_ || read_error_) return 0;
         std::size_t n = 0;
         if (in_begin_ == in_end_ && decoder_.body_missing() >= read_buffer_size) {
-            n = session_.read_some(*socket_, asio::buffer(decoder_.body_tail(), decoder_.body_missing()), ec);
+            std::uint8_t* tail = decoder_.body_tail();
+            n = session_.read_some(*socket_, asio::buffer(tail, decoder_.body_room()), ec);
             decoder_.body_filled(n);
         } else {
             if (!in_) in_.reset(new std::uint8_t[read_buffer_size]);

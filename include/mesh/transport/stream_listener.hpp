@@ -45,8 +45,9 @@ struct StreamOptions {
     std::chrono::milliseconds connect_timeout{10000};
     std::chrono::milliseconds handshake_timeout{10000};  // TLS and version handshakes, both roles
     // accept_from: a connection arriving while this many handshakes are running is
-    // closed at once and counted (0: no limit). Bounds what silent clients can hold.
-    std::size_t max_pending_handshakes = 0;
+    // closed at once and counted (0: no limit). Bounds what a flood of slow or silent
+    // clients can hold (descriptors, TLS state) and the reactor time it can take.
+    std::size_t max_pending_handshakes = 256;
 };
 
 // What a listener's accepts came to; readable from any thread, also after the

@@ -71,12 +71,18 @@ public:
         return state_ == state::body || (state_ == state::header && header_have_ != 0);
     }
 
-    // Zero-copy path: large bodies can be read from the socket straight into the payload.
-    std::uint8_t* body_tail() noexcept {
+    // Zero-copy path: a socket reader may write the body straight into the payload,
+    // at most body_room() bytes at body_tail(), then report them with body_filled().
+    // The payload grows with what arrives (the room is bounded by what is already
+    // there, or a 64 KiB step), never to an announced length that may never come.
+    std::uint8_t* body_tail() {
         if (state_ != state::body) return nullptr;
-        // Capacity was reserved when the header validated, so this never allocates.
-        if (payload_.size() != body_length_) payload_.resize(body_length_);
+        payload_.resize(body_have_ + body_room());
         return payload_.data() + body_have_;
+    }
+
+    std::size_t body_room() const noexcept {
+        return std::min(body_missing(), std::max(growth_step, body_have_));
     }
 
     std::size_t body_missing() const noexcept {
@@ -85,11 +91,15 @@ public:
 
     void body_filled(std::size_t n) noexcept {
         if (state_ != state::body) return;
-        if (payload_.size() != body_length_) payload_.resize(body_length_);
         body_have_ += std::min(n, body_missing());
+        payload_.resize(body_have_);  // gives up what the read did not fill; never reallocates
         if (body_have_ == body_length_) state_ = state::ready;
     }
 
+    // Heap bytes the partial frame holds now: bounded by twice what arrived plus 64 KiB.
+    std::size_t held_bytes() const noexcept { return payload_.capacity(); }
+
+    // Drops a partial frame and its memory; the decoder starts again at a header.
     void reset() noexcept {
         payload_ = Payload();
         error_.clear();
@@ -110,28 +120,22 @@ private:
         std::uint32_t length = 0;
         error_ = parse_header(header_.data(), max_payload_, length);
         if (error_) return false;
-        // Reserve rather than resize: a peer that announces a big frame and then stalls costs
-        // address space, not touched memory.
-        Payload fresh;
-        fresh.reserve(length);
-        payload_ = std::move(fresh);
+        payload_ = Payload();
         body_length_ = length;
         body_have_ = 0;
         state_ = length == 0 ? state::ready : state::body;
         return true;
     }
 
-    // The payload is either grown by appending (consume only) or was sized in full by body_tail();
-    // both keep one bulk copy per call.
+    // Outside body_tail() ... body_filled() the payload holds exactly the body so far.
     void append_body(const std::uint8_t* data, std::size_t n) {
         if (n == 0) return;
-        if (payload_.size() == body_have_)
-            payload_.insert(payload_.end(), data, data + n);
-        else
-            std::memcpy(payload_.data() + body_have_, data, n);
+        payload_.insert(payload_.end(), data, data + n);
         body_have_ += n;
         if (body_have_ == body_length_) state_ = state::ready;
     }
+
+    static constexpr std::size_t growth_step = 64 * 1024;
 
     std::size_t max_payload_;
     std::array<std::uint8_t, header_size> header_{};
