@@ -494,25 +494,28 @@ public:
     static constexpr std::size_t capacity = Capacity;
 
     // A ring may start without storage (allocate_now = false) and give it back while
-    // unused (release): idle connections then cost no ring memory. Both calls need the
-    // ring to be quiet; pushes and pops fail while it has no storage.
+    // unused (release): idle connections then cost no ring memory. Neither may overlap
+    // a push, nor release a pop; a pop (or front_ready) may overlap allocate, and then
+    // sees either no storage (so nothing to pop) or the fresh, initialised cells, which
+    // the release store of the pointer publishes. Pushes and pops fail without storage.
     explicit Ring(bool allocate_now = true) {
         if (allocate_now && !allocate()) throw std::bad_alloc();
     }
+    ~Ring() { delete[] cells_.load(std::memory_order_relaxed); }
 
     // False when memory for the cells cannot be had; the ring then stays without storage.
     bool allocate() noexcept {
-        cells_.reset(new (std::nothrow) Cell[Capacity]);
-        if (!cells_) return false;
-        for (std::size_t i = 0; i < Capacity; ++i)
-            cells_[i].sequence.store(2 * i, std::memory_order_relaxed);
+        Cell* fresh = new (std::nothrow) Cell[Capacity];
+        if (!fresh) return false;
+        for (std::size_t i = 0; i < Capacity; ++i) fresh[i].sequence.store(2 * i, std::memory_order_relaxed);
         head_.store(0, std::memory_order_relaxed);
         tail_.store(0, std::memory_order_relaxed);
+        delete[] cells_.exchange(fresh, std::memory_order_acq_rel);
         return true;
     }
 
     void release() noexcept {
-        cells_.reset();
+        delete[] cells_.exchange(nullptr, std::memory_order_acq_rel);
         head_.store(0, std::memory_order_relaxed);
         tail_.store(0, std::memory_order_relaxed);
     }
@@ -522,11 +525,12 @@ public:
 
     // Moves from `value` only on success, so a caller that gets `false` still owns it.
     bool try_push(T& value) noexcept {
-        if (!cells_) return false;
+        Cell* const cells = cells_.load(std::memory_order_acquire);
+        if (!cells) return false;
         Cell* cell;
         std::size_t pos = head_.load(std::memory_order_relaxed);
         for (;;) {
-            cell = &cells_[pos & mask];
+            cell = &cells[pos & mask];
             // acquire: the consumer that freed this cell has finished moving out of it
             const std::size_t seq = cell->sequence.load(std::memory_order_acquire);
             const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(2 * pos);
@@ -549,11 +553,12 @@ public:
     }
 
     bool try_pop(T& out) noexcept {
-        if (!cells_) return false;
+        Cell* const cells = cells_.load(std::memory_order_acquire);
+        if (!cells) return false;
         Cell* cell;
         std::size_t pos = tail_.load(std::memory_order_relaxed);
         for (;;) {
-            cell = &cells_[pos & mask];
+            cell = &cells[pos & mask];
             // acquire: pairs with the producer's release, so the value is visible
             const std::size_t seq = cell->sequence.load(std::memory_order_acquire);
             const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(2 * pos + 1);
@@ -579,9 +584,10 @@ public:
     // True when a push by the only producer would succeed now. Only meaningful
     // when a single thread pushes; then room can only grow until it pushes again.
     bool has_room() const noexcept {
-        if (!cells_) return false;
+        Cell* const cells = cells_.load(std::memory_order_acquire);
+        if (!cells) return false;
         const std::size_t pos = head_.load(std::memory_order_relaxed);
-        return cells_[pos & mask].sequence.load(std::memory_order_acquire) == 2 * pos;
+        return cells[pos & mask].sequence.load(std::memory_order_acquire) == 2 * pos;
     }
 
     // True when the next pop would succeed. Unlike size(), which counts cells that
@@ -589,9 +595,10 @@ public:
     // never spins on a producer that was descheduled between claiming and filling.
     // Only meaningful to the (single) consumer.
     bool front_ready() const noexcept {
-        if (!cells_) return false;
+        Cell* const cells = cells_.load(std::memory_order_acquire);
+        if (!cells) return false;
         const std::size_t pos = tail_.load(std::memory_order_relaxed);
-        return cells_[pos & mask].sequence.load(std::memory_order_acquire) == 2 * pos + 1;
+        return cells[pos & mask].sequence.load(std::memory_order_acquire) == 2 * pos + 1;
     }
 
     // Approximate while other threads push or pop; exact when they are quiet.
@@ -616,7 +623,7 @@ private:
     // invalidate each other's line on every operation.
     alignas(line) std::atomic<std::size_t> head_{0};
     alignas(line) std::atomic<std::size_t> tail_{0};
-    alignas(line) std::unique_ptr<Cell[]> cells_;
+    alignas(line) std::atomic<Cell*> cells_{nullptr};
 };
 
 } // namespace mesh::detail

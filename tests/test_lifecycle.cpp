@@ -13,6 +13,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <dirent.h>
+#include <fstream>
+#include <sstream>
+#include <sys/resource.h>
 #include <future>
 #include <mutex>
 #include <set>
@@ -108,6 +111,15 @@ constexpr bool resident_size_is_meaningful = false;
 constexpr bool resident_size_is_meaningful = true;
 #endif
 
+// Sanitized builds run the long loops shorter.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr int add_remove_cycles = 20000;
+constexpr std::uint32_t park_race_messages = 50000;
+#else
+constexpr int add_remove_cycles = 100000;
+constexpr std::uint32_t park_race_messages = 200000;
+#endif
+
 struct SmallRing : mesh::DefaultConfig {
     static constexpr std::size_t outgoing_capacity = 8;
 };
@@ -190,7 +202,7 @@ TEST_CASE("parking an idle ring never destroys a message a sender just queued") 
     // message accepted must still be taken by the writer.
     struct NoConnection {};
     mesh::detail::ConnectionState<NoConnection, SmallRing> state("c", 1, NoConnection{}, false);
-    constexpr std::uint32_t total = 200000;
+    constexpr std::uint32_t total = park_race_messages;
     std::atomic<bool> done{false};
     std::size_t accepted = 0;
     std::thread sender([&] {
@@ -501,5 +513,107 @@ TEST_CASE("a queue whose storage cannot be allocated refuses the send as full") 
     CHECK(m.stats("peer").rejected_full == 1);
 }
 #endif
+
+} // TEST_SUITE("lifecycle")
+
+namespace {
+
+std::uint64_t reactor_cpu_ticks() {
+    std::uint64_t total = 0;
+    if (DIR* dir = ::opendir("/proc/self/task")) {
+        while (dirent* entry = ::readdir(dir)) {
+            if (entry->d_name[0] == '.') continue;
+            const std::string task = std::string("/proc/self/task/") + entry->d_name;
+            std::ifstream comm(task + "/comm");
+            std::string name;
+            std::getline(comm, name);
+            if (name != "mesh-reactor") continue;
+            std::ifstream stat(task + "/stat");
+            std::string line;
+            std::getline(stat, line);
+            std::istringstream fields(line.substr(line.rfind(')') + 2));
+            std::string skip;
+            for (int i = 0; i < 11; ++i) fields >> skip;  // state .. cmajflt
+            std::uint64_t user = 0, system = 0;
+            fields >> user >> system;
+            total += user + system;
+        }
+        ::closedir(dir);
+    }
+    return total;
+}
+
+} // namespace
+
+TEST_SUITE("lifecycle") {
+
+TEST_CASE("add and remove, over and over: registrations and memory stay flat") {
+    mesh::Inproc transport;
+    mesh::Mesh<mesh::Inproc> m;
+    auto listener = transport.listen("inproc://cycles");
+    auto cycle = [&](int i) {
+        auto client = transport.connect(listener.endpoint());
+        m.add(listener.accept(), "c");
+        if (i % 16 == 0) {
+            REQUIRE(client.send(mesh_test::numbered(static_cast<std::uint32_t>(i))) == std::error_code());
+            REQUIRE(m.send("c", mesh_test::numbered(static_cast<std::uint32_t>(i))).ok());
+        }
+        auto back = m.remove("c");
+        REQUIRE(back.is_open());
+    };
+    for (int i = 0; i < 1000; ++i) cycle(i);
+    mesh::Envelope envelope;
+    while (!m.try_recv(envelope)) {
+    }
+    const std::size_t resident = mesh_test::resident_bytes();
+    for (int i = 0; i < add_remove_cycles; ++i) cycle(i);
+    while (!m.try_recv(envelope)) {
+    }
+    CHECK(m.stats().connections == 0);
+    if (resident_size_is_meaningful) CHECK(mesh_test::resident_bytes() < resident + 16 * 1024 * 1024);
+}
+
+TEST_CASE("the accept loop under descriptor exhaustion waits without spinning, then recovers") {
+    mesh::Tcp tcp;
+    TcpMesh server;
+    auto listener = tcp.listen("127.0.0.1:0");
+    const std::string endpoint = listener.endpoint();
+    server.accept_from(std::move(listener));
+    // Client sockets exist before the limit drops; connecting them needs no descriptor.
+    constexpr int clients = 4;
+    std::vector<mesh_test::RawSocket> raws;
+    for (int i = 0; i < clients; ++i) raws.emplace_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_storage address{};
+    socklen_t length = 0;
+    REQUIRE(mesh_test::parse_numeric_endpoint(endpoint, address, length));
+    rlimit saved{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    const int lowest_free = ::dup(0);
+    REQUIRE(lowest_free >= 0);
+    ::close(lowest_free);
+    rlimit low = saved;
+    low.rlim_cur = static_cast<rlim_t>(lowest_free);  // no new descriptor can be had
+    const std::uint64_t ticks_before = reactor_cpu_ticks();  // reading /proc needs descriptors
+    const auto measured_from = std::chrono::steady_clock::now();
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+    for (auto& raw : raws) CHECK(::connect(raw.fd(), reinterpret_cast<sockaddr*>(&address), length) == 0);
+    mesh::ConnectionEvent event;
+    const auto waited = server.next_event(event, 1s);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    const auto elapsed = std::chrono::steady_clock::now() - measured_from;
+    const std::uint64_t ticks = reactor_cpu_ticks() - ticks_before;
+    CHECK(waited == mesh::errc::timeout);  // nothing could be accepted
+    const long per_second = ::sysconf(_SC_CLK_TCK);
+    CAPTURE(ticks);
+    CHECK(elapsed >= 900ms);
+    CHECK(ticks * 10 < static_cast<std::uint64_t>(per_second));  // under a tenth of a core
+    // Recovery: every client is accepted and served once descriptors are there again.
+    for (auto& raw : raws) REQUIRE(mesh_test::hex(raw.send_hello()) == "00 01");
+    for (int i = 0; i < clients; ++i) {
+        auto connected = mesh_test::next_event(server, 10s);
+        REQUIRE(connected.has_value());
+        CHECK(connected->kind == mesh::ConnectionEvent::Kind::connected);
+    }
+}
 
 } // TEST_SUITE("lifecycle")
