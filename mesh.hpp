@@ -114,9 +114,11 @@ public:
 
 } // namespace detail
 
+// Never destroyed: a mesh still running while the program exits (a static Mesh,
+// exit() with a mesh alive) may still make and compare error codes.
 inline const std::error_category& error_category() noexcept {
-    static const detail::error_category_impl category;
-    return category;
+    static const detail::error_category_impl* const category = new detail::error_category_impl();
+    return *category;
 }
 
 inline std::error_code make_error_code(errc e) noexcept {
@@ -175,17 +177,249 @@ constexpr bool validate_config() {
 
 // ---- mesh/envelope.hpp ----
 
+
+// ---- mesh/payload.hpp ----
+
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
-#include <string>
+#include <cstring>
+#include <initializer_list>
+#include <iterator>
+#include <new>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+// Payloads up to this many bytes live inside the Payload object, with no heap
+// allocation. Define it before including the library to change it (every
+// translation unit of a program must agree, as for any type's layout).
+#ifndef MESH_PAYLOAD_INLINE_CAPACITY
+#define MESH_PAYLOAD_INLINE_CAPACITY 64
+#endif
+
 namespace mesh {
 
-// Message bytes. Moved through the library, never copied on the in-process path.
-using Payload = std::vector<std::uint8_t>;
+// Message bytes: a value type that keeps small payloads inline and owns a
+// std::vector above that. Moving never copies a heap payload's bytes (its buffer
+// changes hands), and a std::vector is adopted or handed back without a copy.
+class Payload {
+public:
+    static constexpr std::size_t inline_capacity = MESH_PAYLOAD_INLINE_CAPACITY;
+    static_assert(inline_capacity >= 1 && inline_capacity <= 255,
+                  "MESH_PAYLOAD_INLINE_CAPACITY must be between 1 and 255");
 
-inline Payload to_payload(const std::string& text) { return Payload(text.begin(), text.end()); }
+    using value_type = std::uint8_t;
+    using size_type = std::size_t;
+    using iterator = std::uint8_t*;
+    using const_iterator = const std::uint8_t*;
+
+    Payload() noexcept {}
+    // size zero bytes, or size copies of `byte`
+    explicit Payload(size_type size) { construct_filled(size, 0); }
+    Payload(size_type size, std::uint8_t byte) { construct_filled(size, byte); }
+    // Copies the bytes.
+    Payload(const void* data, size_type size) { construct_copy(static_cast<const std::uint8_t*>(data), size); }
+    explicit Payload(std::string_view bytes) : Payload(bytes.data(), bytes.size()) {}
+    Payload(std::initializer_list<std::uint8_t> bytes) : Payload(bytes.begin(), bytes.size()) {}
+    template <class It, class = std::enable_if_t<!std::is_integral<It>::value>>
+    Payload(It first, It last) {
+        const auto n = static_cast<size_type>(std::distance(first, last));
+        std::uint8_t* out = construct_uninitialised(n);
+        for (; first != last; ++first) *out++ = static_cast<std::uint8_t>(*first);
+    }
+    // Adopts the vector's buffer when it is above the inline size (no copy);
+    // copies a small one inline, so that it costs no heap from here on.
+    Payload(std::vector<std::uint8_t>&& bytes) {  // NOLINT: implicit on purpose, it is free
+        if (bytes.size() <= inline_capacity) construct_copy(bytes.data(), bytes.size());
+        else adopt(std::move(bytes));
+    }
+    Payload(const std::vector<std::uint8_t>& bytes) : Payload(bytes.data(), bytes.size()) {}  // NOLINT: a copy, as asked
+
+    Payload(const Payload& other) { construct_copy(other.data(), other.size()); }
+    Payload(Payload&& other) noexcept { take(other); }
+    Payload& operator=(const Payload& other) {
+        if (this != &other) assign(other.data(), other.size());
+        return *this;
+    }
+    // Leaves `other` empty.
+    Payload& operator=(Payload&& other) noexcept {
+        if (this != &other) {
+            destroy();
+            take(other);
+        }
+        return *this;
+    }
+    ~Payload() { destroy(); }
+
+    const std::uint8_t* data() const noexcept { return on_heap_ ? heap().data() : bytes_; }
+    std::uint8_t* data() noexcept { return on_heap_ ? heap().data() : bytes_; }
+    size_type size() const noexcept { return on_heap_ ? heap().size() : inline_size_; }
+    bool empty() const noexcept { return size() == 0; }
+    // True while the bytes live inside the object.
+    bool is_inline() const noexcept { return !on_heap_; }
+    // Heap bytes held (0 while inline).
+    size_type heap_capacity() const noexcept { return on_heap_ ? heap().capacity() : 0; }
+
+    iterator begin() noexcept { return data(); }
+    iterator end() noexcept { return data() + size(); }
+    const_iterator begin() const noexcept { return data(); }
+    const_iterator end() const noexcept { return data() + size(); }
+    std::uint8_t& operator[](size_type i) noexcept { return data()[i]; }
+    const std::uint8_t& operator[](size_type i) const noexcept { return data()[i]; }
+    std::string_view view() const noexcept { return {reinterpret_cast<const char*>(data()), size()}; }
+
+    // The bytes as a vector: handed over without a copy when on the heap (this is
+    // left empty), copied from the inline buffer otherwise.
+    std::vector<std::uint8_t> to_vector() && {
+        if (!on_heap_) return std::vector<std::uint8_t>(begin(), end());
+        std::vector<std::uint8_t> out = std::move(heap());
+        destroy();
+        return out;
+    }
+    std::vector<std::uint8_t> to_vector() const& { return std::vector<std::uint8_t>(begin(), end()); }
+
+    // Grows with zero bytes or shrinks, keeping the bytes in front. A heap payload
+    // stays on the heap when it shrinks (its buffer is kept, not reallocated).
+    void resize(size_type n, std::uint8_t byte) {
+        const size_type old = size();
+        resize(n);
+        if (n > old) std::memset(data() + old, byte, n - old);
+    }
+    void resize(size_type n) {
+        if (on_heap_) {
+            heap().resize(n);
+        } else if (n <= inline_capacity) {
+            if (n > inline_size_) std::memset(bytes_ + inline_size_, 0, n - inline_size_);
+            inline_size_ = static_cast<std::uint8_t>(n);
+        } else {
+            std::vector<std::uint8_t> grown(n);
+            std::memcpy(grown.data(), bytes_, inline_size_);
+            adopt(std::move(grown));
+        }
+    }
+
+    // Appends bytes; a heap payload grows geometrically, as a vector does.
+    void append(const void* data, size_type n) {
+        if (n == 0) return;
+        const auto* in = static_cast<const std::uint8_t*>(data);
+        if (!on_heap_ && inline_size_ + n <= inline_capacity) {
+            std::memcpy(bytes_ + inline_size_, in, n);
+            inline_size_ = static_cast<std::uint8_t>(inline_size_ + n);
+            return;
+        }
+        if (!on_heap_) {
+            std::vector<std::uint8_t> grown;
+            grown.reserve(std::max(inline_size_ + n, 2 * inline_capacity));
+            grown.assign(bytes_, bytes_ + inline_size_);
+            adopt(std::move(grown));
+        }
+        heap().insert(heap().end(), in, in + n);
+    }
+
+    void clear() noexcept {
+        destroy();
+    }
+
+    void swap(Payload& other) noexcept {
+        Payload t(std::move(other));
+        other = std::move(*this);
+        *this = std::move(t);
+    }
+
+    friend bool operator==(const Payload& a, const Payload& b) noexcept {
+        return a.size() == b.size() && (a.size() == 0 || std::memcmp(a.data(), b.data(), a.size()) == 0);
+    }
+    friend bool operator!=(const Payload& a, const Payload& b) noexcept { return !(a == b); }
+    friend bool operator==(const Payload& a, const std::vector<std::uint8_t>& b) noexcept {
+        return a.size() == b.size() && (a.size() == 0 || std::memcmp(a.data(), b.data(), a.size()) == 0);
+    }
+    friend bool operator==(const std::vector<std::uint8_t>& a, const Payload& b) noexcept { return b == a; }
+    friend bool operator!=(const Payload& a, const std::vector<std::uint8_t>& b) noexcept { return !(a == b); }
+    friend bool operator!=(const std::vector<std::uint8_t>& a, const Payload& b) noexcept { return !(b == a); }
+    friend bool operator<(const Payload& a, const Payload& b) noexcept { return a.view() < b.view(); }
+    friend bool operator>(const Payload& a, const Payload& b) noexcept { return b < a; }
+    friend bool operator<=(const Payload& a, const Payload& b) noexcept { return !(b < a); }
+    friend bool operator>=(const Payload& a, const Payload& b) noexcept { return !(a < b); }
+
+private:
+    using Vector = std::vector<std::uint8_t>;
+
+    Vector& heap() noexcept { return *std::launder(reinterpret_cast<Vector*>(&heap_storage_)); }
+    const Vector& heap() const noexcept { return *std::launder(reinterpret_cast<const Vector*>(&heap_storage_)); }
+
+    // Requires an empty inline payload (a fresh or destroyed one).
+    void adopt(Vector&& bytes) noexcept {
+        ::new (static_cast<void*>(&heap_storage_)) Vector(std::move(bytes));
+        on_heap_ = true;
+    }
+
+    std::uint8_t* construct_uninitialised(size_type n) {
+        if (n <= inline_capacity) {
+            inline_size_ = static_cast<std::uint8_t>(n);
+            return bytes_;
+        }
+        adopt(Vector(n));
+        return heap().data();
+    }
+    void construct_copy(const std::uint8_t* in, size_type n) {
+        if (n != 0) std::memcpy(construct_uninitialised(n), in, n);
+    }
+    void construct_filled(size_type n, std::uint8_t byte) {
+        if (n <= inline_capacity) std::memset(construct_uninitialised(n), byte, n);
+        else adopt(Vector(n, byte));
+    }
+
+    void assign(const std::uint8_t* in, size_type n) {
+        if (on_heap_ && n > inline_capacity) {
+            heap().assign(in, in + n);
+            return;
+        }
+        destroy();
+        construct_copy(in, n);
+    }
+
+    // Moves other's bytes here (a heap buffer changes hands) and leaves it empty.
+    void take(Payload& other) noexcept {
+        if (other.on_heap_) {
+            adopt(std::move(other.heap()));
+            other.destroy();
+        } else {
+            inline_size_ = other.inline_size_;
+            std::memcpy(bytes_, other.bytes_, inline_size_);
+            other.inline_size_ = 0;
+        }
+    }
+
+    // Back to an empty inline payload.
+    void destroy() noexcept {
+        if (on_heap_) {
+            heap().~Vector();
+            on_heap_ = false;
+        }
+        inline_size_ = 0;
+    }
+
+    union {
+        std::uint8_t bytes_[inline_capacity];
+        alignas(Vector) unsigned char heap_storage_[sizeof(Vector)];
+    };
+    std::uint8_t inline_size_ = 0;
+    bool on_heap_ = false;
+};
+
+inline void swap(Payload& a, Payload& b) noexcept { a.swap(b); }
+
+} // namespace mesh
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace mesh {
+
+inline Payload to_payload(std::string_view text) { return Payload(text); }
 
 // On send, `id` names the destination connection; on receive, the connection it came from.
 struct Envelope {
@@ -370,101 +604,8 @@ struct Counters {
 // ---- mesh/core/connection_state.hpp ----
 
 
-// ---- mesh/detail/direct_send.hpp ----
+// ---- mesh/core/incoming_queue.hpp ----
 
-
-#include <cstddef>
-#include <type_traits>
-#include <utility>
-
-namespace mesh::detail {
-
-// A connection whose own bounded queue can take messages from any thread (inproc)
-// is sent to directly: its queue is the outgoing queue, and the reactor is not involved.
-// Such a connection offers try_send_direct, direct_queue_depth and sends_directly():
-// a constant true when every connection of the type sends directly (then it needs no
-// async_write_batch), or a run-time answer when the type may hold either kind (multi).
-template <class C, class = void>
-struct has_direct_send : std::false_type {};
-template <class C>
-struct has_direct_send<
-    C, std::void_t<decltype(std::declval<C&>().try_send_direct(std::declval<Payload&>(), std::size_t()))>>
-    : std::true_type {};
-
-// True when C::sends_directly() is a constant expression that is true: connections of
-// type C never use the outgoing ring and the reactor's writer.
-template <class C, class = void>
-struct always_sends_directly : std::false_type {};
-template <class C>
-struct always_sends_directly<C, std::enable_if_t<has_direct_send<C>::value && C::sends_directly()>>
-    : std::true_type {};
-
-template <class C>
-bool connection_sends_directly([[maybe_unused]] const C& connection) noexcept {
-    if constexpr (has_direct_send<C>::value) return connection.sends_directly();
-    else return false;
-}
-
-} // namespace mesh::detail
-
-// ---- mesh/detail/handler_slot.hpp ----
-
-#include <atomic>
-#include <cstddef>
-#include <memory>
-#include <new>
-
-namespace mesh::detail {
-
-// Memory for one asynchronous handler at a time. A connection's writer wake-up is
-// posted from a sender's thread, where Asio's own handler cache does not reach; with
-// this slot that post allocates nothing. Only one wake-up per connection is ever in
-// flight, and Asio frees a handler's memory before running it, so one slot suffices;
-// anything larger, or a second user, falls back to the heap.
-class HandlerSlot {
-public:
-    static constexpr std::size_t size = 256;
-
-    void* allocate(std::size_t bytes) {
-        bool expected = false;
-        if (bytes <= size && used_.compare_exchange_strong(expected, true, std::memory_order_acquire))
-            return storage_;
-        return ::operator new(bytes);
-    }
-
-    void deallocate(void* p) {
-        if (p == storage_) used_.store(false, std::memory_order_release);
-        else ::operator delete(p);
-    }
-
-private:
-    alignas(std::max_align_t) unsigned char storage_[size];
-    std::atomic<bool> used_{false};
-};
-
-template <class T>
-class SlotAllocator {
-public:
-    using value_type = T;
-
-    explicit SlotAllocator(HandlerSlot& slot) noexcept : slot_(&slot) {}
-    template <class U>
-    SlotAllocator(const SlotAllocator<U>& other) noexcept : slot_(other.slot()) {}
-
-    T* allocate(std::size_t n) { return static_cast<T*>(slot_->allocate(n * sizeof(T))); }
-    void deallocate(T* p, std::size_t) noexcept { slot_->deallocate(p); }
-
-    HandlerSlot* slot() const noexcept { return slot_; }
-    template <class U>
-    bool operator==(const SlotAllocator<U>& other) const noexcept { return slot_ == other.slot(); }
-    template <class U>
-    bool operator!=(const SlotAllocator<U>& other) const noexcept { return slot_ != other.slot(); }
-
-private:
-    HandlerSlot* slot_;
-};
-
-} // namespace mesh::detail
 
 // ---- mesh/detail/ring.hpp ----
 
@@ -629,8 +770,248 @@ private:
 } // namespace mesh::detail
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <mutex>
+#include <thread>
+
+namespace mesh::detail {
+
+// An envelope as it waits in the incoming queue. Its id is shared with its
+// connection, so queueing a message copies no string; the receiver copies the id
+// into its own Envelope, whose string keeps its capacity from one recv to the next.
+struct Incoming {
+    std::shared_ptr<const std::string> id;
+    Payload payload;
+};
+
+// The queue between the reactor (its only producer) and every receiver of every
+// copy of a Mesh. Receivers sleep on a condition variable only when it is empty;
+// the reactor takes the lock to wake them only when someone sleeps. When it is
+// full the reactor stops reading and asks to be resumed; the receiver that brings
+// it down to half full does that, so resumes come once per batch, not per message.
+template <std::size_t Capacity>
+class IncomingQueue {
+public:
+    using clock = std::chrono::steady_clock;
+
+    // ---- reactor side ----
+
+    bool try_push(Incoming& incoming) noexcept { return ring_.try_push(incoming); }
+
+    // Wakes receivers after `pushed` envelopes went in.
+    void wake(std::size_t pushed) {
+        // seq_cst pairs with the sleeper's fence: it either sees our envelopes or we see it.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (sleepers_.load(std::memory_order_relaxed) == 0) return;
+        { std::lock_guard<std::mutex> lock(mutex_); }
+        if (pushed == 1) cv_.notify_one();
+        else cv_.notify_all();
+    }
+
+    // After a failed push: asks receivers for a resume. False means room appeared
+    // meanwhile and the push should simply be retried.
+    bool request_resume() noexcept {
+        resume_wanted_.store(true, std::memory_order_seq_cst);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        return !ring_.has_room();
+    }
+
+    void close() {
+        closed_.store(true, std::memory_order_seq_cst);
+        { std::lock_guard<std::mutex> lock(mutex_); }
+        cv_.notify_all();
+    }
+
+    bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+    std::size_t size() const noexcept { return ring_.size(); }
+
+    // Empties the queue; returns how many envelopes it held.
+    std::size_t drain() noexcept {
+        std::size_t n = 0;
+        Incoming dropped;
+        while (ring_.try_pop(dropped)) ++n;
+        return n;
+    }
+
+    // ---- receiver side ----
+
+    // Returns {} or errc::would_block without waiting, or errc::shut_down.
+    template <class Resume>
+    std::error_code try_pop(Envelope& out, Resume&& resume) {
+        if (closed()) return errc::shut_down;
+        if (!take(out)) return errc::would_block;
+        return popped(resume);
+    }
+
+    // Returns {}, errc::timeout (deadline passed) or errc::shut_down. `resume()` is
+    // called when the reactor must be told that there is room again.
+    template <class Resume>
+    std::error_code pop(Envelope& out, clock::time_point deadline, Resume&& resume) {
+        // Spinning, then yielding, a little before sleeping saves a futex sleep and wake-up
+        // (tens of microseconds across cores) whenever traffic is steady.
+        constexpr int spins = 64, yields = 64;
+        for (int i = 0; i < spins + yields; ++i) {
+            if (closed()) return errc::shut_down;
+            if (take(out)) return popped(resume);
+            if (i >= spins) std::this_thread::yield();
+        }
+        std::unique_lock<std::mutex> lock(mutex_);
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        std::error_code result;
+        for (;;) {
+            if (closed()) {
+                result = errc::shut_down;
+                break;
+            }
+            if (take(out)) break;
+            // Empty: a reactor waiting for room must not wait on us.
+            if (resume_wanted_.exchange(false, std::memory_order_acq_rel)) resume();
+            if (deadline == clock::time_point::max()) {
+                cv_.wait(lock);
+            } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+                if (closed()) result = errc::shut_down;
+                else if (!take(out)) result = errc::timeout;
+                break;
+            }
+        }
+        sleepers_.fetch_sub(1, std::memory_order_relaxed);
+        lock.unlock();
+        return result ? result : popped(resume);
+    }
+
+private:
+    bool take(Envelope& out) {
+        Incoming in;
+        if (!ring_.try_pop(in)) return false;
+        out.id.assign(*in.id);
+        out.payload = std::move(in.payload);
+        return true;
+    }
+
+    template <class Resume>
+    std::error_code popped(Resume& resume) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (resume_wanted_.load(std::memory_order_relaxed) && ring_.size() <= Capacity / 2 &&
+            resume_wanted_.exchange(false, std::memory_order_acq_rel))
+            resume();
+        return {};
+    }
+
+    Ring<Incoming, Capacity, true, false> ring_;  // reactor -> receivers
+    std::atomic<bool> closed_{false};
+    std::atomic<bool> resume_wanted_{false};
+    std::atomic<int> sleepers_{0};
+    std::mutex mutex_;
+    std::condition_variable cv_;
+};
+
+} // namespace mesh::detail
+
+// ---- mesh/detail/direct_send.hpp ----
+
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+namespace mesh::detail {
+
+// A connection whose own bounded queue can take messages from any thread (inproc)
+// is sent to directly: its queue is the outgoing queue, and the reactor is not involved.
+// Such a connection offers try_send_direct, direct_queue_depth and sends_directly():
+// a constant true when every connection of the type sends directly (then it needs no
+// async_write_batch), or a run-time answer when the type may hold either kind (multi).
+template <class C, class = void>
+struct has_direct_send : std::false_type {};
+template <class C>
+struct has_direct_send<
+    C, std::void_t<decltype(std::declval<C&>().try_send_direct(std::declval<Payload&>(), std::size_t()))>>
+    : std::true_type {};
+
+// True when C::sends_directly() is a constant expression that is true: connections of
+// type C never use the outgoing ring and the reactor's writer.
+template <class C, class = void>
+struct always_sends_directly : std::false_type {};
+template <class C>
+struct always_sends_directly<C, std::enable_if_t<has_direct_send<C>::value && C::sends_directly()>>
+    : std::true_type {};
+
+template <class C>
+bool connection_sends_directly([[maybe_unused]] const C& connection) noexcept {
+    if constexpr (has_direct_send<C>::value) return connection.sends_directly();
+    else return false;
+}
+
+} // namespace mesh::detail
+
+// ---- mesh/detail/handler_slot.hpp ----
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <new>
+
+namespace mesh::detail {
+
+// Memory for one asynchronous handler at a time. A connection's writer wake-up is
+// posted from a sender's thread, where Asio's own handler cache does not reach; with
+// this slot that post allocates nothing. Only one wake-up per connection is ever in
+// flight, and Asio frees a handler's memory before running it, so one slot suffices;
+// anything larger, or a second user, falls back to the heap.
+class HandlerSlot {
+public:
+    static constexpr std::size_t size = 256;
+
+    void* allocate(std::size_t bytes) {
+        bool expected = false;
+        if (bytes <= size && used_.compare_exchange_strong(expected, true, std::memory_order_acquire))
+            return storage_;
+        return ::operator new(bytes);
+    }
+
+    void deallocate(void* p) {
+        if (p == storage_) used_.store(false, std::memory_order_release);
+        else ::operator delete(p);
+    }
+
+private:
+    alignas(std::max_align_t) unsigned char storage_[size];
+    std::atomic<bool> used_{false};
+};
+
+template <class T>
+class SlotAllocator {
+public:
+    using value_type = T;
+
+    explicit SlotAllocator(HandlerSlot& slot) noexcept : slot_(&slot) {}
+    template <class U>
+    SlotAllocator(const SlotAllocator<U>& other) noexcept : slot_(other.slot()) {}
+
+    T* allocate(std::size_t n) { return static_cast<T*>(slot_->allocate(n * sizeof(T))); }
+    void deallocate(T* p, std::size_t) noexcept { slot_->deallocate(p); }
+
+    HandlerSlot* slot() const noexcept { return slot_; }
+    template <class U>
+    bool operator==(const SlotAllocator<U>& other) const noexcept { return slot_ == other.slot(); }
+    template <class U>
+    bool operator!=(const SlotAllocator<U>& other) const noexcept { return slot_ != other.slot(); }
+
+private:
+    HandlerSlot* slot_;
+};
+
+} // namespace mesh::detail
+
+#include <atomic>
 #include <cstdint>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -665,10 +1046,11 @@ template <class Connection, class Config>
 class ConnectionState {
 public:
     ConnectionState(std::string id_, std::uint64_t key_, Connection&& connection_, bool accepted_)
-        : id(std::move(id_)), key(key_), accepted(accepted_), connection(std::move(connection_)),
-          direct_(connection_sends_directly(connection)) {}
+        : shared_id(std::make_shared<const std::string>(std::move(id_))), id(*shared_id), key(key_),
+          accepted(accepted_), connection(std::move(connection_)), direct_(connection_sends_directly(connection)) {}
 
-    const std::string id;
+    const std::shared_ptr<const std::string> shared_id;  // what received messages carry
+    const std::string& id;
     const std::uint64_t key;
     const bool accepted;  // came from accept_from: forgotten (reaped) when it dies
     Connection connection;
@@ -812,7 +1194,7 @@ public:
     bool senders_inside = false;  // the gate closed on senders; their notice is on its way
     std::error_code died;         // why it ended by itself; reported when it settles
     std::size_t in_flight = 0;    // messages of the pending write
-    std::optional<Envelope> held;  // received, waiting for room in the incoming queue
+    std::optional<Incoming> held;  // received, waiting for room in the incoming queue
     std::promise<void>* removal = nullptr;
 
 private:
@@ -869,134 +1251,6 @@ private:
     std::error_code close_reason_;
     std::mutex park_mutex_;  // allocation and release of the ring's storage
     std::uint64_t out_at_last_check_ = 0;  // reactor
-};
-
-} // namespace mesh::detail
-
-// ---- mesh/core/incoming_queue.hpp ----
-
-
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <cstddef>
-#include <mutex>
-#include <thread>
-
-namespace mesh::detail {
-
-// The queue between the reactor (its only producer) and every receiver of every
-// copy of a Mesh. Receivers sleep on a condition variable only when it is empty;
-// the reactor takes the lock to wake them only when someone sleeps. When it is
-// full the reactor stops reading and asks to be resumed; the receiver that brings
-// it down to half full does that, so resumes come once per batch, not per message.
-template <std::size_t Capacity>
-class IncomingQueue {
-public:
-    using clock = std::chrono::steady_clock;
-
-    // ---- reactor side ----
-
-    bool try_push(Envelope& envelope) noexcept { return ring_.try_push(envelope); }
-
-    // Wakes receivers after `pushed` envelopes went in.
-    void wake(std::size_t pushed) {
-        // seq_cst pairs with the sleeper's fence: it either sees our envelopes or we see it.
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (sleepers_.load(std::memory_order_relaxed) == 0) return;
-        { std::lock_guard<std::mutex> lock(mutex_); }
-        if (pushed == 1) cv_.notify_one();
-        else cv_.notify_all();
-    }
-
-    // After a failed push: asks receivers for a resume. False means room appeared
-    // meanwhile and the push should simply be retried.
-    bool request_resume() noexcept {
-        resume_wanted_.store(true, std::memory_order_seq_cst);
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        return !ring_.has_room();
-    }
-
-    void close() {
-        closed_.store(true, std::memory_order_seq_cst);
-        { std::lock_guard<std::mutex> lock(mutex_); }
-        cv_.notify_all();
-    }
-
-    bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
-    std::size_t size() const noexcept { return ring_.size(); }
-
-    // Empties the queue; returns how many envelopes it held.
-    std::size_t drain() noexcept {
-        std::size_t n = 0;
-        Envelope dropped;
-        while (ring_.try_pop(dropped)) ++n;
-        return n;
-    }
-
-    // ---- receiver side ----
-
-    // Returns {} or errc::would_block without waiting, or errc::shut_down.
-    template <class Resume>
-    std::error_code try_pop(Envelope& out, Resume&& resume) {
-        if (closed()) return errc::shut_down;
-        if (!ring_.try_pop(out)) return errc::would_block;
-        return popped(resume);
-    }
-
-    // Returns {}, errc::timeout (deadline passed) or errc::shut_down. `resume()` is
-    // called when the reactor must be told that there is room again.
-    template <class Resume>
-    std::error_code pop(Envelope& out, clock::time_point deadline, Resume&& resume) {
-        // Spinning, then yielding, a little before sleeping saves a futex sleep and wake-up
-        // (tens of microseconds across cores) whenever traffic is steady.
-        constexpr int spins = 64, yields = 64;
-        for (int i = 0; i < spins + yields; ++i) {
-            if (closed()) return errc::shut_down;
-            if (ring_.try_pop(out)) return popped(resume);
-            if (i >= spins) std::this_thread::yield();
-        }
-        std::unique_lock<std::mutex> lock(mutex_);
-        sleepers_.fetch_add(1, std::memory_order_seq_cst);
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        std::error_code result;
-        for (;;) {
-            if (closed()) {
-                result = errc::shut_down;
-                break;
-            }
-            if (ring_.try_pop(out)) break;
-            // Empty: a reactor waiting for room must not wait on us.
-            if (resume_wanted_.exchange(false, std::memory_order_acq_rel)) resume();
-            if (deadline == clock::time_point::max()) {
-                cv_.wait(lock);
-            } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-                if (closed()) result = errc::shut_down;
-                else if (!ring_.try_pop(out)) result = errc::timeout;
-                break;
-            }
-        }
-        sleepers_.fetch_sub(1, std::memory_order_relaxed);
-        lock.unlock();
-        return result ? result : popped(resume);
-    }
-
-private:
-    template <class Resume>
-    std::error_code popped(Resume& resume) {
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (resume_wanted_.load(std::memory_order_relaxed) && ring_.size() <= Capacity / 2 &&
-            resume_wanted_.exchange(false, std::memory_order_acq_rel))
-            resume();
-        return {};
-    }
-
-    Ring<Envelope, Capacity, true, false> ring_;  // reactor -> receivers
-    std::atomic<bool> closed_{false};
-    std::atomic<bool> resume_wanted_{false};
-    std::atomic<int> sleepers_{0};
-    std::mutex mutex_;
-    std::condition_variable cv_;
 };
 
 } // namespace mesh::detail
@@ -1434,6 +1688,7 @@ private:
         if (ending != Phase::removing) s.connection.disconnect();  // also frees its buffers
         s.outgoing.release();  // the gate is closed and empty: no sender touches the ring again
         live_.erase(s.key);
+        if (ending == Phase::dying && s.accepted) reap(state);  // before the event: whoever reads it finds the id free
         if (s.died) {
             ConnectionEvent event;
             event.kind = ConnectionEvent::Kind::disconnected;
@@ -1442,7 +1697,6 @@ private:
             event.discarded = static_cast<std::size_t>(s.counters.discarded.load(std::memory_order_relaxed));
             events_.push(std::move(event));
         }
-        if (ending == Phase::dying && s.accepted) reap(state);
         if (ending == Phase::removing) finish_remove(s);
         if (closing_ && live_.empty()) finish_shutdown();
         else if (flushing_) finish_shutdown_if_flushed();
@@ -1499,7 +1753,7 @@ private:
             if (!s.connection.try_take(payload, ec)) break;
             ++messages;
             bytes += payload.size();
-            s.held.emplace(s.id, std::move(payload));
+            s.held.emplace(Incoming{s.shared_id, std::move(payload)});
         }
         Counters::add(s.counters.messages_in, messages);
         Counters::add(s.counters.bytes_in, bytes);
@@ -1517,8 +1771,10 @@ private:
         }
     }
 
+    // From a receiver's thread, once per time the incoming queue filled: in a slot of
+    // its own, so it allocates nothing (a rare second one at once takes the heap).
     void post_resume() {
-        asio::post(io_, [this] { resume_reads(); });
+        asio::post(io_, asio::bind_allocator(SlotAllocator<void>(resume_slot_), [this] { resume_reads(); }));
     }
 
     void resume_reads() {
@@ -1546,12 +1802,12 @@ private:
     void write_done(const StatePtr& state, std::error_code ec, std::size_t messages, std::size_t bytes) {
         State& s = *state;
         s.write_pending = false;
-        if (!ec) {
+        // A batch cut short by remove counts as written: the connection keeps its
+        // unwritten rest and writes it before anything else.
+        if (!ec || (s.phase == Phase::removing && ec == asio::error::operation_aborted)) {
             s.in_flight = 0;
             Counters::add(s.counters.messages_out, messages);
             Counters::add(s.counters.bytes_out, bytes);
-        } else if (s.phase == Phase::removing && ec == asio::error::operation_aborted) {
-            s.in_flight = 0;  // cut short by remove: the connection writes the rest itself
         } else {
             discard_in_flight(s);
         }
@@ -1652,6 +1908,7 @@ private:
     std::atomic<std::uint64_t> refused_{0};
 
     IncomingQueue<Config::incoming_capacity> incoming_;
+    HandlerSlot resume_slot_;
     EventQueue events_{Config::event_capacity};
 
     // reactor
@@ -1716,6 +1973,7 @@ auto or_throw(const char* what, Call&& call) {
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace mesh {
@@ -1795,6 +2053,13 @@ public:
     SendResult send(const std::string& id, Payload&& payload) {
         if (!owner_) return {errc::shut_down, {}};
         return core().send(id, payload);
+    }
+    // Copies the bytes straight into the queue: no payload for the caller to build,
+    // and none to give back on failure (the bytes stay where they are).
+    SendResult send(const std::string& id, std::string_view bytes) { return send(id, bytes.data(), bytes.size()); }
+    SendResult send(const std::string& id, const void* data, std::size_t size) {
+        Payload payload(data, size);
+        return send(id, std::move(payload));
     }
 
     // A sender bound to one connection, for hot loops: no id lookup per message.
@@ -1892,6 +2157,11 @@ public:
         if (!core_) return {errc::not_found, {}};
         return core_->send_to(state_, payload);
     }
+    SendResult send(std::string_view bytes) { return send(bytes.data(), bytes.size()); }
+    SendResult send(const void* data, std::size_t size) {
+        Payload payload(data, size);
+        return send(std::move(payload));
+    }
     const std::string& id() const {
         static const std::string none;
         return state_ ? state_->id : none;
@@ -1928,6 +2198,8 @@ class Mesh<Transport, Config>::Sender {
 public:
     explicit Sender(Mesh mesh) : mesh_(std::move(mesh)) {}
     SendResult send(const std::string& id, Payload&& payload) { return mesh_.send(id, std::move(payload)); }
+    SendResult send(const std::string& id, std::string_view bytes) { return mesh_.send(id, bytes); }
+    SendResult send(const std::string& id, const void* data, std::size_t size) { return mesh_.send(id, data, size); }
 
 private:
     Mesh mesh_;
@@ -2115,7 +2387,7 @@ public:
     }
 
     // Heap bytes the partial frame holds now: bounded by twice what arrived plus 64 KiB.
-    std::size_t held_bytes() const noexcept { return payload_.capacity(); }
+    std::size_t held_bytes() const noexcept { return payload_.heap_capacity(); }
 
     // Drops a partial frame and its memory; the decoder starts again at a header.
     void reset() noexcept {
@@ -2148,7 +2420,7 @@ private:
     // Outside body_tail() ... body_filled() the payload holds exactly the body so far.
     void append_body(const std::uint8_t* data, std::size_t n) {
         if (n == 0) return;
-        payload_.insert(payload_.end(), data, data + n);
+        payload_.append(data, n);
         body_have_ += n;
         if (body_have_ == body_length_) state_ = state::ready;
     }
@@ -2289,6 +2561,86 @@ private:
 
 } // namespace mesh::detail
 
+// ---- mesh/detail/inline_handler.hpp ----
+
+#include <cstddef>
+#include <new>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+namespace mesh::detail {
+
+// A one-shot completion handler, void(std::error_code), stored inside the object:
+// unlike std::function it never allocates (a handler too large does not compile),
+// so waiting for each batch costs no heap.
+class InlineHandler {
+public:
+    static constexpr std::size_t capacity = 64;
+
+    InlineHandler() = default;
+    InlineHandler(InlineHandler&& other) noexcept { take(other); }
+    InlineHandler& operator=(InlineHandler&& other) noexcept {
+        if (this != &other) {
+            reset();
+            take(other);
+        }
+        return *this;
+    }
+    ~InlineHandler() { reset(); }
+
+    template <class Handler>
+    void emplace(Handler&& handler) {
+        using H = std::decay_t<Handler>;
+        static_assert(sizeof(H) <= capacity && alignof(H) <= alignof(std::max_align_t),
+                      "handler too large for InlineHandler");
+        reset();
+        ::new (static_cast<void*>(storage_)) H(std::forward<Handler>(handler));
+        invoke_ = [](void* p, std::error_code ec) {
+            H h(std::move(*static_cast<H*>(p)));
+            static_cast<H*>(p)->~H();
+            h(ec);
+        };
+        destroy_ = [](void* p) { static_cast<H*>(p)->~H(); };
+        move_ = [](void* from, void* to) {
+            ::new (to) H(std::move(*static_cast<H*>(from)));
+            static_cast<H*>(from)->~H();
+        };
+    }
+
+    explicit operator bool() const noexcept { return invoke_ != nullptr; }
+
+    // Empties this first, so the handler may store a new one while it runs.
+    void operator()(std::error_code ec) {
+        auto invoke = invoke_;
+        invoke_ = nullptr;
+        destroy_ = nullptr;
+        invoke(storage_, ec);
+    }
+
+    void reset() noexcept {
+        if (destroy_) destroy_(storage_);
+        invoke_ = nullptr;
+        destroy_ = nullptr;
+    }
+
+private:
+    void take(InlineHandler& other) noexcept {
+        if (!other.invoke_) return;
+        other.move_(other.storage_, storage_);
+        invoke_ = std::exchange(other.invoke_, nullptr);
+        destroy_ = std::exchange(other.destroy_, nullptr);
+        move_ = other.move_;
+    }
+
+    alignas(std::max_align_t) unsigned char storage_[capacity];
+    void (*invoke_)(void*, std::error_code) = nullptr;
+    void (*destroy_)(void*) = nullptr;
+    void (*move_)(void*, void*) = nullptr;
+};
+
+} // namespace mesh::detail
+
 // ---- mesh/transport/endpoint.hpp ----
 
 #include <string>
@@ -2310,6 +2662,7 @@ inline std::string_view endpoint_address(std::string_view endpoint) {
 
 } // namespace mesh::detail
 
+#include <asio/bind_allocator.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 
@@ -2480,7 +2833,12 @@ public:
         // max_message_size_ stays as is: the mesh checks its own limit before every send,
         // and senders on other threads read this one in try_send_direct (no write races them).
         (void)max_message_size;
-        in_->readable.set_callback([this] { asio::post(*io_, [this] { complete_fill(); }); });
+        // The fill wake-up is posted from the peer's sending thread, where Asio's handler
+        // cache does not reach: one is armed at a time, so one slot holds it.
+        if (!fill_slot_) fill_slot_ = std::make_unique<detail::HandlerSlot>();
+        in_->readable.set_callback([this] {
+            asio::post(*io_, asio::bind_allocator(detail::SlotAllocator<void>(*fill_slot_), [this] { complete_fill(); }));
+        });
     }
 
     // Takes the next received message, if one is waiting. At the end of the stream
@@ -2507,7 +2865,7 @@ public:
     // Calls handler(error_code) on the reactor when try_take may have more to give.
     template <class Handler>
     void async_fill(Handler&& handler) {
-        fill_handler_ = std::forward<Handler>(handler);
+        fill_handler_.emplace(std::forward<Handler>(handler));
         in_->readable.arm();
         if (in_->has_data_or_closed() && in_->readable.disarm())
             asio::post(*io_, [this] { complete_fill(); });
@@ -2546,9 +2904,7 @@ private:
     }
 
     void complete_fill() {
-        auto handler = std::move(fill_handler_);
-        fill_handler_ = nullptr;
-        if (handler) handler(cancelled_ ? std::error_code(asio::error::operation_aborted) : std::error_code());
+        if (fill_handler_) fill_handler_(cancelled_ ? std::error_code(asio::error::operation_aborted) : std::error_code());
     }
 
     std::shared_ptr<detail::InprocPipe> in_, out_;
@@ -2558,7 +2914,8 @@ private:
     asio::io_context* io_ = nullptr;
     bool cancelled_ = false;
     std::optional<Payload> unread_;
-    std::function<void(std::error_code)> fill_handler_;
+    detail::InlineHandler fill_handler_;
+    std::unique_ptr<detail::HandlerSlot> fill_slot_;
 };
 
 namespace detail {
@@ -2975,7 +3332,7 @@ public:
         std::array<std::uint8_t, wire::header_size> header;
         wire::write_header(header.data(), static_cast<std::uint32_t>(payload.size()));
         auto ec = detail::write_all_until(*socket_, session_,
-                                          {asio::buffer(unsent_), asio::buffer(header), asio::buffer(payload)},
+                                          {asio::buffer(unsent_), asio::buffer(header), asio::buffer(payload.data(), payload.size())},
                                           detail::clock::time_point::max());
         if (!ec) unsent_.clear();
         return ec;
@@ -3088,7 +3445,7 @@ public:
         std::size_t from = 0;
         for (const auto& bound : bounds_) {
             if (bound.offset > from) buffers_.push_back(asio::buffer(out_.data() + from, bound.offset - from));
-            if (bound.payload != no_payload) buffers_.push_back(asio::buffer(held_[bound.payload]));
+            if (bound.payload != no_payload) buffers_.push_back(asio::buffer(held_[bound.payload].data(), held_[bound.payload].size()));
             from = bound.offset;
         }
         if (out_.size() > from) buffers_.push_back(asio::buffer(out_.data() + from, out_.size() - from));

@@ -3,6 +3,7 @@
 #include <mesh/mesh.hpp>
 #include <doctest/doctest.h>
 
+#include "support/process_stats.hpp"
 #include "support/raw_peer.hpp"
 #include "support/tcp_peers.hpp"
 #include "support/wait.hpp"
@@ -26,6 +27,8 @@
 
 using namespace std::chrono_literals;
 using mesh_test::Bytes;
+using mesh_test::open_descriptors;
+using mesh_test::reactor_cpu_ticks;
 
 namespace {
 
@@ -51,15 +54,6 @@ private:
     std::condition_variable cv_;
     bool open_ = false;
 };
-
-std::size_t open_descriptors() {
-    std::size_t n = 0;
-    if (DIR* dir = ::opendir("/proc/self/fd")) {
-        while (::readdir(dir) != nullptr) ++n;
-        ::closedir(dir);
-    }
-    return n;
-}
 
 // Runs `body` on its own thread; false when it has not finished within `timeout`
 // (the thread is then left behind: the process is about to fail anyway).
@@ -515,35 +509,6 @@ TEST_CASE("a queue whose storage cannot be allocated refuses the send as full") 
 #endif
 
 } // TEST_SUITE("lifecycle")
-
-namespace {
-
-std::uint64_t reactor_cpu_ticks() {
-    std::uint64_t total = 0;
-    if (DIR* dir = ::opendir("/proc/self/task")) {
-        while (dirent* entry = ::readdir(dir)) {
-            if (entry->d_name[0] == '.') continue;
-            const std::string task = std::string("/proc/self/task/") + entry->d_name;
-            std::ifstream comm(task + "/comm");
-            std::string name;
-            std::getline(comm, name);
-            if (name != "mesh-reactor") continue;
-            std::ifstream stat(task + "/stat");
-            std::string line;
-            std::getline(stat, line);
-            std::istringstream fields(line.substr(line.rfind(')') + 2));
-            std::string skip;
-            for (int i = 0; i < 11; ++i) fields >> skip;  // state .. cmajflt
-            std::uint64_t user = 0, system = 0;
-            fields >> user >> system;
-            total += user + system;
-        }
-        ::closedir(dir);
-    }
-    return total;
-}
-
-} // namespace
 
 TEST_SUITE("lifecycle") {
 

@@ -1071,7 +1071,7 @@ TEST_CASE("tls: E8 sockets that never finish a handshake are closed at handshake
     };
     std::vector<Stalled> stalled;
     const Bytes partial_hello{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03};  // 512 announced
-    const Bytes http = mesh::to_payload("GET / HTTP/1.1\r\nHost: mesh\r\n\r\n");
+    const Bytes http = mesh::to_payload("GET / HTTP/1.1\r\nHost: mesh\r\n\r\n").to_vector();
     auto open = [&](Stall kind) {
         Stalled s{mesh_test::raw_connect(server.endpoint), kind, Clock::now(), {}};
         REQUIRE(s.socket.valid());

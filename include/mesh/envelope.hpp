@@ -1,16 +1,14 @@
 #pragma once
 
-#include <cstdint>
+#include "mesh/payload.hpp"
+
 #include <string>
+#include <string_view>
 #include <utility>
-#include <vector>
 
 namespace mesh {
 
-// Message bytes. Moved through the library, never copied on the in-process path.
-using Payload = std::vector<std::uint8_t>;
-
-inline Payload to_payload(const std::string& text) { return Payload(text.begin(), text.end()); }
+inline Payload to_payload(std::string_view text) { return Payload(text); }
 
 // On send, `id` names the destination connection; on receive, the connection it came from.
 struct Envelope {

@@ -94,9 +94,11 @@ public:
 
 } // namespace detail
 
+// Never destroyed: a mesh still running while the program exits (a static Mesh,
+// exit() with a mesh alive) may still make and compare error codes.
 inline const std::error_category& error_category() noexcept {
-    static const detail::error_category_impl category;
-    return category;
+    static const detail::error_category_impl* const category = new detail::error_category_impl();
+    return *category;
 }
 
 inline std::error_code make_error_code(errc e) noexcept {

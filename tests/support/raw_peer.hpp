@@ -30,7 +30,8 @@ namespace mesh_test {
 using Bytes = std::vector<std::uint8_t>;
 using raw_clock = std::chrono::steady_clock;
 
-inline std::string hex(const Bytes& bytes) {
+template <class ByteRange>
+std::string hex(const ByteRange& bytes) {
     static const char digits[] = "0123456789ABCDEF";
     std::string out;
     for (std::size_t i = 0; i < bytes.size(); ++i) {
@@ -53,13 +54,20 @@ inline Bytes raw_header(std::uint32_t length, std::uint16_t version = 1) {
     return h;
 }
 
-inline Bytes raw_frame(const Bytes& payload) {
+// Any byte range: a Bytes vector or a library payload.
+template <class ByteRange>
+Bytes raw_frame(const ByteRange& payload) {
     Bytes f = raw_header(static_cast<std::uint32_t>(payload.size()));
     f.insert(f.end(), payload.begin(), payload.end());
     return f;
 }
 
-inline void append(Bytes& to, const Bytes& more) { to.insert(to.end(), more.begin(), more.end()); }
+inline Bytes raw_frame(const Bytes& payload) { return raw_frame<Bytes>(payload); }
+
+template <class ByteRange>
+void append(Bytes& to, const ByteRange& more) {
+    to.insert(to.end(), more.begin(), more.end());
+}
 
 inline Bytes raw_hello(std::uint16_t min_version, std::uint16_t max_version) {
     return {static_cast<std::uint8_t>(min_version >> 8), static_cast<std::uint8_t>(min_version),

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/core/incoming_queue.hpp"
 #include "mesh/core/stats.hpp"
 #include "mesh/detail/direct_send.hpp"
 #include "mesh/detail/handler_slot.hpp"
@@ -11,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -45,10 +47,11 @@ template <class Connection, class Config>
 class ConnectionState {
 public:
     ConnectionState(std::string id_, std::uint64_t key_, Connection&& connection_, bool accepted_)
-        : id(std::move(id_)), key(key_), accepted(accepted_), connection(std::move(connection_)),
-          direct_(connection_sends_directly(connection)) {}
+        : shared_id(std::make_shared<const std::string>(std::move(id_))), id(*shared_id), key(key_),
+          accepted(accepted_), connection(std::move(connection_)), direct_(connection_sends_directly(connection)) {}
 
-    const std::string id;
+    const std::shared_ptr<const std::string> shared_id;  // what received messages carry
+    const std::string& id;
     const std::uint64_t key;
     const bool accepted;  // came from accept_from: forgotten (reaped) when it dies
     Connection connection;
@@ -192,7 +195,7 @@ public:
     bool senders_inside = false;  // the gate closed on senders; their notice is on its way
     std::error_code died;         // why it ended by itself; reported when it settles
     std::size_t in_flight = 0;    // messages of the pending write
-    std::optional<Envelope> held;  // received, waiting for room in the incoming queue
+    std::optional<Incoming> held;  // received, waiting for room in the incoming queue
     std::promise<void>* removal = nullptr;
 
 private:

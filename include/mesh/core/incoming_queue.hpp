@@ -8,10 +8,20 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <memory>
+#include <string>
 #include <mutex>
 #include <thread>
 
 namespace mesh::detail {
+
+// An envelope as it waits in the incoming queue. Its id is shared with its
+// connection, so queueing a message copies no string; the receiver copies the id
+// into its own Envelope, whose string keeps its capacity from one recv to the next.
+struct Incoming {
+    std::shared_ptr<const std::string> id;
+    Payload payload;
+};
 
 // The queue between the reactor (its only producer) and every receiver of every
 // copy of a Mesh. Receivers sleep on a condition variable only when it is empty;
@@ -25,7 +35,7 @@ public:
 
     // ---- reactor side ----
 
-    bool try_push(Envelope& envelope) noexcept { return ring_.try_push(envelope); }
+    bool try_push(Incoming& incoming) noexcept { return ring_.try_push(incoming); }
 
     // Wakes receivers after `pushed` envelopes went in.
     void wake(std::size_t pushed) {
@@ -57,7 +67,7 @@ public:
     // Empties the queue; returns how many envelopes it held.
     std::size_t drain() noexcept {
         std::size_t n = 0;
-        Envelope dropped;
+        Incoming dropped;
         while (ring_.try_pop(dropped)) ++n;
         return n;
     }
@@ -68,7 +78,7 @@ public:
     template <class Resume>
     std::error_code try_pop(Envelope& out, Resume&& resume) {
         if (closed()) return errc::shut_down;
-        if (!ring_.try_pop(out)) return errc::would_block;
+        if (!take(out)) return errc::would_block;
         return popped(resume);
     }
 
@@ -81,7 +91,7 @@ public:
         constexpr int spins = 64, yields = 64;
         for (int i = 0; i < spins + yields; ++i) {
             if (closed()) return errc::shut_down;
-            if (ring_.try_pop(out)) return popped(resume);
+            if (take(out)) return popped(resume);
             if (i >= spins) std::this_thread::yield();
         }
         std::unique_lock<std::mutex> lock(mutex_);
@@ -93,14 +103,14 @@ public:
                 result = errc::shut_down;
                 break;
             }
-            if (ring_.try_pop(out)) break;
+            if (take(out)) break;
             // Empty: a reactor waiting for room must not wait on us.
             if (resume_wanted_.exchange(false, std::memory_order_acq_rel)) resume();
             if (deadline == clock::time_point::max()) {
                 cv_.wait(lock);
             } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
                 if (closed()) result = errc::shut_down;
-                else if (!ring_.try_pop(out)) result = errc::timeout;
+                else if (!take(out)) result = errc::timeout;
                 break;
             }
         }
@@ -110,6 +120,14 @@ public:
     }
 
 private:
+    bool take(Envelope& out) {
+        Incoming in;
+        if (!ring_.try_pop(in)) return false;
+        out.id.assign(*in.id);
+        out.payload = std::move(in.payload);
+        return true;
+    }
+
     template <class Resume>
     std::error_code popped(Resume& resume) {
         std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -119,7 +137,7 @@ private:
         return {};
     }
 
-    Ring<Envelope, Capacity, true, false> ring_;  // reactor -> receivers
+    Ring<Incoming, Capacity, true, false> ring_;  // reactor -> receivers
     std::atomic<bool> closed_{false};
     std::atomic<bool> resume_wanted_{false};
     std::atomic<int> sleepers_{0};

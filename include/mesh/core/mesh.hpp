@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace mesh {
@@ -93,6 +94,13 @@ public:
     SendResult send(const std::string& id, Payload&& payload) {
         if (!owner_) return {errc::shut_down, {}};
         return core().send(id, payload);
+    }
+    // Copies the bytes straight into the queue: no payload for the caller to build,
+    // and none to give back on failure (the bytes stay where they are).
+    SendResult send(const std::string& id, std::string_view bytes) { return send(id, bytes.data(), bytes.size()); }
+    SendResult send(const std::string& id, const void* data, std::size_t size) {
+        Payload payload(data, size);
+        return send(id, std::move(payload));
     }
 
     // A sender bound to one connection, for hot loops: no id lookup per message.
@@ -190,6 +198,11 @@ public:
         if (!core_) return {errc::not_found, {}};
         return core_->send_to(state_, payload);
     }
+    SendResult send(std::string_view bytes) { return send(bytes.data(), bytes.size()); }
+    SendResult send(const void* data, std::size_t size) {
+        Payload payload(data, size);
+        return send(std::move(payload));
+    }
     const std::string& id() const {
         static const std::string none;
         return state_ ? state_->id : none;
@@ -226,6 +239,8 @@ class Mesh<Transport, Config>::Sender {
 public:
     explicit Sender(Mesh mesh) : mesh_(std::move(mesh)) {}
     SendResult send(const std::string& id, Payload&& payload) { return mesh_.send(id, std::move(payload)); }
+    SendResult send(const std::string& id, std::string_view bytes) { return mesh_.send(id, bytes); }
+    SendResult send(const std::string& id, const void* data, std::size_t size) { return mesh_.send(id, data, size); }
 
 private:
     Mesh mesh_;

@@ -442,6 +442,7 @@ private:
         if (ending != Phase::removing) s.connection.disconnect();  // also frees its buffers
         s.outgoing.release();  // the gate is closed and empty: no sender touches the ring again
         live_.erase(s.key);
+        if (ending == Phase::dying && s.accepted) reap(state);  // before the event: whoever reads it finds the id free
         if (s.died) {
             ConnectionEvent event;
             event.kind = ConnectionEvent::Kind::disconnected;
@@ -450,7 +451,6 @@ private:
             event.discarded = static_cast<std::size_t>(s.counters.discarded.load(std::memory_order_relaxed));
             events_.push(std::move(event));
         }
-        if (ending == Phase::dying && s.accepted) reap(state);
         if (ending == Phase::removing) finish_remove(s);
         if (closing_ && live_.empty()) finish_shutdown();
         else if (flushing_) finish_shutdown_if_flushed();
@@ -507,7 +507,7 @@ private:
             if (!s.connection.try_take(payload, ec)) break;
             ++messages;
             bytes += payload.size();
-            s.held.emplace(s.id, std::move(payload));
+            s.held.emplace(Incoming{s.shared_id, std::move(payload)});
         }
         Counters::add(s.counters.messages_in, messages);
         Counters::add(s.counters.bytes_in, bytes);
@@ -525,8 +525,10 @@ private:
         }
     }
 
+    // From a receiver's thread, once per time the incoming queue filled: in a slot of
+    // its own, so it allocates nothing (a rare second one at once takes the heap).
     void post_resume() {
-        asio::post(io_, [this] { resume_reads(); });
+        asio::post(io_, asio::bind_allocator(SlotAllocator<void>(resume_slot_), [this] { resume_reads(); }));
     }
 
     void resume_reads() {
@@ -554,12 +556,12 @@ private:
     void write_done(const StatePtr& state, std::error_code ec, std::size_t messages, std::size_t bytes) {
         State& s = *state;
         s.write_pending = false;
-        if (!ec) {
+        // A batch cut short by remove counts as written: the connection keeps its
+        // unwritten rest and writes it before anything else.
+        if (!ec || (s.phase == Phase::removing && ec == asio::error::operation_aborted)) {
             s.in_flight = 0;
             Counters::add(s.counters.messages_out, messages);
             Counters::add(s.counters.bytes_out, bytes);
-        } else if (s.phase == Phase::removing && ec == asio::error::operation_aborted) {
-            s.in_flight = 0;  // cut short by remove: the connection writes the rest itself
         } else {
             discard_in_flight(s);
         }
@@ -660,6 +662,7 @@ private:
     std::atomic<std::uint64_t> refused_{0};
 
     IncomingQueue<Config::incoming_capacity> incoming_;
+    HandlerSlot resume_slot_;
     EventQueue events_{Config::event_capacity};
 
     // reactor

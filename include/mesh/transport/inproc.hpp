@@ -3,11 +3,14 @@
 #include "mesh/detail/ring.hpp"
 #include "mesh/detail/signal.hpp"
 #include "mesh/detail/deadline.hpp"
+#include "mesh/detail/handler_slot.hpp"
+#include "mesh/detail/inline_handler.hpp"
 #include "mesh/detail/throw_error.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
 #include "mesh/transport/endpoint.hpp"
 
+#include <asio/bind_allocator.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 
@@ -178,7 +181,12 @@ public:
         // max_message_size_ stays as is: the mesh checks its own limit before every send,
         // and senders on other threads read this one in try_send_direct (no write races them).
         (void)max_message_size;
-        in_->readable.set_callback([this] { asio::post(*io_, [this] { complete_fill(); }); });
+        // The fill wake-up is posted from the peer's sending thread, where Asio's handler
+        // cache does not reach: one is armed at a time, so one slot holds it.
+        if (!fill_slot_) fill_slot_ = std::make_unique<detail::HandlerSlot>();
+        in_->readable.set_callback([this] {
+            asio::post(*io_, asio::bind_allocator(detail::SlotAllocator<void>(*fill_slot_), [this] { complete_fill(); }));
+        });
     }
 
     // Takes the next received message, if one is waiting. At the end of the stream
@@ -205,7 +213,7 @@ public:
     // Calls handler(error_code) on the reactor when try_take may have more to give.
     template <class Handler>
     void async_fill(Handler&& handler) {
-        fill_handler_ = std::forward<Handler>(handler);
+        fill_handler_.emplace(std::forward<Handler>(handler));
         in_->readable.arm();
         if (in_->has_data_or_closed() && in_->readable.disarm())
             asio::post(*io_, [this] { complete_fill(); });
@@ -244,9 +252,7 @@ private:
     }
 
     void complete_fill() {
-        auto handler = std::move(fill_handler_);
-        fill_handler_ = nullptr;
-        if (handler) handler(cancelled_ ? std::error_code(asio::error::operation_aborted) : std::error_code());
+        if (fill_handler_) fill_handler_(cancelled_ ? std::error_code(asio::error::operation_aborted) : std::error_code());
     }
 
     std::shared_ptr<detail::InprocPipe> in_, out_;
@@ -256,7 +262,8 @@ private:
     asio::io_context* io_ = nullptr;
     bool cancelled_ = false;
     std::optional<Payload> unread_;
-    std::function<void(std::error_code)> fill_handler_;
+    detail::InlineHandler fill_handler_;
+    std::unique_ptr<detail::HandlerSlot> fill_slot_;
 };
 
 namespace detail {

@@ -82,7 +82,7 @@ public:
         std::array<std::uint8_t, wire::header_size> header;
         wire::write_header(header.data(), static_cast<std::uint32_t>(payload.size()));
         auto ec = detail::write_all_until(*socket_, session_,
-                                          {asio::buffer(unsent_), asio::buffer(header), asio::buffer(payload)},
+                                          {asio::buffer(unsent_), asio::buffer(header), asio::buffer(payload.data(), payload.size())},
                                           detail::clock::time_point::max());
         if (!ec) unsent_.clear();
         return ec;
@@ -195,7 +195,7 @@ public:
         std::size_t from = 0;
         for (const auto& bound : bounds_) {
             if (bound.offset > from) buffers_.push_back(asio::buffer(out_.data() + from, bound.offset - from));
-            if (bound.payload != no_payload) buffers_.push_back(asio::buffer(held_[bound.payload]));
+            if (bound.payload != no_payload) buffers_.push_back(asio::buffer(held_[bound.payload].data(), held_[bound.payload].size()));
             from = bound.offset;
         }
         if (out_.size() > from) buffers_.push_back(asio::buffer(out_.data() + from, out_.size() - from));

@@ -97,7 +97,7 @@ public:
     }
 
     // Heap bytes the partial frame holds now: bounded by twice what arrived plus 64 KiB.
-    std::size_t held_bytes() const noexcept { return payload_.capacity(); }
+    std::size_t held_bytes() const noexcept { return payload_.heap_capacity(); }
 
     // Drops a partial frame and its memory; the decoder starts again at a header.
     void reset() noexcept {
@@ -130,7 +130,7 @@ private:
     // Outside body_tail() ... body_filled() the payload holds exactly the body so far.
     void append_body(const std::uint8_t* data, std::size_t n) {
         if (n == 0) return;
-        payload_.insert(payload_.end(), data, data + n);
+        payload_.append(data, n);
         body_have_ += n;
         if (body_have_ == body_length_) state_ = state::ready;
     }

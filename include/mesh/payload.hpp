@@ -1,0 +1,234 @@
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <iterator>
+#include <new>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// Payloads up to this many bytes live inside the Payload object, with no heap
+// allocation. Define it before including the library to change it (every
+// translation unit of a program must agree, as for any type's layout).
+#ifndef MESH_PAYLOAD_INLINE_CAPACITY
+#define MESH_PAYLOAD_INLINE_CAPACITY 64
+#endif
+
+namespace mesh {
+
+// Message bytes: a value type that keeps small payloads inline and owns a
+// std::vector above that. Moving never copies a heap payload's bytes (its buffer
+// changes hands), and a std::vector is adopted or handed back without a copy.
+class Payload {
+public:
+    static constexpr std::size_t inline_capacity = MESH_PAYLOAD_INLINE_CAPACITY;
+    static_assert(inline_capacity >= 1 && inline_capacity <= 255,
+                  "MESH_PAYLOAD_INLINE_CAPACITY must be between 1 and 255");
+
+    using value_type = std::uint8_t;
+    using size_type = std::size_t;
+    using iterator = std::uint8_t*;
+    using const_iterator = const std::uint8_t*;
+
+    Payload() noexcept {}
+    // size zero bytes, or size copies of `byte`
+    explicit Payload(size_type size) { construct_filled(size, 0); }
+    Payload(size_type size, std::uint8_t byte) { construct_filled(size, byte); }
+    // Copies the bytes.
+    Payload(const void* data, size_type size) { construct_copy(static_cast<const std::uint8_t*>(data), size); }
+    explicit Payload(std::string_view bytes) : Payload(bytes.data(), bytes.size()) {}
+    Payload(std::initializer_list<std::uint8_t> bytes) : Payload(bytes.begin(), bytes.size()) {}
+    template <class It, class = std::enable_if_t<!std::is_integral<It>::value>>
+    Payload(It first, It last) {
+        const auto n = static_cast<size_type>(std::distance(first, last));
+        std::uint8_t* out = construct_uninitialised(n);
+        for (; first != last; ++first) *out++ = static_cast<std::uint8_t>(*first);
+    }
+    // Adopts the vector's buffer when it is above the inline size (no copy);
+    // copies a small one inline, so that it costs no heap from here on.
+    Payload(std::vector<std::uint8_t>&& bytes) {  // NOLINT: implicit on purpose, it is free
+        if (bytes.size() <= inline_capacity) construct_copy(bytes.data(), bytes.size());
+        else adopt(std::move(bytes));
+    }
+    Payload(const std::vector<std::uint8_t>& bytes) : Payload(bytes.data(), bytes.size()) {}  // NOLINT: a copy, as asked
+
+    Payload(const Payload& other) { construct_copy(other.data(), other.size()); }
+    Payload(Payload&& other) noexcept { take(other); }
+    Payload& operator=(const Payload& other) {
+        if (this != &other) assign(other.data(), other.size());
+        return *this;
+    }
+    // Leaves `other` empty.
+    Payload& operator=(Payload&& other) noexcept {
+        if (this != &other) {
+            destroy();
+            take(other);
+        }
+        return *this;
+    }
+    ~Payload() { destroy(); }
+
+    const std::uint8_t* data() const noexcept { return on_heap_ ? heap().data() : bytes_; }
+    std::uint8_t* data() noexcept { return on_heap_ ? heap().data() : bytes_; }
+    size_type size() const noexcept { return on_heap_ ? heap().size() : inline_size_; }
+    bool empty() const noexcept { return size() == 0; }
+    // True while the bytes live inside the object.
+    bool is_inline() const noexcept { return !on_heap_; }
+    // Heap bytes held (0 while inline).
+    size_type heap_capacity() const noexcept { return on_heap_ ? heap().capacity() : 0; }
+
+    iterator begin() noexcept { return data(); }
+    iterator end() noexcept { return data() + size(); }
+    const_iterator begin() const noexcept { return data(); }
+    const_iterator end() const noexcept { return data() + size(); }
+    std::uint8_t& operator[](size_type i) noexcept { return data()[i]; }
+    const std::uint8_t& operator[](size_type i) const noexcept { return data()[i]; }
+    std::string_view view() const noexcept { return {reinterpret_cast<const char*>(data()), size()}; }
+
+    // The bytes as a vector: handed over without a copy when on the heap (this is
+    // left empty), copied from the inline buffer otherwise.
+    std::vector<std::uint8_t> to_vector() && {
+        if (!on_heap_) return std::vector<std::uint8_t>(begin(), end());
+        std::vector<std::uint8_t> out = std::move(heap());
+        destroy();
+        return out;
+    }
+    std::vector<std::uint8_t> to_vector() const& { return std::vector<std::uint8_t>(begin(), end()); }
+
+    // Grows with zero bytes or shrinks, keeping the bytes in front. A heap payload
+    // stays on the heap when it shrinks (its buffer is kept, not reallocated).
+    void resize(size_type n, std::uint8_t byte) {
+        const size_type old = size();
+        resize(n);
+        if (n > old) std::memset(data() + old, byte, n - old);
+    }
+    void resize(size_type n) {
+        if (on_heap_) {
+            heap().resize(n);
+        } else if (n <= inline_capacity) {
+            if (n > inline_size_) std::memset(bytes_ + inline_size_, 0, n - inline_size_);
+            inline_size_ = static_cast<std::uint8_t>(n);
+        } else {
+            std::vector<std::uint8_t> grown(n);
+            std::memcpy(grown.data(), bytes_, inline_size_);
+            adopt(std::move(grown));
+        }
+    }
+
+    // Appends bytes; a heap payload grows geometrically, as a vector does.
+    void append(const void* data, size_type n) {
+        if (n == 0) return;
+        const auto* in = static_cast<const std::uint8_t*>(data);
+        if (!on_heap_ && inline_size_ + n <= inline_capacity) {
+            std::memcpy(bytes_ + inline_size_, in, n);
+            inline_size_ = static_cast<std::uint8_t>(inline_size_ + n);
+            return;
+        }
+        if (!on_heap_) {
+            std::vector<std::uint8_t> grown;
+            grown.reserve(std::max(inline_size_ + n, 2 * inline_capacity));
+            grown.assign(bytes_, bytes_ + inline_size_);
+            adopt(std::move(grown));
+        }
+        heap().insert(heap().end(), in, in + n);
+    }
+
+    void clear() noexcept {
+        destroy();
+    }
+
+    void swap(Payload& other) noexcept {
+        Payload t(std::move(other));
+        other = std::move(*this);
+        *this = std::move(t);
+    }
+
+    friend bool operator==(const Payload& a, const Payload& b) noexcept {
+        return a.size() == b.size() && (a.size() == 0 || std::memcmp(a.data(), b.data(), a.size()) == 0);
+    }
+    friend bool operator!=(const Payload& a, const Payload& b) noexcept { return !(a == b); }
+    friend bool operator==(const Payload& a, const std::vector<std::uint8_t>& b) noexcept {
+        return a.size() == b.size() && (a.size() == 0 || std::memcmp(a.data(), b.data(), a.size()) == 0);
+    }
+    friend bool operator==(const std::vector<std::uint8_t>& a, const Payload& b) noexcept { return b == a; }
+    friend bool operator!=(const Payload& a, const std::vector<std::uint8_t>& b) noexcept { return !(a == b); }
+    friend bool operator!=(const std::vector<std::uint8_t>& a, const Payload& b) noexcept { return !(b == a); }
+    friend bool operator<(const Payload& a, const Payload& b) noexcept { return a.view() < b.view(); }
+    friend bool operator>(const Payload& a, const Payload& b) noexcept { return b < a; }
+    friend bool operator<=(const Payload& a, const Payload& b) noexcept { return !(b < a); }
+    friend bool operator>=(const Payload& a, const Payload& b) noexcept { return !(a < b); }
+
+private:
+    using Vector = std::vector<std::uint8_t>;
+
+    Vector& heap() noexcept { return *std::launder(reinterpret_cast<Vector*>(&heap_storage_)); }
+    const Vector& heap() const noexcept { return *std::launder(reinterpret_cast<const Vector*>(&heap_storage_)); }
+
+    // Requires an empty inline payload (a fresh or destroyed one).
+    void adopt(Vector&& bytes) noexcept {
+        ::new (static_cast<void*>(&heap_storage_)) Vector(std::move(bytes));
+        on_heap_ = true;
+    }
+
+    std::uint8_t* construct_uninitialised(size_type n) {
+        if (n <= inline_capacity) {
+            inline_size_ = static_cast<std::uint8_t>(n);
+            return bytes_;
+        }
+        adopt(Vector(n));
+        return heap().data();
+    }
+    void construct_copy(const std::uint8_t* in, size_type n) {
+        if (n != 0) std::memcpy(construct_uninitialised(n), in, n);
+    }
+    void construct_filled(size_type n, std::uint8_t byte) {
+        if (n <= inline_capacity) std::memset(construct_uninitialised(n), byte, n);
+        else adopt(Vector(n, byte));
+    }
+
+    void assign(const std::uint8_t* in, size_type n) {
+        if (on_heap_ && n > inline_capacity) {
+            heap().assign(in, in + n);
+            return;
+        }
+        destroy();
+        construct_copy(in, n);
+    }
+
+    // Moves other's bytes here (a heap buffer changes hands) and leaves it empty.
+    void take(Payload& other) noexcept {
+        if (other.on_heap_) {
+            adopt(std::move(other.heap()));
+            other.destroy();
+        } else {
+            inline_size_ = other.inline_size_;
+            std::memcpy(bytes_, other.bytes_, inline_size_);
+            other.inline_size_ = 0;
+        }
+    }
+
+    // Back to an empty inline payload.
+    void destroy() noexcept {
+        if (on_heap_) {
+            heap().~Vector();
+            on_heap_ = false;
+        }
+        inline_size_ = 0;
+    }
+
+    union {
+        std::uint8_t bytes_[inline_capacity];
+        alignas(Vector) unsigned char heap_storage_[sizeof(Vector)];
+    };
+    std::uint8_t inline_size_ = 0;
+    bool on_heap_ = false;
+};
+
+inline void swap(Payload& a, Payload& b) noexcept { a.swap(b); }
+
+} // namespace mesh
