@@ -71,7 +71,7 @@ bool one_of(const std::error_code& ec, std::initializer_list<mesh::errc> allowed
 
 TEST_SUITE("chaos") {
 
-TEST_CASE("chaos: add, remove, send, recv, copies, accept_from and shutdown race; nothing stalls or races") {
+TEST_CASE("chaos: add, remove, send, recv, copies, accept_from and shutdown race - nothing stalls or races") {
     const auto total = soak_duration(2s);
     const auto round_length = 400ms;
     const auto end = Clock::now() + total;

@@ -18,7 +18,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -158,7 +157,8 @@ struct FrameChecker {
         std::uint32_t seq = 0;
         for (int i = 0; i < 4; ++i) seq |= std::uint32_t(body[1 + static_cast<std::size_t>(i)]) << (8 * i);
         if (sender == marker_sender) {
-            if (seq != markers) note("marker " + std::to_string(seq) + " where " + std::to_string(markers) + " was due");
+            if (seq != markers)
+                note("marker " + std::to_string(seq) + " where " + std::to_string(markers) + " was due");
             ++markers;
             return;
         }
@@ -261,7 +261,7 @@ void half_close_delivers_everything(std::size_t count) {
 
 TEST_SUITE("faults") {
 
-TEST_CASE("peers killed inside a frame: one disconnected event each, with its reason; the others carry on") {
+TEST_CASE("peers killed inside a frame: one disconnected event each, with its reason - the others carry on") {
     mesh::Tcp tcp;
     TcpMesh m;
     mesh_test::EchoPeer<TcpMesh> healthy(m, tcp);
@@ -472,7 +472,7 @@ TEST_CASE("in a mesh: accepted connections keep working while every client of a 
     CHECK(m.stats().refused == 0);
 }
 
-TEST_CASE("remove during heavy send: every send has an allowed outcome; the removed connection writes whole frames") {
+TEST_CASE("remove during heavy send: every send has an allowed outcome - the removed connection writes whole frames") {
     // Rounds alternate: the peer reads all along, or only once remove has returned
     // (then a write is surely pending when remove cuts it short).
     const int rounds = sanitized ? 4 : 10;
@@ -575,7 +575,8 @@ TEST_CASE("remove during heavy send: every send has an allowed outcome; the remo
         // and remove() copies the counters into the totals once the gate is empty: a
         // refusal racing remove() can be lost, at most one per sender. Rare (about one
         // round in a hundred here), so it is only warned about.
-        WARN_MESSAGE(stats.rejected_full == full, "queue_full refusals lost from the totals: " << full - stats.rejected_full);
+        WARN_MESSAGE(stats.rejected_full == full,
+                     "queue_full refusals lost from the totals: " << full - stats.rejected_full);
         CHECK(stats.rejected_full <= full);
         CHECK(stats.rejected_full + tallies.size() >= full);
         CHECK(stats.connections == 0);

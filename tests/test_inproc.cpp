@@ -150,7 +150,7 @@ TEST_CASE("blocking send and recv on two threads deliver every message once, in 
     CHECK(expected == count);
 }
 
-TEST_CASE("disconnect: the peer receives what was sent, then end_of_stream; its send is disconnected") {
+TEST_CASE("disconnect: the peer receives what was sent, then end_of_stream - its send is disconnected") {
     mesh::Inproc transport;
     auto pair = connected_pair(transport, "disconnect");
     REQUIRE_FALSE(pair.client.send(Payload{1}));
@@ -296,7 +296,7 @@ TEST_CASE("an unknown scheme is unknown_scheme, for listen and connect") {
     CHECK(ec == errc::invalid_endpoint);
 }
 
-TEST_CASE("accept_for times out with errc::timeout; recv_for likewise") {
+TEST_CASE("accept_for times out with errc::timeout - recv_for likewise") {
     mesh::Inproc transport;
     auto listener = transport.listen("lonely");
     std::error_code ec;

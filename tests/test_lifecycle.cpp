@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <dirent.h>
 #include <fstream>
 #include <sstream>
@@ -131,7 +132,7 @@ struct Huge : mesh::DefaultConfig {
 
 TEST_SUITE("lifecycle") {
 
-TEST_CASE("the gate closes at once while a sender is inside; the last sender out reports") {
+TEST_CASE("the gate closes at once while a sender is inside - the last sender out reports") {
     Latch release;
     std::atomic<bool> inside{false};
     HeldConnection connection{&release, &inside};
@@ -301,7 +302,8 @@ TEST_CASE("accepted connections that die are forgotten: registrations and descri
     drain_events();
     const std::size_t descriptors = open_descriptors();
     const std::size_t resident = mesh_test::resident_bytes();
-    constexpr int rounds = 2000;
+    // 20,000 for a soak (MESH_SOAK_SECONDS set): client ports in TIME_WAIT then come round.
+    const int rounds = std::getenv("MESH_SOAK_SECONDS") ? 20000 : 2000;
     for (int i = 0; i < rounds; ++i) {
         one_round(i);
         if (i % 100 == 0) drain_events();
@@ -414,7 +416,7 @@ TEST_CASE("a disconnect event counts every accepted message that was not written
     CHECK(stats.queue_depth == 0);
 }
 
-TEST_CASE("shutdown called from an id rule begins it and returns; nothing is used after it is freed") {
+TEST_CASE("shutdown called from an id rule begins it and returns - nothing is used after it is freed") {
     mesh::Tcp tcp;
     SUBCASE("the rule holds a copy of the mesh") {
         std::string endpoint;
@@ -538,6 +540,9 @@ TEST_CASE("add and remove, over and over: registrations and memory stay flat") {
     if (resident_size_is_meaningful) CHECK(mesh_test::resident_bytes() < resident + 16 * 1024 * 1024);
 }
 
+// Not under AddressSanitizer: its UndefinedBehaviorSanitizer partner probes memory
+// through a pipe, which an exhausted process cannot open, and then reports bogus errors.
+#if !defined(__SANITIZE_ADDRESS__)
 TEST_CASE("the accept loop under descriptor exhaustion waits without spinning, then recovers") {
     mesh::Tcp tcp;
     TcpMesh server;
@@ -580,5 +585,6 @@ TEST_CASE("the accept loop under descriptor exhaustion waits without spinning, t
         CHECK(connected->kind == mesh::ConnectionEvent::Kind::connected);
     }
 }
+#endif
 
 } // TEST_SUITE("lifecycle")

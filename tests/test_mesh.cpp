@@ -591,7 +591,7 @@ TEST_CASE("send after shutdown is shut_down with the envelope untouched") {
 
 // ---- recv ----
 
-TEST_CASE("recv_timeout times out; try_recv on an empty queue is would_block") {
+TEST_CASE("recv_timeout times out - try_recv on an empty queue is would_block") {
     Mesh m;
     Envelope envelope;
     const auto start = std::chrono::steady_clock::now();

@@ -158,7 +158,7 @@ TEST_CASE("5.7 a bare bind goes to the first member: Inproc before Tcp takes it 
     CHECK(got == hello);
 }
 
-TEST_CASE("5.7 an unknown protocol is unknown_scheme; the throwing form says Unknown protocol \"...\"") {
+TEST_CASE("5.7 an unknown protocol is unknown_scheme - the throwing form says Unknown protocol \"...\"") {
     mesh::Multi multi;
     std::error_code ec;
     auto connection = multi.connect("foo://someplace:8000", ec);
@@ -448,7 +448,7 @@ struct TlsSetup {
 
 TEST_SUITE("multi") {
 
-TEST_CASE("5.7 with TLS: accepts tcps:// and tls://; [Tls, Tcp] listens on TLS for a bare bind, [Tcp, Tls] on TCP") {
+TEST_CASE("5.7 with TLS: accepts tcps:// and tls:// - [Tls, Tcp] listens on TLS for a bare bind, [Tcp, Tls] on TCP") {
     CHECK(mesh::Multi::accepts("tcps://127.0.0.1:0"));
     CHECK(mesh::Multi::accepts("tls://127.0.0.1:0"));
     CHECK(mesh::Multi::accepts("unix:///tmp/x.sock"));

@@ -89,7 +89,7 @@ TEST_CASE("constructors keep the bytes, inline up to the inline size and on the 
     }
 }
 
-TEST_CASE("moves leave the source empty; a large payload keeps its buffer") {
+TEST_CASE("moves leave the source empty - a large payload keeps its buffer") {
     SUBCASE("inline") {
         Payload a(pattern(10));
         Payload b(std::move(a));
@@ -223,3 +223,9 @@ TEST_CASE("swap exchanges payloads of either kind") {
 }
 
 } // TEST_SUITE("payload")
+
+TEST_CASE("queue cells are as large as the README says") {
+    // The memory a busy connection uses is documented from these sizes.
+    CHECK(sizeof(Payload) + sizeof(std::size_t) == 80);                  // an outgoing cell
+    CHECK(sizeof(mesh::detail::Incoming) + sizeof(std::size_t) == 96);  // an incoming cell
+}

@@ -321,7 +321,7 @@ TEST_CASE("tls: no version in common is tls_version_refused on both sides") {
 
 // ---- configuration and identity ----
 
-TEST_CASE("tls: PEM text configures like files; the verified peer identity is readable on both ends") {
+TEST_CASE("tls: PEM text configures like files - the verified peer identity is readable on both ends") {
     tls::Fixture pki;
     auto check_identities = [](tls::TlsPair& pair) {
         REQUIRE_MESSAGE(!pair.client_ec, pair.client_ec.message());
@@ -849,7 +849,7 @@ TEST_CASE("tls: E5 construction refuses unsafe or broken options with tls_config
     }
 }
 
-TEST_CASE("tls: E5 insecure must be chosen explicitly and gives exactly one warning; secure options give none") {
+TEST_CASE("tls: E5 insecure must be chosen explicitly and gives exactly one warning - secure options give none") {
     tls::Fixture pki;
     std::vector<std::string> seen;
     std::mutex mutex;
