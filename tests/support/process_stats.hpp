@@ -64,4 +64,18 @@ inline std::uint64_t process_cpu_ticks(pid_t pid) {
 
 inline long clock_ticks_per_second() { return ::sysconf(_SC_CLK_TCK); }
 
+// The most resident memory a process has had (VmHWM), in bytes; "self" or a pid.
+inline std::size_t peak_resident_bytes(const std::string& process = "self") {
+    std::ifstream status("/proc/" + process + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("VmHWM:", 0) != 0) continue;
+        std::istringstream fields(line.substr(6));
+        std::size_t kib = 0;
+        fields >> kib;
+        return kib * 1024;
+    }
+    return 0;
+}
+
 } // namespace mesh_test
