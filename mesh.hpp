@@ -1076,11 +1076,10 @@ public:
         }
         const bool room = !(gate & parked_bit) || unpark();
         const bool pushed = room && outgoing.try_push(payload);
+        // Counted before leaving: once the gate is empty the reactor may retire the counters.
+        if (!pushed) Counters::add(counters.rejected_full, 1);
         notice.senders_left = leave();
-        if (!pushed) {
-            Counters::add(counters.rejected_full, 1);
-            return {errc::queue_full, {}};
-        }
+        if (!pushed) return {errc::queue_full, {}};
         // seq_cst pairs with the reactor's fence when it goes idle: either it sees
         // this message or we see write_active_ == false and wake it.
         std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -1223,13 +1222,15 @@ private:
     SendResult send_direct(Payload& payload, SendNotice& notice) noexcept {
         const std::size_t bytes = payload.size();
         const std::error_code ec = connection.try_send_direct(payload, Config::outgoing_capacity);
-        notice.senders_left = leave();
+        // Counted before leaving: once the gate is empty the reactor may retire the counters.
         if (!ec) {
             Counters::add(counters.messages_out, 1);
             Counters::add(counters.bytes_out, bytes);
-            return {};
+        } else if (ec == errc::queue_full) {
+            Counters::add(counters.rejected_full, 1);
         }
-        if (ec == errc::queue_full) Counters::add(counters.rejected_full, 1);
+        notice.senders_left = leave();
+        if (!ec) return {};
         if (ec == errc::queue_full || ec == errc::message_too_large) return {ec, {}};
         return {errc::disconnected, ec};
     }
