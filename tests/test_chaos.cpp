@@ -25,14 +25,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::chrono::milliseconds soak_duration(std::chrono::milliseconds fallback) {
-    if (const char* text = std::getenv("MESH_SOAK_SECONDS")) {
-        const long seconds = std::strtol(text, nullptr, 10);
-        if (seconds > 0) return std::chrono::seconds(seconds);
-    }
-    return fallback;
-}
-
 // Runs the workers; fails and aborts (a hang would say nothing) when one of them has
 // not finished `grace` after the round's end.
 class Workers {
@@ -72,7 +64,7 @@ bool one_of(const std::error_code& ec, std::initializer_list<mesh::errc> allowed
 TEST_SUITE("chaos") {
 
 TEST_CASE("chaos: add, remove, send, recv, copies, accept_from and shutdown race - nothing stalls or races") {
-    const auto total = soak_duration(2s);
+    const auto total = mesh_test::soak_duration(2s);
     const auto round_length = 400ms;
     const auto end = Clock::now() + total;
     std::atomic<std::uint64_t> unexpected{0};

@@ -58,14 +58,6 @@ double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::chrono::seconds soak_seconds(std::chrono::seconds fallback) {
-    if (const char* text = std::getenv("MESH_SOAK_SECONDS")) {
-        const long seconds = std::strtol(text, nullptr, 10);
-        if (seconds > 0) return std::chrono::seconds(seconds);
-    }
-    return fallback;
-}
-
 // Raises the soft descriptor limit towards `wanted` (never past the hard limit) and
 // puts it back when it goes.
 class DescriptorLimit {
@@ -339,7 +331,7 @@ TEST_CASE("10,000 TCP connections in one mesh: every message delivered, the reac
 #endif
 
 TEST_CASE("producers faster than the consumer, small queues: every accepted message arrives once, in order") {
-    const auto run_for = soak_seconds(3s);
+    const auto run_for = mesh_test::soak_duration(3s);
     constexpr std::size_t links = 4;
     constexpr std::size_t size = 48;
     mesh::Tcp tcp;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <ostream>
 #include <string>
 #include <system_error>
@@ -37,6 +38,15 @@ bool spin_until(Condition condition, std::chrono::milliseconds timeout = 10s) {
         std::this_thread::yield();
     }
     return true;
+}
+
+// How long a soak runs: MESH_SOAK_SECONDS seconds when set, else `fallback`.
+inline std::chrono::milliseconds soak_duration(std::chrono::milliseconds fallback) {
+    if (const char* text = std::getenv("MESH_SOAK_SECONDS")) {
+        const long seconds = std::strtol(text, nullptr, 10);
+        if (seconds > 0) return std::chrono::seconds(seconds);
+    }
+    return fallback;
 }
 
 // Both ends of one in-process connection.
