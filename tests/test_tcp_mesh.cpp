@@ -471,6 +471,10 @@ TEST_CASE("accept_from: silent or half-speaking clients hold up no other client,
     CHECK(server.stats().connections == 5);
 }
 
+TEST_CASE("max_pending_handshakes is 256 unless set: a flood holds a bounded number of handshakes") {
+    CHECK(mesh::StreamOptions().max_pending_handshakes == 256);
+}
+
 TEST_CASE("accept_from: max_pending_handshakes closes newcomers at once while the limit is reached - counted") {
     mesh::TcpOptions options;
     options.handshake_timeout = 1000ms;
