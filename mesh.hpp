@@ -551,6 +551,7 @@ struct ConnectionStats {
     std::uint64_t protocol_errors = 0;  // connections ended by a malformed or oversize frame
     std::uint64_t discarded = 0;        // accepted messages never written (connection ended or removed)
     std::size_t queue_depth = 0;        // messages waiting in the outgoing queue now
+    std::size_t queue_memory = 0;       // bytes the outgoing queue's storage takes now (0 once given back)
     std::size_t connections = 0;
     // Mesh totals only (zero per connection):
     std::uint64_t refused = 0;         // accepted connections closed for a duplicate id
@@ -750,6 +751,11 @@ public:
     }
 
     bool empty() const noexcept { return size() == 0; }
+
+    // The memory the cells take now: all of it, or nothing while released.
+    std::size_t storage_bytes() const noexcept {
+        return cells_.load(std::memory_order_relaxed) ? Capacity * sizeof(Cell) : 0;
+    }
 
 private:
     static constexpr std::size_t mask = Capacity - 1;
@@ -1132,16 +1138,22 @@ public:
     // Gives an idle connection's ring storage back; the next send allocates it again.
     // Once the CAS has set parked_bit with no sender inside, a sender that enters waits
     // in unpark() for park_mutex_, so the emptiness seen below is final.
-    void park_if_idle() {
+    // True when the ring has no storage now.
+    bool park_if_idle() {
         const auto out = counters.messages_out.load(std::memory_order_relaxed);
         const bool quiet = out == out_at_last_check_;
         out_at_last_check_ = out;
-        if (!quiet || write_pending || (gate_.load(std::memory_order_acquire) & parked_bit)) return;
+        if (gate_.load(std::memory_order_acquire) & parked_bit) return true;
+        if (!quiet || write_pending) return false;
         std::lock_guard<std::mutex> lock(park_mutex_);
         std::uint32_t expected = 0;
-        if (!gate_.compare_exchange_strong(expected, parked_bit, std::memory_order_acq_rel)) return;
-        if (outgoing.empty()) outgoing.release();
-        else gate_.fetch_and(~parked_bit, std::memory_order_release);  // a message arrived first
+        if (!gate_.compare_exchange_strong(expected, parked_bit, std::memory_order_acq_rel)) return false;
+        if (outgoing.empty()) {
+            outgoing.release();
+            return true;
+        }
+        gate_.fetch_and(~parked_bit, std::memory_order_release);  // a message arrived first
+        return false;
     }
 
     // True when the writer is idle while a message is ready: a wake-up was lost.
@@ -1195,6 +1207,8 @@ public:
     std::size_t in_flight = 0;    // messages of the pending write
     std::optional<Incoming> held;  // received, waiting for room in the incoming queue
     std::promise<void>* removal = nullptr;
+    static constexpr std::size_t not_swept = static_cast<std::size_t>(-1);
+    std::size_t sweep_slot = not_swept;  // where MeshCore's sweep list holds it
 
 private:
     static constexpr std::uint32_t closed_bit = 0x80000000u;
@@ -1472,6 +1486,7 @@ public:
         }
         state->counters.add_to(s);
         s.queue_depth = queue_depth(state);
+        s.queue_memory = state->outgoing.storage_bytes();
         s.connections = 1;
         ec = {};
         return s;
@@ -1489,6 +1504,7 @@ public:
         for (const auto& state : states) {
             state->counters.add_to(s);
             s.queue_depth += queue_depth(state);
+            s.queue_memory += state->outgoing.storage_bytes();
         }
         s.connections = states.size();
         s.refused = refused_.load(std::memory_order_relaxed);
@@ -1550,6 +1566,7 @@ private:
                                                          [this, state] { start_write(state); }));
                 } catch (...) {
                     state->wake_failed();
+                    wakeups_lost_.store(true, std::memory_order_release);  // after wake_failed's store
                 }
             }
         }
@@ -1576,27 +1593,55 @@ private:
     // ---- reactor: transitions ----
 
     // Once a second, connections that wrote nothing since the last sweep give their
-    // outgoing ring's storage back, so idle connections stay small; and a writer
-    // whose wake-up could not be posted is started.
+    // outgoing ring's storage back, so idle connections stay small. A ring gets
+    // storage only on the way to a write, so the writer lists its connection
+    // (track_for_sweep) and the sweep visits only those: connections that stay idle
+    // cost the reactor nothing. A writer whose wake-up could not be posted is rare
+    // enough to warrant one pass over every connection.
     void schedule_park_sweep() {
         park_timer_.expires_after(std::chrono::seconds(1));
         park_timer_.async_wait([this](std::error_code ec) {
             if (ec || stopping_reads_) return;
-            for (const auto& entry : live_) {
-                State& s = *entry.second;
-                if (s.phase != Phase::open) continue;
-                if constexpr (uses_writer) {
-                    if (!s.write_pending && s.writer_stalled() && s.claim_writer()) start_write(entry.second);
-                }
-                s.park_if_idle();
+            if constexpr (uses_writer) {
+                if (wakeups_lost_.exchange(false, std::memory_order_acquire)) restart_stalled_writers();
+            }
+            for (std::size_t i = 0; i < swept_.size();) {
+                State& s = *swept_[i];
+                if (s.phase == Phase::open && s.park_if_idle()) untrack_for_sweep(s);  // swaps the last in here
+                else ++i;
             }
             schedule_park_sweep();
         });
     }
 
+    void restart_stalled_writers() {
+        for (const auto& entry : live_) {
+            State& s = *entry.second;
+            if (s.phase == Phase::open && !s.write_pending && s.writer_stalled() && s.claim_writer())
+                start_write(entry.second);
+        }
+    }
+
+    void track_for_sweep(State& s) noexcept {
+        if (s.sweep_slot != State::not_swept) return;
+        s.sweep_slot = swept_.size();
+        swept_.push_back(&s);
+    }
+
+    void untrack_for_sweep(State& s) noexcept {
+        if (s.sweep_slot == State::not_swept) return;
+        State* last = swept_.back();
+        swept_[s.sweep_slot] = last;
+        last->sweep_slot = s.sweep_slot;
+        swept_.pop_back();
+        s.sweep_slot = State::not_swept;
+    }
+
     // attaching -> open
     void attach(const StatePtr& state) {
         state->connection.attach(io_, Config::max_message_size);
+        // Every tracked connection is live, so tracking never allocates.
+        if (swept_.capacity() <= live_.size()) swept_.reserve(2 * (live_.size() + 1));
         state->phase = Phase::open;
         live_.emplace(state->key, state);
         // Messages sent before this ran have posted their own start_write, queued behind us.
@@ -1688,6 +1733,7 @@ private:
         s.connection.detach();
         if (ending != Phase::removing) s.connection.disconnect();  // also frees its buffers
         s.outgoing.release();  // the gate is closed and empty: no sender touches the ring again
+        untrack_for_sweep(s);
         live_.erase(s.key);
         if (ending == Phase::dying && s.accepted) reap(state);  // before the event: whoever reads it finds the id free
         if (s.died) {
@@ -1787,6 +1833,7 @@ private:
     void start_write(const StatePtr& state) {
         State& s = *state;
         if (s.phase != Phase::open || s.write_pending) return;
+        track_for_sweep(s);
         s.write_pending = true;
         State* raw = state.get();
         s.connection.async_write_batch(
@@ -1914,6 +1961,8 @@ private:
 
     // reactor
     std::unordered_map<std::uint64_t, StatePtr> live_;
+    std::vector<State*> swept_;  // open connections whose ring may hold storage; each is in live_
+    std::atomic<bool> wakeups_lost_{false};  // set by senders
     std::vector<StatePtr> paused_;
     std::vector<std::function<void()>> listener_closers_;
     bool stopping_reads_ = false;

@@ -29,7 +29,6 @@
 using namespace std::chrono_literals;
 using mesh_test::Bytes;
 using mesh_test::open_descriptors;
-using mesh_test::reactor_cpu_ticks;
 
 namespace {
 
@@ -320,6 +319,41 @@ TEST_CASE("accepted connections that die are forgotten: registrations and descri
     echo.join();
 }
 
+TEST_CASE("an idle connection's outgoing ring is given back, and the next send takes it again, round after round") {
+    mesh::Tcp tcp;
+    TcpMesh m;
+    constexpr int connections = 64;
+    std::vector<mesh::Tcp::connection_type> far;
+    for (int i = 0; i < connections; ++i) {
+        auto pair = mesh_test::tcp_pair(tcp);
+        m.add(std::move(pair.server), "c" + std::to_string(i));
+        far.push_back(std::move(pair.client));
+    }
+    CHECK(m.stats().queue_memory == 0);  // taken at the first send
+    // Each ring holds outgoing_capacity cells of at least the inline payload's size.
+    constexpr std::size_t at_least = mesh::DefaultConfig::outgoing_capacity * mesh::Payload::inline_capacity;
+    for (int round = 0; round < 3; ++round) {
+        CAPTURE(round);
+        for (int i = 0; i < connections; ++i)
+            REQUIRE(m.send("c" + std::to_string(i), mesh_test::numbered(static_cast<std::uint32_t>(round))).ok());
+        for (auto& connection : far) {
+            mesh::Payload got;
+            REQUIRE(connection.recv_for(got, 10s) == std::error_code());
+            CHECK(mesh_test::number_of(got) == static_cast<std::uint32_t>(round));
+        }
+        const std::size_t rings = m.stats().queue_memory;
+        CHECK(rings >= connections * at_least);
+        CHECK(m.stats("c0").queue_memory == rings / connections);
+        const std::size_t busy = mesh_test::heap_in_use();
+        // Given back at the second sweep after the last write: within about two seconds.
+        CHECK(mesh_test::wait_until([&] { return m.stats().queue_memory == 0; }, 10s));
+        const std::size_t idle = mesh_test::heap_in_use();
+        CAPTURE(busy);
+        CAPTURE(idle);
+        CHECK(idle + rings * 7 / 8 < busy);  // the heap has it back
+    }
+}
+
 TEST_CASE("a connection's buffers are released when it dies") {
     mesh::Tcp tcp;
     auto link = mesh_test::raw_link(tcp, mesh_test::Role::accepted);
@@ -563,7 +597,7 @@ TEST_CASE("the accept loop under descriptor exhaustion waits without spinning, t
     ::close(lowest_free);
     rlimit low = saved;
     low.rlim_cur = static_cast<rlim_t>(lowest_free);  // no new descriptor can be had
-    const std::uint64_t ticks_before = reactor_cpu_ticks();  // reading /proc needs descriptors
+    const mesh_test::ReactorClock reactor;  // reading /proc needs descriptors
     const auto measured_from = std::chrono::steady_clock::now();
     REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
     for (auto& raw : raws) CHECK(::connect(raw.fd(), reinterpret_cast<sockaddr*>(&address), length) == 0);
@@ -571,7 +605,7 @@ TEST_CASE("the accept loop under descriptor exhaustion waits without spinning, t
     const auto waited = server.next_event(event, 1s);
     REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
     const auto elapsed = std::chrono::steady_clock::now() - measured_from;
-    const std::uint64_t ticks = reactor_cpu_ticks() - ticks_before;
+    const std::uint64_t ticks = reactor.ticks();
     CHECK(waited == mesh::errc::timeout);  // nothing could be accepted
     const long per_second = ::sysconf(_SC_CLK_TCK);
     CAPTURE(ticks);

@@ -283,12 +283,12 @@ TEST_CASE("10,000 TCP connections in one mesh: every message delivered, the reac
         // must sleep.
         const long per_second = mesh_test::clock_ticks_per_second();
         const auto settle_start = Clock::now();
-        const std::uint64_t reactor_at_echo = mesh_test::reactor_cpu_ticks();
+        const mesh_test::ReactorClock reactor_since_echo;
         const std::uint64_t server_at_echo = mesh_test::process_cpu_ticks(server.pid());
-        std::uint64_t reactor_seen = reactor_at_echo, server_seen = server_at_echo;
+        std::uint64_t reactor_seen = 0, server_seen = server_at_echo;
         auto quiet_since = Clock::now();
         const bool settled = mesh_test::wait_until([&] {
-            const auto reactor_now = mesh_test::reactor_cpu_ticks();
+            const auto reactor_now = reactor_since_echo.ticks();
             const auto server_now = mesh_test::process_cpu_ticks(server.pid());
             if (reactor_now != reactor_seen || server_now != server_seen) {
                 reactor_seen = reactor_now;
@@ -301,11 +301,11 @@ TEST_CASE("10,000 TCP connections in one mesh: every message delivered, the reac
         }, 20s);
         const double settle_seconds = seconds_since(settle_start);
         CHECK(settled);
-        const std::uint64_t reactor_before = mesh_test::reactor_cpu_ticks();
+        const mesh_test::ReactorClock reactor_idle;
         const std::uint64_t server_before = mesh_test::process_cpu_ticks(server.pid());
         const auto idle_start = Clock::now();
         std::this_thread::sleep_for(1s);  // the measuring window
-        const std::uint64_t reactor_ticks = mesh_test::reactor_cpu_ticks() - reactor_before;
+        const std::uint64_t reactor_ticks = reactor_idle.ticks();
         const std::uint64_t server_ticks = mesh_test::process_cpu_ticks(server.pid()) - server_before;
         const double idle_seconds = seconds_since(idle_start);
         const double ticks_in_window = static_cast<double>(per_second) * idle_seconds;
@@ -314,7 +314,7 @@ TEST_CASE("10,000 TCP connections in one mesh: every message delivered, the reac
         MESSAGE(connections << " connections: connected and added in " << connect_seconds << " s, one echo each in "
                             << deliver_seconds << " s (peak resident: here " << client_peak / (1024 * 1024)
                             << " MiB, mesh_echo " << server_peak / (1024 * 1024) << " MiB); settled in "
-                            << settle_seconds << " s (reactor " << reactor_seen - reactor_at_echo
+                            << settle_seconds << " s (reactor " << reactor_seen
                             << " ticks, mesh_echo " << server_seen - server_at_echo << " ticks of " << per_second
                             << "/s); then idle for " << idle_seconds << " s: reactor " << 100.0 * reactor_share
                             << "% of a core, mesh_echo " << 100.0 * server_share << "%");

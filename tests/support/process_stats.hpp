@@ -4,12 +4,18 @@
 // time spent, read from /proc (Linux).
 
 #include <dirent.h>
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#include <sanitizer/allocator_interface.h>
+#else
+#include <malloc.h>
+#endif
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 
@@ -39,22 +45,53 @@ inline std::uint64_t cpu_ticks_of_stat(const std::string& path) {
     return user + system;
 }
 
-// CPU time of this process's threads named "mesh-reactor", in clock ticks.
-inline std::uint64_t reactor_cpu_ticks() {
-    std::uint64_t total = 0;
-    if (DIR* dir = ::opendir("/proc/self/task")) {
-        while (dirent* entry = ::readdir(dir)) {
-            if (entry->d_name[0] == '.') continue;
-            const std::string task = std::string("/proc/self/task/") + entry->d_name;
-            std::ifstream comm(task + "/comm");
-            std::string name;
-            std::getline(comm, name);
-            if (name != "mesh-reactor") continue;
-            total += cpu_ticks_of_stat(task + "/stat");
+// CPU time spent by this process's threads named "mesh-reactor" since the clock
+// was made, in clock ticks. Threads are told apart: a reactor that ended meanwhile
+// (another mesh's, finishing) drops out instead of making the sum go back, and one
+// that began counts whole.
+class ReactorClock {
+public:
+    ReactorClock() : start_(read()) {}
+
+    std::uint64_t ticks() const {
+        std::uint64_t total = 0;
+        for (const auto& thread : read()) {
+            const auto before = start_.find(thread.first);
+            const std::uint64_t from = before == start_.end() ? 0 : before->second;
+            if (thread.second > from) total += thread.second - from;
         }
-        ::closedir(dir);
+        return total;
     }
-    return total;
+
+private:
+    static std::map<std::string, std::uint64_t> read() {
+        std::map<std::string, std::uint64_t> threads;
+        if (DIR* dir = ::opendir("/proc/self/task")) {
+            while (dirent* entry = ::readdir(dir)) {
+                if (entry->d_name[0] == '.') continue;
+                const std::string task = std::string("/proc/self/task/") + entry->d_name;
+                std::ifstream comm(task + "/comm");
+                std::string name;
+                std::getline(comm, name);
+                if (name == "mesh-reactor") threads[entry->d_name] = cpu_ticks_of_stat(task + "/stat");
+            }
+            ::closedir(dir);
+        }
+        return threads;
+    }
+
+    std::map<std::string, std::uint64_t> start_;
+};
+
+// Bytes the process's heap holds for live allocations: the sanitizers' allocator
+// under ASan and TSan, glibc's otherwise.
+inline std::size_t heap_in_use() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    return __sanitizer_get_current_allocated_bytes();
+#else
+    const struct mallinfo2 info = ::mallinfo2();
+    return info.uordblks + info.hblkhd;
+#endif
 }
 
 // CPU time of every thread of process `pid`, in clock ticks.

@@ -133,16 +133,22 @@ public:
     // Gives an idle connection's ring storage back; the next send allocates it again.
     // Once the CAS has set parked_bit with no sender inside, a sender that enters waits
     // in unpark() for park_mutex_, so the emptiness seen below is final.
-    void park_if_idle() {
+    // True when the ring has no storage now.
+    bool park_if_idle() {
         const auto out = counters.messages_out.load(std::memory_order_relaxed);
         const bool quiet = out == out_at_last_check_;
         out_at_last_check_ = out;
-        if (!quiet || write_pending || (gate_.load(std::memory_order_acquire) & parked_bit)) return;
+        if (gate_.load(std::memory_order_acquire) & parked_bit) return true;
+        if (!quiet || write_pending) return false;
         std::lock_guard<std::mutex> lock(park_mutex_);
         std::uint32_t expected = 0;
-        if (!gate_.compare_exchange_strong(expected, parked_bit, std::memory_order_acq_rel)) return;
-        if (outgoing.empty()) outgoing.release();
-        else gate_.fetch_and(~parked_bit, std::memory_order_release);  // a message arrived first
+        if (!gate_.compare_exchange_strong(expected, parked_bit, std::memory_order_acq_rel)) return false;
+        if (outgoing.empty()) {
+            outgoing.release();
+            return true;
+        }
+        gate_.fetch_and(~parked_bit, std::memory_order_release);  // a message arrived first
+        return false;
     }
 
     // True when the writer is idle while a message is ready: a wake-up was lost.
@@ -196,6 +202,8 @@ public:
     std::size_t in_flight = 0;    // messages of the pending write
     std::optional<Incoming> held;  // received, waiting for room in the incoming queue
     std::promise<void>* removal = nullptr;
+    static constexpr std::size_t not_swept = static_cast<std::size_t>(-1);
+    std::size_t sweep_slot = not_swept;  // where MeshCore's sweep list holds it
 
 private:
     static constexpr std::uint32_t closed_bit = 0x80000000u;

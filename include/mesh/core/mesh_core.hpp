@@ -225,6 +225,7 @@ public:
         }
         state->counters.add_to(s);
         s.queue_depth = queue_depth(state);
+        s.queue_memory = state->outgoing.storage_bytes();
         s.connections = 1;
         ec = {};
         return s;
@@ -242,6 +243,7 @@ public:
         for (const auto& state : states) {
             state->counters.add_to(s);
             s.queue_depth += queue_depth(state);
+            s.queue_memory += state->outgoing.storage_bytes();
         }
         s.connections = states.size();
         s.refused = refused_.load(std::memory_order_relaxed);
@@ -303,6 +305,7 @@ private:
                                                          [this, state] { start_write(state); }));
                 } catch (...) {
                     state->wake_failed();
+                    wakeups_lost_.store(true, std::memory_order_release);  // after wake_failed's store
                 }
             }
         }
@@ -329,27 +332,55 @@ private:
     // ---- reactor: transitions ----
 
     // Once a second, connections that wrote nothing since the last sweep give their
-    // outgoing ring's storage back, so idle connections stay small; and a writer
-    // whose wake-up could not be posted is started.
+    // outgoing ring's storage back, so idle connections stay small. A ring gets
+    // storage only on the way to a write, so the writer lists its connection
+    // (track_for_sweep) and the sweep visits only those: connections that stay idle
+    // cost the reactor nothing. A writer whose wake-up could not be posted is rare
+    // enough to warrant one pass over every connection.
     void schedule_park_sweep() {
         park_timer_.expires_after(std::chrono::seconds(1));
         park_timer_.async_wait([this](std::error_code ec) {
             if (ec || stopping_reads_) return;
-            for (const auto& entry : live_) {
-                State& s = *entry.second;
-                if (s.phase != Phase::open) continue;
-                if constexpr (uses_writer) {
-                    if (!s.write_pending && s.writer_stalled() && s.claim_writer()) start_write(entry.second);
-                }
-                s.park_if_idle();
+            if constexpr (uses_writer) {
+                if (wakeups_lost_.exchange(false, std::memory_order_acquire)) restart_stalled_writers();
+            }
+            for (std::size_t i = 0; i < swept_.size();) {
+                State& s = *swept_[i];
+                if (s.phase == Phase::open && s.park_if_idle()) untrack_for_sweep(s);  // swaps the last in here
+                else ++i;
             }
             schedule_park_sweep();
         });
     }
 
+    void restart_stalled_writers() {
+        for (const auto& entry : live_) {
+            State& s = *entry.second;
+            if (s.phase == Phase::open && !s.write_pending && s.writer_stalled() && s.claim_writer())
+                start_write(entry.second);
+        }
+    }
+
+    void track_for_sweep(State& s) noexcept {
+        if (s.sweep_slot != State::not_swept) return;
+        s.sweep_slot = swept_.size();
+        swept_.push_back(&s);
+    }
+
+    void untrack_for_sweep(State& s) noexcept {
+        if (s.sweep_slot == State::not_swept) return;
+        State* last = swept_.back();
+        swept_[s.sweep_slot] = last;
+        last->sweep_slot = s.sweep_slot;
+        swept_.pop_back();
+        s.sweep_slot = State::not_swept;
+    }
+
     // attaching -> open
     void attach(const StatePtr& state) {
         state->connection.attach(io_, Config::max_message_size);
+        // Every tracked connection is live, so tracking never allocates.
+        if (swept_.capacity() <= live_.size()) swept_.reserve(2 * (live_.size() + 1));
         state->phase = Phase::open;
         live_.emplace(state->key, state);
         // Messages sent before this ran have posted their own start_write, queued behind us.
@@ -441,6 +472,7 @@ private:
         s.connection.detach();
         if (ending != Phase::removing) s.connection.disconnect();  // also frees its buffers
         s.outgoing.release();  // the gate is closed and empty: no sender touches the ring again
+        untrack_for_sweep(s);
         live_.erase(s.key);
         if (ending == Phase::dying && s.accepted) reap(state);  // before the event: whoever reads it finds the id free
         if (s.died) {
@@ -540,6 +572,7 @@ private:
     void start_write(const StatePtr& state) {
         State& s = *state;
         if (s.phase != Phase::open || s.write_pending) return;
+        track_for_sweep(s);
         s.write_pending = true;
         State* raw = state.get();
         s.connection.async_write_batch(
@@ -667,6 +700,8 @@ private:
 
     // reactor
     std::unordered_map<std::uint64_t, StatePtr> live_;
+    std::vector<State*> swept_;  // open connections whose ring may hold storage; each is in live_
+    std::atomic<bool> wakeups_lost_{false};  // set by senders
     std::vector<StatePtr> paused_;
     std::vector<std::function<void()>> listener_closers_;
     bool stopping_reads_ = false;

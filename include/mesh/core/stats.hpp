@@ -17,6 +17,7 @@ struct ConnectionStats {
     std::uint64_t protocol_errors = 0;  // connections ended by a malformed or oversize frame
     std::uint64_t discarded = 0;        // accepted messages never written (connection ended or removed)
     std::size_t queue_depth = 0;        // messages waiting in the outgoing queue now
+    std::size_t queue_memory = 0;       // bytes the outgoing queue's storage takes now (0 once given back)
     std::size_t connections = 0;
     // Mesh totals only (zero per connection):
     std::uint64_t refused = 0;         // accepted connections closed for a duplicate id

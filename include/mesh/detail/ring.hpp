@@ -142,6 +142,11 @@ public:
 
     bool empty() const noexcept { return size() == 0; }
 
+    // The memory the cells take now: all of it, or nothing while released.
+    std::size_t storage_bytes() const noexcept {
+        return cells_.load(std::memory_order_relaxed) ? Capacity * sizeof(Cell) : 0;
+    }
+
 private:
     static constexpr std::size_t mask = Capacity - 1;
     static constexpr std::size_t line = 64;
