@@ -845,24 +845,32 @@ public:
 
     // ---- receiver side ----
 
+    // Take up to `max` envelopes into out[0..max), as many as are queued, and set
+    // `taken` to how many; one call pays the synchronisation a single recv pays.
+
     // Returns {} or errc::would_block without waiting, or errc::shut_down.
     template <class Resume>
-    std::error_code try_pop(Envelope& out, Resume&& resume) {
+    std::error_code try_pop(Envelope* out, std::size_t max, std::size_t& taken, Resume&& resume) {
+        taken = 0;
         if (closed()) return errc::shut_down;
-        if (!take(out)) return errc::would_block;
+        if (max == 0) return {};
+        if ((taken = take(out, max)) == 0) return errc::would_block;
         return popped(resume);
     }
 
     // Returns {}, errc::timeout (deadline passed) or errc::shut_down. `resume()` is
     // called when the reactor must be told that there is room again.
     template <class Resume>
-    std::error_code pop(Envelope& out, clock::time_point deadline, Resume&& resume) {
+    std::error_code pop(Envelope* out, std::size_t max, std::size_t& taken, clock::time_point deadline,
+                        Resume&& resume) {
+        taken = 0;
+        if (max == 0) return closed() ? make_error_code(errc::shut_down) : std::error_code();
         // Spinning, then yielding, a little before sleeping saves a futex sleep and wake-up
         // (tens of microseconds across cores) whenever traffic is steady.
         constexpr int spins = 64, yields = 64;
         for (int i = 0; i < spins + yields; ++i) {
             if (closed()) return errc::shut_down;
-            if (take(out)) return popped(resume);
+            if ((taken = take(out, max)) != 0) return popped(resume);
             if (i >= spins) std::this_thread::yield();
         }
         std::unique_lock<std::mutex> lock(mutex_);
@@ -874,14 +882,14 @@ public:
                 result = errc::shut_down;
                 break;
             }
-            if (take(out)) break;
+            if ((taken = take(out, max)) != 0) break;
             // Empty: a reactor waiting for room must not wait on us.
             if (resume_wanted_.exchange(false, std::memory_order_acq_rel)) resume();
             if (deadline == clock::time_point::max()) {
                 cv_.wait(lock);
             } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
                 if (closed()) result = errc::shut_down;
-                else if (!take(out)) result = errc::timeout;
+                else if ((taken = take(out, max)) == 0) result = errc::timeout;
                 break;
             }
         }
@@ -891,14 +899,18 @@ public:
     }
 
 private:
-    bool take(Envelope& out) {
+    std::size_t take(Envelope* out, std::size_t max) {
+        std::size_t n = 0;
         Incoming in;
-        if (!ring_.try_pop(in)) return false;
-        out.id.assign(*in.id);
-        out.payload = std::move(in.payload);
-        return true;
+        while (n < max && ring_.try_pop(in)) {
+            out[n].id.assign(*in.id);
+            out[n].payload = std::move(in.payload);
+            ++n;
+        }
+        return n;
     }
 
+    // One fence per call, however many were taken.
     template <class Resume>
     std::error_code popped(Resume& resume) {
         std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -1460,16 +1472,16 @@ public:
         return push(state, payload);
     }
 
-    std::error_code recv(Envelope& out, clock::time_point deadline) {
+    std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken, clock::time_point deadline) {
         if (on_reactor_thread()) {  // it would wait on itself
-            const auto ec = incoming_.try_pop(out, [this] { post_resume(); });
+            const auto ec = try_recv(out, max, taken);
             return ec == errc::would_block ? make_error_code(errc::on_reactor_thread) : ec;
         }
-        return incoming_.pop(out, deadline, [this] { post_resume(); });
+        return incoming_.pop(out, max, taken, deadline, [this] { post_resume(); });
     }
 
-    std::error_code try_recv(Envelope& out) {
-        return incoming_.try_pop(out, [this] { post_resume(); });
+    std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
+        return incoming_.try_pop(out, max, taken, [this] { post_resume(); });
     }
 
     std::error_code next_event(ConnectionEvent& out, clock::time_point deadline) {
@@ -2126,22 +2138,44 @@ public:
     }
 
     // Blocks until an envelope arrives or the mesh shuts down (errc::shut_down).
-    std::error_code recv(Envelope& out) { return recv_until(out, clock::time_point::max()); }
+    std::error_code recv(Envelope& out) {
+        std::size_t taken = 0;
+        return recv(&out, 1, taken);
+    }
 
     // As recv, or errc::timeout.
     template <class Rep, class Period>
     std::error_code recv_timeout(Envelope& out, std::chrono::duration<Rep, Period> timeout) {
-        if (!owner_) return errc::shut_down;
-        // Reading the clock costs more than a hit: only do it when the queue is empty.
-        auto ec = core().try_recv(out);
-        if (ec != errc::would_block) return ec;
-        return recv_until(out, detail::deadline_after(timeout));
+        std::size_t taken = 0;
+        return recv_timeout(&out, 1, taken, timeout);
     }
 
     // Never waits: errc::would_block when nothing is queued.
     std::error_code try_recv(Envelope& out) {
+        std::size_t taken = 0;
+        return try_recv(&out, 1, taken);
+    }
+
+    // Batches: up to `max` envelopes into out[0..max), from any connections, each
+    // connection's in order. They wait as the single forms do for the first envelope,
+    // then take whatever else is queued without waiting; `taken` says how many (0 on
+    // an error; max == 0 returns at once). One call costs the synchronisation of one
+    // single recv, so a receiver that keeps up with a busy mesh pays it once per batch.
+    std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken) {
+        return recv_until(out, max, taken, clock::time_point::max());
+    }
+    template <class Rep, class Period>
+    std::error_code recv_timeout(Envelope* out, std::size_t max, std::size_t& taken,
+                                 std::chrono::duration<Rep, Period> timeout) {
+        // Reading the clock costs more than a hit: only do it when the queue is empty.
+        auto ec = try_recv(out, max, taken);
+        if (ec != errc::would_block) return ec;
+        return recv_until(out, max, taken, detail::deadline_after(timeout));
+    }
+    std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
+        taken = 0;
         if (!owner_) return errc::shut_down;
-        return core().try_recv(out);
+        return core().try_recv(out, max, taken);
     }
 
     // The next connection event, waiting up to `timeout`: errc::timeout, or
@@ -2189,9 +2223,10 @@ private:
 
     Core& core() const { return *owner_->core; }
 
-    std::error_code recv_until(Envelope& out, clock::time_point deadline) {
+    std::error_code recv_until(Envelope* out, std::size_t max, std::size_t& taken, clock::time_point deadline) {
+        taken = 0;
         if (!owner_) return errc::shut_down;
-        return core().recv(out, deadline);
+        return core().recv(out, max, taken, deadline);
     }
 
     std::shared_ptr<Owner> owner_;
@@ -2265,6 +2300,15 @@ public:
         return mesh_.recv_timeout(out, timeout);
     }
     std::error_code try_recv(Envelope& out) { return mesh_.try_recv(out); }
+    std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken) { return mesh_.recv(out, max, taken); }
+    template <class Rep, class Period>
+    std::error_code recv_timeout(Envelope* out, std::size_t max, std::size_t& taken,
+                                 std::chrono::duration<Rep, Period> timeout) {
+        return mesh_.recv_timeout(out, max, taken, timeout);
+    }
+    std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
+        return mesh_.try_recv(out, max, taken);
+    }
 
 private:
     Mesh mesh_;

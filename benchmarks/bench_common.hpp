@@ -405,18 +405,20 @@ struct Args {
     std::optional<std::uint64_t> messages;   // overrides the count (W1/W2 total, W3 round trips,
                                              // W4 per connection)
     std::optional<std::size_t> conns;        // overrides connections (idle, W4)
+    std::size_t recv_batch = 64;             // mesh receivers: envelopes per recv call (W1, W2, W4)
 };
 
 inline const char* usage_text() {
     return "usage: mesh_bench [W1|W2|W3|W4|idle|all] [--transport tcp|inproc] [--size S]\n"
            "                  [--seconds T] [--peer zmq|none] [--runs R]\n"
-           "                  [--messages N] [--conns N]\n"
+           "                  [--messages N] [--conns N] [--recv-batch B]\n"
            "  W1    one-way throughput, one TCP loopback connection (PUSH/PULL for zmq)\n"
            "  W2    one-way throughput, in-process transport\n"
            "  W3    64 B round-trip latency over TCP (p50/p99/p99.9)\n"
            "  W4    fan-in: 100 connections into one receiving socket, 2 sender threads\n"
            "  idle  memory per idle connection end (1000 and 10000 connections)\n"
-           "  all   W1 and W2 at 64, 1024 and 65536 B, W3, W4, idle (default)\n"
+           "  all   W1 and W2 at 64 B, the inline size and one more, 1 KiB and 64 KiB,\n"
+           "        W3, W4, idle (default)\n"
            "  --transport   W1/W2: choose the transport (W1 --transport inproc = W2);\n"
            "                all: run only the measurements over this transport\n"
            "  --size        message size for W1/W2/W4 (all: only this size)\n"
@@ -424,7 +426,9 @@ inline const char* usage_text() {
            "  --peer        system to compare with (default zmq; none = mesh only)\n"
            "  --runs        repetitions, mesh and peer interleaved; median reported (default 3)\n"
            "  --messages    explicit count: W1/W2 messages, W3 round trips, W4 per connection\n"
-           "  --conns       explicit connection count for idle and W4\n";
+           "  --conns       explicit connection count for idle and W4\n"
+           "  --recv-batch  envelopes a mesh receiver takes per recv call (default 64; 1 = one\n"
+           "                at a time, as ZeroMQ's receivers take them)\n";
 }
 
 inline std::uint64_t parse_u64(const std::string& s, const char* what) {
@@ -487,6 +491,10 @@ inline Args parse_args(int argc, char** argv) {
             std::uint64_t m = parse_u64(next("--messages"), "--messages");
             if (m < 1) throw Error("--messages must be >= 1");
             a.messages = m;
+        } else if (arg == "--recv-batch") {
+            std::uint64_t b = parse_u64(next("--recv-batch"), "--recv-batch");
+            if (b < 1 || b > 4096) throw Error("--recv-batch must be in 1..4096");
+            a.recv_batch = static_cast<std::size_t>(b);
         } else if (arg == "--conns") {
             std::uint64_t c = parse_u64(next("--conns"), "--conns");
             if (c < 1 || c > 100000) throw Error("--conns must be in 1..100000");

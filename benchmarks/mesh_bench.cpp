@@ -1,10 +1,11 @@
 // mesh_bench - side-by-side benchmark of mesh.hpp against ZeroMQ.
 //
 //   mesh_bench [W1|W2|W3|W4|idle|all] [--transport tcp|inproc] [--size S] [--seconds T]
-//              [--peer zmq|none] [--runs R] [--messages N] [--conns N]
+//              [--peer zmq|none] [--runs R] [--messages N] [--conns N] [--recv-batch B]
 //
-// Workloads (defined in /work/shared/reference/performance-anchors.md):
-//   W1   one-way throughput over one TCP loopback connection (64 B, 1 KiB, 64 KiB by default)
+// Workloads (benchmarks/README.md describes them and the method):
+//   W1   one-way throughput over one TCP loopback connection (64 B, the inline size and one
+//        byte more, 1 KiB, 64 KiB by default)
 //   W2   the same over the in-process transport
 //   W3   64 B round-trip latency over TCP, p50 / p99 / p99.9
 //   W4   fan-in: 100 connections into one receiving socket, 2 sender threads
@@ -21,7 +22,7 @@
 // oriented so that > 1 means mesh is better.
 //
 // Message counts follow --seconds T: each count is T times the rate ZeroMQ reached on the
-// reference machine for that workload and size (performance-anchors.md), so a ZeroMQ run takes
+// reference machine for that workload and size (estimated_rate), so a ZeroMQ run takes
 // about T seconds and a mesh run that meets the 2x goals about T/2. Both systems get the same
 // count. --messages overrides it.
 //
@@ -34,6 +35,7 @@
 #include "zmq_workloads.hpp"
 #endif
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -50,10 +52,18 @@ constexpr bool kHaveZmq = false;
 
 constexpr std::uint64_t kW3Warmup = 2000;
 constexpr std::size_t kW4Conns = 100;
-constexpr std::size_t kDefaultSizes[] = {64, 1024, 65536};
+// 64 B, the inline payload size and one byte more (where a payload starts to take
+// heap memory), 1 KiB and 64 KiB.
+std::vector<std::size_t> default_sizes() {
+    const std::size_t inline_size = mesh::Payload::inline_capacity;
+    std::vector<std::size_t> sizes{64, inline_size, inline_size + 1, 1024, 65536};
+    std::sort(sizes.begin(), sizes.end());
+    sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+    return sizes;
+}
 constexpr std::size_t kIdleConns[] = {1000, 10000};
 
-// ZeroMQ's rate on the reference machine (W1/W2 medians of the anchors), msgs/s, interpolated
+// ZeroMQ's W1/W2 medians on the reference machine when the counts were set, msgs/s, interpolated
 // log-log between 64 B, 1 KiB and 64 KiB; flat below 64 B, constant bytes/s above 64 KiB.
 double estimated_rate(bool tcp, std::size_t size) {
     const double xs[3] = {64, 1024, 65536};
@@ -120,7 +130,7 @@ std::vector<Measurement> plan(const bench::Args& a) {
     if (a.size)
         sizes.push_back(*a.size);
     else
-        sizes.assign(std::begin(kDefaultSizes), std::end(kDefaultSizes));
+        sizes = default_sizes();
 
     auto add_thr = [&](bool tcp) {
         for (std::size_t s : sizes) {
@@ -455,6 +465,7 @@ int main(int argc, char** argv) {
         m.mesh.enabled = true;
         m.zmq.enabled = zmq_enabled;
     }
+    mesh_side::recv_batch = args.recv_batch;
     bench::raise_nofile_limit();
 
     std::string zmq_note = "not built (MESH_BENCH_HAVE_ZMQ undefined)";
@@ -466,8 +477,8 @@ int main(int argc, char** argv) {
                    std::to_string(pat) + (zmq_enabled ? "" : " (disabled by --peer none)");
     }
 #endif
-    std::printf("mesh_bench: work=%s seconds=%g runs=%d peer=%s; zmq: %s; %u hardware threads\n",
-                args.work.c_str(), args.seconds, args.runs, args.peer.c_str(), zmq_note.c_str(),
+    std::printf("mesh_bench: work=%s seconds=%g runs=%d peer=%s recv-batch=%zu; zmq: %s; %u hardware threads\n",
+                args.work.c_str(), args.seconds, args.runs, args.peer.c_str(), args.recv_batch, zmq_note.c_str(),
                 std::thread::hardware_concurrency());
     std::fflush(stdout);
 

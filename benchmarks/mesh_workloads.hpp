@@ -1,5 +1,5 @@
 // mesh_workloads.hpp - the mesh side of mesh_bench: the same workloads, shapes and timing
-// rules as zmq_workloads.hpp (see performance-anchors in the project notes for W1-W4, idle).
+// rules as zmq_workloads.hpp (benchmarks/README.md describes W1-W4 and idle).
 #pragma once
 
 #include "bench_common.hpp"
@@ -52,6 +52,22 @@ void recv_or_throw(M& m, mesh::Envelope& out, const char* what) {
         throw bench::Error(std::string(what) + ": " + ec.message());
 }
 
+// Envelopes a receiver takes per recv call (mesh_bench --recv-batch).
+inline std::size_t recv_batch = 64;
+
+// Receives exactly `count` envelopes into `batch` (recv_batch of them), as many per
+// call as are queued.
+template <class M>
+void recv_count(M& m, std::vector<mesh::Envelope>& batch, std::uint64_t count, const char* what) {
+    while (count > 0) {
+        std::size_t taken = 0;
+        const std::size_t room = static_cast<std::size_t>(std::min<std::uint64_t>(count, batch.size()));
+        if (auto ec = m.recv_timeout(batch.data(), room, taken, std::chrono::seconds(10)))
+            throw bench::Error(std::string(what) + ": " + ec.message());
+        count -= taken;
+    }
+}
+
 // One-way throughput: a sender thread on one mesh, a receiver thread on another.
 template <class M, class T>
 ThroughputResult one_way(T& transport, const std::string& bind, std::size_t size, std::uint64_t messages) {
@@ -66,10 +82,10 @@ ThroughputResult one_way(T& transport, const std::string& bind, std::size_t size
     std::int64_t t0 = 0, t1 = 0;
     std::uint64_t allocations = 0;
     std::thread receiver([&] {
-        mesh::Envelope envelope;
-        for (std::uint64_t i = 0; i < warmup; ++i) recv_or_throw(receiving, envelope, "warm-up recv");
+        std::vector<mesh::Envelope> batch(recv_batch);
+        recv_count(receiving, batch, warmup, "warm-up recv");
         warmed.store(true);
-        for (std::uint64_t i = 0; i < messages; ++i) recv_or_throw(receiving, envelope, "recv");
+        recv_count(receiving, batch, messages, "recv");
         t1 = bench::now_ns();
         allocations = bench::alloc_counting_stop();
     });
@@ -154,8 +170,8 @@ inline ThroughputResult mesh_w4(std::size_t conns, std::uint64_t per_conn, std::
     }
     bench::Deadline deadline(kStepTimeoutS);
     for (auto& s : senders) send_retrying(s, mesh::Payload(size), deadline);  // one hello each
-    mesh::Envelope envelope;
-    for (std::size_t i = 0; i < conns; ++i) recv_or_throw(receiving, envelope, "hello recv");
+    std::vector<mesh::Envelope> batch(recv_batch);
+    recv_count(receiving, batch, conns, "hello recv");
 
     const std::uint64_t total = conns * per_conn;
     std::atomic<bool> go{false};
@@ -171,7 +187,7 @@ inline ThroughputResult mesh_w4(std::size_t conns, std::uint64_t per_conn, std::
     bench::alloc_counting_start();
     const auto t0 = bench::now_ns();
     go.store(true);
-    for (std::uint64_t i = 0; i < total; ++i) recv_or_throw(receiving, envelope, "fan-in recv");
+    recv_count(receiving, batch, total, "fan-in recv");
     const auto t1 = bench::now_ns();
     const auto allocations = bench::alloc_counting_stop();
     for (auto& t : threads) t.join();

@@ -1,5 +1,5 @@
-// zmq_workloads.hpp - the ZeroMQ side of mesh_bench (workloads W1-W4 and idle, as defined in
-// /work/shared/reference/performance-anchors.md). Requires libzmq (MESH_BENCH_HAVE_ZMQ).
+// zmq_workloads.hpp - the ZeroMQ side of mesh_bench (workloads W1-W4 and idle, described in
+// benchmarks/README.md). Requires libzmq (MESH_BENCH_HAVE_ZMQ).
 //
 // Settings common to all workloads: ZeroMQ 4.3 C API, 1 I/O thread per context, SNDHWM = RCVHWM
 // = 1000, loopback 127.0.0.1 only, ports chosen by the kernel ("tcp://127.0.0.1:*" then
@@ -190,7 +190,7 @@ inline void recv_expect(void* s, zmq_msg_t* m, std::size_t size, bench::Guard& g
                            " B, expected " + std::to_string(size));
 }
 
-// Generous time limit for moving `messages` messages of `size` bytes (~10x the anchors' time).
+// Generous time limit for moving `messages` messages of `size` bytes (~10x ZeroMQ's time on the reference machine).
 inline double deadline_for(std::uint64_t messages, std::size_t size) {
     return 60 + 10.0 * static_cast<double>(messages) *
                     (3e-7 + 1e-9 * static_cast<double>(size));
@@ -414,7 +414,7 @@ inline ThroughputResult w4(std::size_t conns, std::uint64_t per_conn, std::size_
 // every connection carried one small hello (so both ends finished the ZMTP handshake and
 // allocated their per-connection buffers).
 //
-// Layout (the anchors' layout): the server process (the caller) has one ROUTER bound on
+// Layout: the server process (the caller) has one ROUTER bound on
 // P = min(100, N) loopback ports; the client process (forked child) has N/P DEALERs, each
 // connected to all P ports (plus, if P does not divide N, one more DEALER connected to the first
 // N mod P ports), so there are exactly N TCP connections and at most 100 connections per port.

@@ -74,24 +74,32 @@ public:
 
     // ---- receiver side ----
 
+    // Take up to `max` envelopes into out[0..max), as many as are queued, and set
+    // `taken` to how many; one call pays the synchronisation a single recv pays.
+
     // Returns {} or errc::would_block without waiting, or errc::shut_down.
     template <class Resume>
-    std::error_code try_pop(Envelope& out, Resume&& resume) {
+    std::error_code try_pop(Envelope* out, std::size_t max, std::size_t& taken, Resume&& resume) {
+        taken = 0;
         if (closed()) return errc::shut_down;
-        if (!take(out)) return errc::would_block;
+        if (max == 0) return {};
+        if ((taken = take(out, max)) == 0) return errc::would_block;
         return popped(resume);
     }
 
     // Returns {}, errc::timeout (deadline passed) or errc::shut_down. `resume()` is
     // called when the reactor must be told that there is room again.
     template <class Resume>
-    std::error_code pop(Envelope& out, clock::time_point deadline, Resume&& resume) {
+    std::error_code pop(Envelope* out, std::size_t max, std::size_t& taken, clock::time_point deadline,
+                        Resume&& resume) {
+        taken = 0;
+        if (max == 0) return closed() ? make_error_code(errc::shut_down) : std::error_code();
         // Spinning, then yielding, a little before sleeping saves a futex sleep and wake-up
         // (tens of microseconds across cores) whenever traffic is steady.
         constexpr int spins = 64, yields = 64;
         for (int i = 0; i < spins + yields; ++i) {
             if (closed()) return errc::shut_down;
-            if (take(out)) return popped(resume);
+            if ((taken = take(out, max)) != 0) return popped(resume);
             if (i >= spins) std::this_thread::yield();
         }
         std::unique_lock<std::mutex> lock(mutex_);
@@ -103,14 +111,14 @@ public:
                 result = errc::shut_down;
                 break;
             }
-            if (take(out)) break;
+            if ((taken = take(out, max)) != 0) break;
             // Empty: a reactor waiting for room must not wait on us.
             if (resume_wanted_.exchange(false, std::memory_order_acq_rel)) resume();
             if (deadline == clock::time_point::max()) {
                 cv_.wait(lock);
             } else if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
                 if (closed()) result = errc::shut_down;
-                else if (!take(out)) result = errc::timeout;
+                else if ((taken = take(out, max)) == 0) result = errc::timeout;
                 break;
             }
         }
@@ -120,14 +128,18 @@ public:
     }
 
 private:
-    bool take(Envelope& out) {
+    std::size_t take(Envelope* out, std::size_t max) {
+        std::size_t n = 0;
         Incoming in;
-        if (!ring_.try_pop(in)) return false;
-        out.id.assign(*in.id);
-        out.payload = std::move(in.payload);
-        return true;
+        while (n < max && ring_.try_pop(in)) {
+            out[n].id.assign(*in.id);
+            out[n].payload = std::move(in.payload);
+            ++n;
+        }
+        return n;
     }
 
+    // One fence per call, however many were taken.
     template <class Resume>
     std::error_code popped(Resume& resume) {
         std::atomic_thread_fence(std::memory_order_seq_cst);

@@ -117,22 +117,44 @@ public:
     }
 
     // Blocks until an envelope arrives or the mesh shuts down (errc::shut_down).
-    std::error_code recv(Envelope& out) { return recv_until(out, clock::time_point::max()); }
+    std::error_code recv(Envelope& out) {
+        std::size_t taken = 0;
+        return recv(&out, 1, taken);
+    }
 
     // As recv, or errc::timeout.
     template <class Rep, class Period>
     std::error_code recv_timeout(Envelope& out, std::chrono::duration<Rep, Period> timeout) {
-        if (!owner_) return errc::shut_down;
-        // Reading the clock costs more than a hit: only do it when the queue is empty.
-        auto ec = core().try_recv(out);
-        if (ec != errc::would_block) return ec;
-        return recv_until(out, detail::deadline_after(timeout));
+        std::size_t taken = 0;
+        return recv_timeout(&out, 1, taken, timeout);
     }
 
     // Never waits: errc::would_block when nothing is queued.
     std::error_code try_recv(Envelope& out) {
+        std::size_t taken = 0;
+        return try_recv(&out, 1, taken);
+    }
+
+    // Batches: up to `max` envelopes into out[0..max), from any connections, each
+    // connection's in order. They wait as the single forms do for the first envelope,
+    // then take whatever else is queued without waiting; `taken` says how many (0 on
+    // an error; max == 0 returns at once). One call costs the synchronisation of one
+    // single recv, so a receiver that keeps up with a busy mesh pays it once per batch.
+    std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken) {
+        return recv_until(out, max, taken, clock::time_point::max());
+    }
+    template <class Rep, class Period>
+    std::error_code recv_timeout(Envelope* out, std::size_t max, std::size_t& taken,
+                                 std::chrono::duration<Rep, Period> timeout) {
+        // Reading the clock costs more than a hit: only do it when the queue is empty.
+        auto ec = try_recv(out, max, taken);
+        if (ec != errc::would_block) return ec;
+        return recv_until(out, max, taken, detail::deadline_after(timeout));
+    }
+    std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
+        taken = 0;
         if (!owner_) return errc::shut_down;
-        return core().try_recv(out);
+        return core().try_recv(out, max, taken);
     }
 
     // The next connection event, waiting up to `timeout`: errc::timeout, or
@@ -180,9 +202,10 @@ private:
 
     Core& core() const { return *owner_->core; }
 
-    std::error_code recv_until(Envelope& out, clock::time_point deadline) {
+    std::error_code recv_until(Envelope* out, std::size_t max, std::size_t& taken, clock::time_point deadline) {
+        taken = 0;
         if (!owner_) return errc::shut_down;
-        return core().recv(out, deadline);
+        return core().recv(out, max, taken, deadline);
     }
 
     std::shared_ptr<Owner> owner_;
@@ -256,6 +279,15 @@ public:
         return mesh_.recv_timeout(out, timeout);
     }
     std::error_code try_recv(Envelope& out) { return mesh_.try_recv(out); }
+    std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken) { return mesh_.recv(out, max, taken); }
+    template <class Rep, class Period>
+    std::error_code recv_timeout(Envelope* out, std::size_t max, std::size_t& taken,
+                                 std::chrono::duration<Rep, Period> timeout) {
+        return mesh_.recv_timeout(out, max, taken, timeout);
+    }
+    std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
+        return mesh_.try_recv(out, max, taken);
+    }
 
 private:
     Mesh mesh_;

@@ -199,16 +199,16 @@ public:
         return push(state, payload);
     }
 
-    std::error_code recv(Envelope& out, clock::time_point deadline) {
+    std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken, clock::time_point deadline) {
         if (on_reactor_thread()) {  // it would wait on itself
-            const auto ec = incoming_.try_pop(out, [this] { post_resume(); });
+            const auto ec = try_recv(out, max, taken);
             return ec == errc::would_block ? make_error_code(errc::on_reactor_thread) : ec;
         }
-        return incoming_.pop(out, deadline, [this] { post_resume(); });
+        return incoming_.pop(out, max, taken, deadline, [this] { post_resume(); });
     }
 
-    std::error_code try_recv(Envelope& out) {
-        return incoming_.try_pop(out, [this] { post_resume(); });
+    std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
+        return incoming_.try_pop(out, max, taken, [this] { post_resume(); });
     }
 
     std::error_code next_event(ConnectionEvent& out, clock::time_point deadline) {
