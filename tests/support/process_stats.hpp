@@ -4,9 +4,7 @@
 // time spent, read from /proc (Linux).
 
 #include <dirent.h>
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#include <sanitizer/allocator_interface.h>
-#else
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #include <malloc.h>
 #endif
 #include <sys/types.h>
@@ -82,6 +80,11 @@ private:
 
     std::map<std::string, std::uint64_t> start_;
 };
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+// In the sanitizers' runtime; GCC ships no header that declares it.
+extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
+#endif
 
 // Bytes the process's heap holds for live allocations: the sanitizers' allocator
 // under ASan and TSan, glibc's otherwise.
