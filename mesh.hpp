@@ -2159,8 +2159,8 @@ public:
     // Batches: up to `max` envelopes into out[0..max), from any connections, each
     // connection's in order. They wait as the single forms do for the first envelope,
     // then take whatever else is queued without waiting; `taken` says how many (0 on
-    // an error; max == 0 returns at once). One call costs the synchronisation of one
-    // single recv, so a receiver that keeps up with a busy mesh pays it once per batch.
+    // an error; max == 0 returns at once). The queue's fence and checks are paid once
+    // per call, not per envelope.
     std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken) {
         return recv_until(out, max, taken, clock::time_point::max());
     }
