@@ -10,6 +10,30 @@
 // This umbrella header is what single_include_gen.py amalgamates into ../../mesh.hpp.
 
 
+// ---- mesh/platform.hpp ----
+
+// What the library needs of its platform and build, checked before anything else is
+// compiled, and whether the TLS transport is compiled in.
+
+#if !defined(__unix__) && !defined(__APPLE__)
+#error "mesh.hpp needs a POSIX system: it uses BSD sockets, SOCK_NONBLOCK and MSG_NOSIGNAL (built and tested on Linux)"
+#endif
+#if !defined(__cpp_exceptions) && !defined(__EXCEPTIONS)
+#error "mesh.hpp needs C++ exceptions: do not compile it with -fno-exceptions"
+#endif
+
+// MESH_HAS_TLS is 1 when MESH_ENABLE_TLS is defined as 1 or as nothing, else 0
+// (so -DMESH_ENABLE_TLS=0 leaves TLS out). TLS then needs OpenSSL's libssl and libcrypto.
+#if !defined(MESH_ENABLE_TLS)
+#define MESH_HAS_TLS 0
+#elif ~(~MESH_ENABLE_TLS + 0) == 0 && ~(~MESH_ENABLE_TLS + 1) == 1  // defined as nothing
+#define MESH_HAS_TLS 1
+#elif MESH_ENABLE_TLS
+#define MESH_HAS_TLS 1
+#else
+#define MESH_HAS_TLS 0
+#endif
+
 // ---- mesh/version.hpp ----
 
 #define MESH_VERSION_MAJOR 0
@@ -444,7 +468,7 @@ struct Envelope {
 namespace mesh {
 
 // What send reports. On failure the envelope is left untouched with the caller.
-struct SendResult {
+struct [[nodiscard]] SendResult {
     std::error_code error;   // empty on success; errc::not_found, queue_full, disconnected, ...
     std::error_code reason;  // with errc::disconnected: why the connection ended
 
@@ -4489,9 +4513,9 @@ private:
 };
 
 } // namespace mesh
-// TLS needs OpenSSL: define MESH_ENABLE_TLS and link libssl and libcrypto
+// TLS needs OpenSSL: define MESH_ENABLE_TLS=1 and link libssl and libcrypto
 // (CMake: link mesh::tls, which does both).
-#if defined(MESH_ENABLE_TLS)
+#if MESH_HAS_TLS
 
 // ---- mesh/transport/tls.hpp ----
 
@@ -5454,7 +5478,7 @@ private:
 };
 
 } // namespace mesh
-#if defined(MESH_ENABLE_TLS)
+#if MESH_HAS_TLS
 #endif
 
 #include <cstddef>
@@ -5530,7 +5554,7 @@ private:
 
 // Every transport of the library, by scheme; a bare address means TCP, as in
 // splinterd. Configure TLS with get<Tls>() = Tls(options).
-#if defined(MESH_ENABLE_TLS)
+#if MESH_HAS_TLS
 using Multi = BasicMulti<Tcp, Tls, Unix, Inproc>;
 #else
 using Multi = BasicMulti<Tcp, Unix, Inproc>;

@@ -147,7 +147,7 @@ bool parse(int argc, char** argv, Arguments& a) {
 // TLS is configured only when asked for: tcp:// and unix:// need none of it.
 void configure_tls(mesh::Multi& transport, const Arguments& a) {
     if (a.ca.empty() && a.cert.empty() && a.key.empty() && !a.insecure) return;
-#if defined(MESH_ENABLE_TLS)
+#if MESH_HAS_TLS
     auto options = mesh::TlsOptions::from_files(a.ca, a.cert, a.key);
     options.insecure = a.insecure;
     options.localhost_for_ip = true;  // as Splinter: nodes dialled by IP present "localhost"

@@ -4,6 +4,7 @@
 #include <mesh/mesh.hpp>
 #include <doctest/doctest.h>
 
+#include "support/configs.hpp"
 #include "support/process_stats.hpp"
 #include "support/raw_peer.hpp"
 #include "support/tcp_peers.hpp"
@@ -27,23 +28,13 @@ using namespace std::chrono_literals;
 using mesh_test::Bytes;
 using mesh_test::Role;
 
+using mesh_test::Incoming64;
+using mesh_test::Outgoing64;
+using mesh_test::sanitized;
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using TcpMesh = mesh::Mesh<mesh::Tcp>;
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
-
-struct SmallIncoming : mesh::DefaultConfig {
-    static constexpr std::size_t incoming_capacity = 64;
-};
-struct SmallOutgoing : mesh::DefaultConfig {
-    static constexpr std::size_t outgoing_capacity = 64;
-};
 
 // Receives one envelope and says whether it is `text` from `id`.
 template <class M>
@@ -380,7 +371,7 @@ TEST_CASE("peers killed inside a frame, accepted by accept_from: reported once, 
 TEST_CASE("a half-closed peer: every frame it sent is delivered before its disconnected event") {
     SUBCASE("the incoming queue holds them all") { half_close_delivers_everything<mesh::DefaultConfig>(2000); }
     SUBCASE("the incoming queue is small: the reactor pauses with the end of stream pending") {
-        half_close_delivers_everything<SmallIncoming>(2000);
+        half_close_delivers_everything<Incoming64>(2000);
     }
 }
 
@@ -480,7 +471,7 @@ TEST_CASE("remove during heavy send: every send has an allowed outcome - the rem
         CAPTURE(round);
         const bool peer_stalls = round % 2 == 1;
         mesh::Tcp tcp;
-        mesh::Mesh<mesh::Tcp, SmallOutgoing> m;
+        mesh::Mesh<mesh::Tcp, Outgoing64> m;
         auto link = mesh_test::raw_link(tcp, Role::dialed);
         m.add(std::move(link.connection), "peer");
 
@@ -596,7 +587,7 @@ TEST_CASE("remove during heavy send: every send has an allowed outcome - the rem
 // writes the rest before its own next frame, and the mesh counts that batch as written.
 TEST_CASE("a write cut short by remove: finished by the connection, counted as written") {
     mesh::Tcp tcp;
-    mesh::Mesh<mesh::Tcp, SmallOutgoing> m;
+    mesh::Mesh<mesh::Tcp, Outgoing64> m;
     auto link = mesh_test::raw_link(tcp, Role::dialed);
     m.add(std::move(link.connection), "peer");
     // The peer does not read yet: a write waits on the full socket, the queue fills.
@@ -631,14 +622,14 @@ TEST_CASE("a write cut short by remove: finished by the connection, counted as w
     CAPTURE(checker.total());
     CHECK_MESSAGE(checker.first_problem.empty(), checker.first_problem);
     CHECK(checker.markers == 1);
-    CHECK(stats.discarded == SmallOutgoing::outgoing_capacity);  // what still waited in the queue
+    CHECK(stats.discarded == Outgoing64::outgoing_capacity);  // what still waited in the queue
     CHECK(checker.total() == stats.messages_out);
     CHECK(stats.messages_out + stats.discarded == accepted);
 }
 
 TEST_CASE("shutdown with queues full and receivers blocked: bounded, every receiver woken, the report adds up") {
     mesh::Tcp tcp;
-    mesh::Mesh<mesh::Tcp, SmallOutgoing> m;
+    mesh::Mesh<mesh::Tcp, Outgoing64> m;
     constexpr std::size_t peers = 2;
     std::vector<mesh_test::RawLink> links;
     for (std::size_t k = 0; k < peers; ++k) {
@@ -659,11 +650,11 @@ TEST_CASE("shutdown with queues full and receivers blocked: bounded, every recei
             }
         }
         REQUIRE(mesh_test::settled(m, id));
-        CHECK(m.stats(id).queue_depth == SmallOutgoing::outgoing_capacity);
+        CHECK(m.stats(id).queue_depth == Outgoing64::outgoing_capacity);
     }
 
     // Three copies, a receiver blocked on each.
-    std::vector<mesh::Mesh<mesh::Tcp, SmallOutgoing>> copies(3, m);
+    std::vector<mesh::Mesh<mesh::Tcp, Outgoing64>> copies(3, m);
     std::array<std::error_code, 3> woke{};
     std::atomic<int> entered{0}, returned{0};
     std::vector<std::thread> receivers;
@@ -696,7 +687,7 @@ TEST_CASE("shutdown with queues full and receivers blocked: bounded, every recei
     CAPTURE(accepted);
     CAPTURE(stats.messages_out);
     CHECK(report.discarded_outgoing == accepted - stats.messages_out);
-    CHECK(report.discarded_outgoing >= peers * SmallOutgoing::outgoing_capacity);
+    CHECK(report.discarded_outgoing >= peers * Outgoing64::outgoing_capacity);
     CHECK(report.discarded_incoming == 0);
     CHECK(m.send("p0", mesh::to_payload("late")).error == mesh::errc::shut_down);
     mesh::Envelope envelope;

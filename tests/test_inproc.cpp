@@ -1,6 +1,7 @@
 #include <mesh/mesh.hpp>
 #include <doctest/doctest.h>
 
+#include "support/configs.hpp"
 #include "support/wait.hpp"
 
 #include <atomic>
@@ -18,8 +19,8 @@ using mesh_test::numbered;
 using mesh_test::wait_until;
 using namespace std::chrono_literals;
 
+using mesh_test::pipe_capacity;
 namespace {
-constexpr std::size_t pipe_capacity = mesh::detail::InprocPipe::capacity;
 }
 
 TEST_SUITE("inproc") {

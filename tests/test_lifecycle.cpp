@@ -3,8 +3,10 @@
 #include <mesh/mesh.hpp>
 #include <doctest/doctest.h>
 
+#include "support/configs.hpp"
 #include "support/process_stats.hpp"
 #include "support/raw_peer.hpp"
+#include "support/sanitizers.hpp"
 #include "support/tcp_peers.hpp"
 #include "support/wait.hpp"
 
@@ -30,6 +32,8 @@ using namespace std::chrono_literals;
 using mesh_test::Bytes;
 using mesh_test::open_descriptors;
 
+using mesh_test::Outgoing64;
+using mesh_test::resident_size_is_meaningful;
 namespace {
 
 using TcpMesh = mesh::Mesh<mesh::Tcp>;
@@ -97,16 +101,8 @@ struct SlowValue {
     }
 };
 
-// AddressSanitizer keeps freed memory in quarantine, so resident size says nothing
-// about what the library holds there.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool resident_size_is_meaningful = false;
-#else
-constexpr bool resident_size_is_meaningful = true;
-#endif
-
 // Sanitized builds run the long loops shorter.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if MESH_TEST_ASAN || MESH_TEST_TSAN
 constexpr int add_remove_cycles = 20000;
 constexpr std::uint32_t park_race_messages = 50000;
 #else
@@ -117,14 +113,8 @@ constexpr std::uint32_t park_race_messages = 200000;
 struct SmallRing : mesh::DefaultConfig {
     static constexpr std::size_t outgoing_capacity = 8;
 };
-struct Small : mesh::DefaultConfig {
-    static constexpr std::size_t outgoing_capacity = 64;
-};
 struct FewEvents : mesh::DefaultConfig {
     static constexpr std::size_t event_capacity = 4;
-};
-struct Huge : mesh::DefaultConfig {
-    static constexpr std::size_t outgoing_capacity = std::size_t(1) << 40;
 };
 
 } // namespace
@@ -421,7 +411,7 @@ TEST_CASE("the event queue is bounded: what does not fit is dropped and counted"
 
 TEST_CASE("a disconnect event counts every accepted message that was not written, including the pending write's") {
     mesh::Tcp tcp;
-    mesh::Mesh<mesh::Tcp, Small> m;
+    mesh::Mesh<mesh::Tcp, Outgoing64> m;
     auto link = mesh_test::raw_link(tcp, mesh_test::Role::dialed);
     m.add(std::move(link.connection), "peer");
     // The peer never reads: kernel buffers fill, a write waits, the ring fills.
@@ -531,7 +521,11 @@ TEST_CASE("remove, recv and next_event from an id rule refuse with on_reactor_th
     CHECK(finishes_within(10s, [&] { server.shutdown(); }));
 }
 
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#if !MESH_TEST_ASAN && !MESH_TEST_TSAN
+struct Huge : mesh::DefaultConfig {
+    static constexpr std::size_t outgoing_capacity = std::size_t(1) << 40;
+};
+
 TEST_CASE("a queue whose storage cannot be allocated refuses the send as full") {
     // No machine has room for 2^40 cells: allocate fails, and try_send (noexcept) says so.
     mesh::Tcp tcp;
@@ -576,7 +570,7 @@ TEST_CASE("add and remove, over and over: registrations and memory stay flat") {
 
 // Not under AddressSanitizer: its UndefinedBehaviorSanitizer partner probes memory
 // through a pipe, which an exhausted process cannot open, and then reports bogus errors.
-#if !defined(__SANITIZE_ADDRESS__)
+#if !MESH_TEST_ASAN
 TEST_CASE("the accept loop under descriptor exhaustion waits without spinning, then recovers") {
     mesh::Tcp tcp;
     TcpMesh server;

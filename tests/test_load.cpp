@@ -37,50 +37,17 @@ extern char** environ;
 
 using namespace std::chrono_literals;
 
+using mesh_test::DescriptorLimit;
+using mesh_test::resident_size_is_meaningful;
+using mesh_test::sanitized;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
-
-// AddressSanitizer's quarantine keeps freed memory resident.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool resident_size_is_meaningful = false;
-#else
-constexpr bool resident_size_is_meaningful = true;
-#endif
 
 double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Raises the soft descriptor limit towards `wanted` (never past the hard limit) and
-// puts it back when it goes.
-class DescriptorLimit {
-public:
-    explicit DescriptorLimit(rlim_t wanted) {
-        if (::getrlimit(RLIMIT_NOFILE, &saved_) != 0) return;
-        rlimit raised = saved_;
-        raised.rlim_cur = std::min(std::max(wanted, saved_.rlim_cur), saved_.rlim_max);
-        if (raised.rlim_cur != saved_.rlim_cur && ::setrlimit(RLIMIT_NOFILE, &raised) == 0) restore_ = true;
-        current_ = restore_ ? raised.rlim_cur : saved_.rlim_cur;
-    }
-    DescriptorLimit(const DescriptorLimit&) = delete;
-    DescriptorLimit& operator=(const DescriptorLimit&) = delete;
-    ~DescriptorLimit() {
-        if (restore_) ::setrlimit(RLIMIT_NOFILE, &saved_);
-    }
-    rlim_t current() const noexcept { return current_; }
-
-private:
-    rlimit saved_{};
-    rlim_t current_ = 0;
-    bool restore_ = false;
-};
 
 #if defined(MESH_ECHO_PATH)
 // `mesh_echo listen tcp://127.0.0.1:0` in a process of its own, started with
@@ -184,7 +151,7 @@ std::string describe(const Percentiles& p) {
     return text;
 }
 
-struct SmallQueues : mesh::DefaultConfig {
+struct In64Out16 : mesh::DefaultConfig {
     static constexpr std::size_t outgoing_capacity = 16;
     static constexpr std::size_t incoming_capacity = 64;
 };
@@ -335,7 +302,7 @@ TEST_CASE("producers faster than the consumer, small queues: every accepted mess
     constexpr std::size_t links = 4;
     constexpr std::size_t size = 48;
     mesh::Tcp tcp;
-    mesh::Mesh<mesh::Tcp, SmallQueues> sender, receiver;
+    mesh::Mesh<mesh::Tcp, In64Out16> sender, receiver;
     for (std::size_t k = 0; k < links; ++k) {
         auto pair = mesh_test::tcp_pair(tcp);
         sender.add(std::move(pair.client), "to" + std::to_string(k));

@@ -1,6 +1,7 @@
 #include <mesh/mesh.hpp>
 #include <doctest/doctest.h>
 
+#include "support/configs.hpp"
 #include "support/wait.hpp"
 
 #include <atomic>
@@ -26,26 +27,14 @@ using mesh_test::text;
 using mesh_test::wait_until;
 using namespace std::chrono_literals;
 
+using mesh_test::Caps1;
+using mesh_test::Caps16;
+using mesh_test::Outgoing4;
+using mesh_test::SmallMessages;
+using mesh_test::pipe_capacity;
 namespace {
 
-constexpr std::size_t pipe_capacity = mesh::detail::InprocPipe::capacity;
 
-// Splinter's Mesh::new(1, 1).
-struct Capacity1 : mesh::DefaultConfig {
-    static constexpr std::size_t incoming_capacity = 1;
-    static constexpr std::size_t outgoing_capacity = 1;
-};
-// Splinter's Mesh::new(16, 16).
-struct Capacity16 : mesh::DefaultConfig {
-    static constexpr std::size_t incoming_capacity = 16;
-    static constexpr std::size_t outgoing_capacity = 16;
-};
-struct SmallOutgoing : mesh::DefaultConfig {
-    static constexpr std::size_t outgoing_capacity = 4;
-};
-struct SmallMessages : mesh::DefaultConfig {
-    static constexpr std::size_t max_message_size = 64;
-};
 
 using Mesh = mesh::Mesh<mesh::Inproc>;
 
@@ -69,7 +58,7 @@ TEST_SUITE("mesh") {
 
 TEST_CASE("5.1 #1 the module example: capacities (1, 1), both ends in one mesh") {
     mesh::Inproc transport;
-    mesh::Mesh<mesh::Inproc, Capacity1> m;
+    mesh::Mesh<mesh::Inproc, Caps1> m;
     auto listener = transport.listen("inproc://my-connection");
     m.add(transport.connect(listener.endpoint()), "client");
     m.add(listener.accept(), "server");
@@ -99,7 +88,7 @@ TEST_CASE("5.1 #2 two meshes in two threads: the server receives \"hello\" under
     mesh::ShutdownReport client_report;
     bool client_down = false;
     std::thread client([&] {
-        mesh::Mesh<mesh::Inproc, Capacity1> client_mesh;
+        mesh::Mesh<mesh::Inproc, Caps1> client_mesh;
         client_mesh.add(transport.connect(endpoint), "client");
         client_sent = send_retrying(client_mesh, "client", to_payload("hello"));
         client_report = client_mesh.shutdown(5s);  // graceful: "hello" goes out first
@@ -107,7 +96,7 @@ TEST_CASE("5.1 #2 two meshes in two threads: the server receives \"hello\" under
         client_down = client_mesh.recv(none) == errc::shut_down;
     });
 
-    mesh::Mesh<mesh::Inproc, Capacity1> server_mesh;
+    mesh::Mesh<mesh::Inproc, Caps1> server_mesh;
     server_mesh.add(listener.accept(), "server");
     Envelope envelope;
     const auto received = server_mesh.recv_timeout(envelope, 5s);
@@ -127,7 +116,7 @@ TEST_CASE("5.1 #2 two meshes in two threads: the server receives \"hello\" under
 TEST_CASE("5.1 #4 8 connections each way added and removed from two threads") {
     mesh::Inproc transport;
     auto listener = transport.listen("add-remove");
-    mesh::Mesh<mesh::Inproc, Capacity1> m;
+    mesh::Mesh<mesh::Inproc, Caps1> m;
     std::atomic<int> added{0};
     std::vector<std::uint64_t> thread_keys, main_keys;
     std::vector<mesh::InprocConnection> thread_removed;
@@ -175,7 +164,7 @@ TEST_CASE("5.1 #4 8 connections each way added and removed from two threads") {
 TEST_CASE("5.1 #6 16 connections with both ends in one mesh: hello and world") {
     mesh::Inproc transport;
     auto listener = transport.listen("many");
-    mesh::Mesh<mesh::Inproc, Capacity16> m;
+    mesh::Mesh<mesh::Inproc, Caps16> m;
     for (int i = 0; i < 16; ++i) {
         m.add(transport.connect(listener.endpoint()), "thread_" + std::to_string(i));
         m.add(listener.accept(), "main_" + std::to_string(i));
@@ -221,7 +210,7 @@ TEST_CASE("5.1 #6 16 connections with both ends in one mesh: hello and world") {
 TEST_CASE("5.1 #8 shutdown: after an exchange, the next recv returns shut_down") {
     mesh::Inproc transport;
     auto listener = transport.listen("shutdown");
-    mesh::Mesh<mesh::Inproc, Capacity1> m;
+    mesh::Mesh<mesh::Inproc, Caps1> m;
     m.add(transport.connect(listener.endpoint()), "thread_1");
     m.add(listener.accept(), "main");
 
@@ -512,15 +501,15 @@ TEST_CASE("a transport limit below the mesh's applies too, with the envelope unt
 
 TEST_CASE("queue_full hands the envelope back untouched, and sending resumes when the peer reads") {
     mesh::Inproc transport;
-    mesh::Mesh<mesh::Inproc, SmallOutgoing> m;
+    mesh::Mesh<mesh::Inproc, Outgoing4> m;
     auto pair = connected_pair(transport, "full");
     m.add(std::move(pair.client), "a");
 
     std::size_t rejected = 0;
     const std::size_t accepted = fill_until_full(m, "a", rejected);
     // Bounded end to end: the outgoing queue plus the pipe behind it, no more.
-    CHECK(accepted >= SmallOutgoing::outgoing_capacity);
-    CHECK(accepted <= pipe_capacity + SmallOutgoing::outgoing_capacity);
+    CHECK(accepted >= Outgoing4::outgoing_capacity);
+    CHECK(accepted <= pipe_capacity + Outgoing4::outgoing_capacity);
     CHECK(rejected >= 1);
     CHECK(settled(m, "a"));
 
@@ -531,7 +520,7 @@ TEST_CASE("queue_full hands the envelope back untouched, and sending resumes whe
     CHECK(result.error == std::errc::resource_unavailable_try_again);
     CHECK(envelope == copy);
     CHECK(m.stats("a").rejected_full == rejected + 1);
-    CHECK(m.stats("a").queue_depth == SmallOutgoing::outgoing_capacity);
+    CHECK(m.stats("a").queue_depth == Outgoing4::outgoing_capacity);
 
     // One read makes room all the way back to the sender.
     Payload got;
@@ -825,7 +814,7 @@ TEST_CASE("a peer leaving while messages wait for it: one event, reason end_of_s
     // The write side and the read side both notice; the reason must not depend on which is first.
     for (int round = 0; round < 10; ++round) {
         CAPTURE(round);
-        mesh::Mesh<mesh::Inproc, SmallOutgoing> m;
+        mesh::Mesh<mesh::Inproc, Outgoing4> m;
         auto pair = connected_pair(transport, "leave-with-queue");
         m.add(std::move(pair.client), "a");
         std::size_t rejected = 0;
@@ -866,7 +855,7 @@ TEST_CASE("events are handed out after shutdown, then shut_down") {
 
 TEST_CASE("statistics per connection and in total") {
     mesh::Inproc transport;
-    mesh::Mesh<mesh::Inproc, SmallOutgoing> m;
+    mesh::Mesh<mesh::Inproc, Outgoing4> m;
     auto a = connected_pair(transport, "stats-a");
     auto c = connected_pair(transport, "stats-c");
     m.add(std::move(a.client), "a");
@@ -900,7 +889,7 @@ TEST_CASE("statistics per connection and in total") {
     // "c": its peer does not read, so its queue fills and sends are refused.
     std::size_t rejected = 0;
     const std::size_t accepted = fill_until_full(m, "c", rejected);
-    CHECK(accepted >= SmallOutgoing::outgoing_capacity);
+    CHECK(accepted >= Outgoing4::outgoing_capacity);
     REQUIRE(settled(m, "c"));
     const auto c_stats = m.stats("c");
     {
@@ -909,7 +898,7 @@ TEST_CASE("statistics per connection and in total") {
         CHECK(s.bytes_out == 4 * s.messages_out);
         CHECK(s.rejected_full == rejected);
         CHECK(s.rejected_full >= 1);
-        CHECK(s.queue_depth == SmallOutgoing::outgoing_capacity);  // the peer reads nothing
+        CHECK(s.queue_depth == Outgoing4::outgoing_capacity);  // the peer reads nothing
         CHECK(s.messages_in == 0);
         CHECK(s.discarded == 0);
     }
@@ -981,7 +970,7 @@ TEST_CASE("graceful shutdown delivers queued messages to a live peer") {
 
 TEST_CASE("shutdown reports the messages it discarded when the peer does not read") {
     mesh::Inproc transport;
-    mesh::Mesh<mesh::Inproc, SmallOutgoing> m;
+    mesh::Mesh<mesh::Inproc, Outgoing4> m;
     auto pair = connected_pair(transport, "flush-stuck");
     m.add(std::move(pair.client), "a");
     std::size_t rejected = 0;
@@ -1016,7 +1005,7 @@ TEST_CASE("shutdown reports the messages it discarded when the peer does not rea
 
 TEST_CASE("a graceful shutdown ends early when the peer it waits for goes away, and still counts") {
     mesh::Inproc transport;
-    mesh::Mesh<mesh::Inproc, SmallOutgoing> m;
+    mesh::Mesh<mesh::Inproc, Outgoing4> m;
     auto pair = connected_pair(transport, "flush-peer-leaves");
     m.add(std::move(pair.client), "a");
     std::size_t rejected = 0;

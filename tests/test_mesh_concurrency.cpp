@@ -1,6 +1,7 @@
 #include <mesh/mesh.hpp>
 #include <doctest/doctest.h>
 
+#include "support/configs.hpp"
 #include "support/wait.hpp"
 
 #include <array>
@@ -23,19 +24,15 @@ using mesh_test::numbered;
 using mesh_test::wait_until;
 using namespace std::chrono_literals;
 
+using mesh_test::Incoming16;
+using mesh_test::SmallMessages;
 namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-struct SmallIncoming : mesh::DefaultConfig {
-    static constexpr std::size_t incoming_capacity = 16;
-};
-struct SmallQueues : mesh::DefaultConfig {
+struct In16Out8 : mesh::DefaultConfig {
     static constexpr std::size_t incoming_capacity = 16;
     static constexpr std::size_t outgoing_capacity = 8;
-};
-struct SmallMessages : mesh::DefaultConfig {
-    static constexpr std::size_t max_message_size = 64;
 };
 struct SenderSide : mesh::DefaultConfig {
     static constexpr std::size_t outgoing_capacity = 64;
@@ -189,7 +186,7 @@ TEST_CASE("shutdown wakes 16 receivers blocked in recv and recv_timeout, all wit
 
 TEST_CASE("shutdown with a full incoming queue, flooding peers and 16 receivers returns promptly") {
     mesh::Inproc transport;
-    mesh::Mesh<mesh::Inproc, SmallIncoming> m;
+    mesh::Mesh<mesh::Inproc, Incoming16> m;
     constexpr int peers = 4;
     std::vector<mesh_test::InprocPair> pairs;
     for (int p = 0; p < peers; ++p) {
@@ -213,8 +210,8 @@ TEST_CASE("shutdown with a full incoming queue, flooding peers and 16 receivers 
         });
     }
     // Nobody receives yet: the queue fills and the reactor stops reading.
-    CHECK(wait_until([&] { return m.stats().messages_in >= SmallIncoming::incoming_capacity; }, 5s));
-    CHECK(m.stats().messages_in <= SmallIncoming::incoming_capacity + peers);
+    CHECK(wait_until([&] { return m.stats().messages_in >= Incoming16::incoming_capacity; }, 5s));
+    CHECK(m.stats().messages_in <= Incoming16::incoming_capacity + peers);
 
     SUBCASE("with 16 receivers busy draining it") {
         constexpr int receivers = 16;
@@ -245,7 +242,7 @@ TEST_CASE("shutdown with a full incoming queue, flooding peers and 16 receivers 
         const auto start = clock_type::now();
         const auto report = m.shutdown();
         CHECK(clock_type::now() - start < 2s);
-        CHECK(report.discarded_incoming >= SmallIncoming::incoming_capacity);
+        CHECK(report.discarded_incoming >= Incoming16::incoming_capacity);
         Envelope envelope;
         CHECK(m.recv(envelope) == errc::shut_down);
     }
@@ -265,7 +262,7 @@ TEST_CASE("remove racing 8 sending threads: no crash, every result allowed") {
     std::array<std::atomic<std::uint64_t>, 4> tally{};  // ok, queue_full, not_found, disconnected
 
     for (int round = 0; round < rounds; ++round) {
-        mesh::Mesh<mesh::Inproc, SmallQueues> m;
+        mesh::Mesh<mesh::Inproc, In16Out8> m;
         auto pair = connected_pair(transport, "race-" + std::to_string(round));
         m.add(std::move(pair.client), "x");
         const bool peer_disconnects = round % 3 == 2;
@@ -332,7 +329,7 @@ TEST_CASE("remove racing 8 sending threads: no crash, every result allowed") {
 TEST_CASE("incoming queue full: nothing is lost, the sender sees queue_full, delivery resumes") {
     mesh::Inproc transport;
     mesh::Mesh<mesh::Inproc, SenderSide> sender_mesh;
-    mesh::Mesh<mesh::Inproc, SmallIncoming> receiver_mesh;
+    mesh::Mesh<mesh::Inproc, Incoming16> receiver_mesh;
     auto pair = connected_pair(transport, "backpressure");
     sender_mesh.add(std::move(pair.client), "to_receiver");
     receiver_mesh.add(std::move(pair.server), "from_sender");
@@ -363,7 +360,7 @@ TEST_CASE("incoming queue full: nothing is lost, the sender sees queue_full, del
     // stop reading once its queue is full (one message may wait in the reactor).
     CHECK(wait_until([&] { return queue_full.load() > 0; }, 10s));
     CHECK(sent.load() < count);
-    CHECK(receiver_mesh.stats().messages_in <= SmallIncoming::incoming_capacity + 1);
+    CHECK(receiver_mesh.stats().messages_in <= Incoming16::incoming_capacity + 1);
 
     std::uint32_t received = 0;
     for (; received < count; ++received) {
@@ -392,11 +389,11 @@ TEST_CASE("incoming queue full: a peer that sends and closes loses nothing, even
     constexpr std::uint32_t count = 100;
     for (int round = 0; round < 10; ++round) {
         CAPTURE(round);
-        mesh::Mesh<mesh::Inproc, SmallIncoming> m;
+        mesh::Mesh<mesh::Inproc, Incoming16> m;
         auto pair = connected_pair(transport, "send-and-close");
         m.add(std::move(pair.client), "a");
         for (std::uint32_t i = 0; i < count; ++i) REQUIRE_FALSE(pair.server.send(numbered(i)));
-        CHECK(wait_until([&] { return m.stats().messages_in >= SmallIncoming::incoming_capacity; }, 5s));
+        CHECK(wait_until([&] { return m.stats().messages_in >= Incoming16::incoming_capacity; }, 5s));
         pair.server.disconnect();
         // The write finds the peer gone while most of what it sent still waits to be read.
         const auto sent = m.send("a", Payload{1});
@@ -420,7 +417,7 @@ TEST_CASE("incoming queue full: a peer that sends and closes loses nothing, even
 
 TEST_CASE("one disconnect event per connection when 50 peers go at once with the incoming queue full") {
     mesh::Inproc transport;
-    mesh::Mesh<mesh::Inproc, SmallIncoming> m;
+    mesh::Mesh<mesh::Inproc, Incoming16> m;
     constexpr int peers = 50;
     constexpr int talkers = 40;  // peers 40..49 send nothing
     constexpr std::uint32_t each = 4;
@@ -432,7 +429,7 @@ TEST_CASE("one disconnect event per connection when 50 peers go at once with the
     for (int p = 0; p < talkers; ++p)
         for (std::uint32_t i = 0; i < each; ++i)
             REQUIRE_FALSE(pairs[static_cast<std::size_t>(p)].client.send(numbered(static_cast<std::uint32_t>(p) * each + i)));
-    CHECK(wait_until([&] { return m.stats().messages_in >= SmallIncoming::incoming_capacity; }, 5s));
+    CHECK(wait_until([&] { return m.stats().messages_in >= Incoming16::incoming_capacity; }, 5s));
 
     // All 50 go at once, from 5 threads.
     std::atomic<bool> go{false};
@@ -459,7 +456,7 @@ TEST_CASE("one disconnect event per connection when 50 peers go at once with the
         }
         return silent_seen.size() == static_cast<std::size_t>(peers - talkers);
     }, 5s));
-    CHECK(m.stats().messages_in <= SmallIncoming::incoming_capacity + talkers);  // still not drained
+    CHECK(m.stats().messages_in <= Incoming16::incoming_capacity + talkers);  // still not drained
 
     // Drain the messages while collecting the rest.
     std::atomic<std::uint32_t> received{0};
@@ -500,7 +497,7 @@ TEST_CASE("after an idle spell, 8 threads sending at once to one connection: eve
     // Idle connections may give resources back after a quiet second or so; the first
     // sends after that race to take them again.
     mesh::Inproc transport;
-    mesh::Mesh<mesh::Inproc, SmallQueues> m;
+    mesh::Mesh<mesh::Inproc, In16Out8> m;
     auto pair = connected_pair(transport, "idle");
     m.add(std::move(pair.client), "a");
     REQUIRE(m.send("a", numbered(0)).ok());
@@ -630,7 +627,7 @@ TEST_CASE("8 threads removing one id: exactly one gets the connection") {
 
 TEST_CASE("8 threads calling shutdown at once: all return, one report counts the discarded") {
     mesh::Inproc transport;
-    mesh::Mesh<mesh::Inproc, SmallQueues> m;
+    mesh::Mesh<mesh::Inproc, In16Out8> m;
     auto pair = connected_pair(transport, "shutdown-many");
     m.add(std::move(pair.client), "a");
     std::size_t rejected = 0;
@@ -688,7 +685,7 @@ TEST_CASE("shutdown racing sends, adds, removes and receives on many copies") {
     constexpr int rounds = 5;
     std::atomic<int> bad{0};
     for (int round = 0; round < rounds; ++round) {
-        mesh::Mesh<mesh::Inproc, SmallQueues> m;
+        mesh::Mesh<mesh::Inproc, In16Out8> m;
         std::atomic<bool> stop{false};
         std::vector<std::thread> threads;
         std::vector<std::unique_ptr<std::atomic<bool>>> done;

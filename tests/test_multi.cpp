@@ -1,9 +1,11 @@
 #include <mesh/mesh.hpp>
 #include <doctest/doctest.h>
 
+#include "support/configs.hpp"
+#include "support/samples.hpp"
 #include "support/tcp_peers.hpp"
 #include "support/wait.hpp"
-#if defined(MESH_ENABLE_TLS)
+#if MESH_HAS_TLS
 #include "support/test_pki.hpp"
 #endif
 
@@ -25,20 +27,15 @@ using mesh::Payload;
 using mesh::to_payload;
 using mesh_test::text;
 
+using mesh_test::Outgoing4;
+using mesh_test::hello;
+using mesh_test::port_of;
+using mesh_test::starts_with;
+using mesh_test::world;
 namespace {
 
 using TcpFirst = mesh::BasicMulti<mesh::Tcp, mesh::Inproc>;
 using InprocFirst = mesh::BasicMulti<mesh::Inproc, mesh::Tcp>;
-
-struct SmallOutgoing : mesh::DefaultConfig {
-    static constexpr std::size_t outgoing_capacity = 4;
-};
-
-const Payload hello = to_payload("hello");
-const Payload world = to_payload("world");
-
-std::string port_of(const std::string& endpoint) { return endpoint.substr(endpoint.rfind(':') + 1); }
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 
 // Splinter's transport harness (section 5.3) through a multi transport: the client
 // checks the remote endpoint, sends [0,1,2] and expects [3,4,5]; the server answers.
@@ -335,16 +332,16 @@ TEST_CASE("Mesh<Multi>: far ends closing give one disconnected event each, end_o
 TEST_CASE("Mesh<Multi>: an inproc connection's full queue is queue_full, a tcp neighbour is unaffected") {
     mesh::Multi multi;
     auto links = mixed_links(multi, "full");
-    mesh::Mesh<mesh::Multi, SmallOutgoing> m;
+    mesh::Mesh<mesh::Multi, Outgoing4> m;
     m.add(std::move(links.near_tcp), "tcp");
     m.add(std::move(links.near_inproc), "inproc");
 
     std::size_t rejected = 0;
     const std::size_t accepted = mesh_test::fill_until_full(m, "inproc", rejected);
     // Sent directly into the peer's queue, limited to outgoing_capacity: no reactor writer.
-    CHECK(accepted == SmallOutgoing::outgoing_capacity);
+    CHECK(accepted == Outgoing4::outgoing_capacity);
     CHECK(rejected >= 1);
-    CHECK(m.stats("inproc").queue_depth == SmallOutgoing::outgoing_capacity);
+    CHECK(m.stats("inproc").queue_depth == Outgoing4::outgoing_capacity);
     CHECK(m.stats("inproc").rejected_full == rejected);
 
     Envelope envelope("inproc", mesh_test::numbered(static_cast<std::uint32_t>(accepted)));
@@ -428,7 +425,7 @@ TEST_CASE("Mesh<Multi>::accept_from: a tcp and an inproc listener, each connecti
 
 } // TEST_SUITE
 
-#if defined(MESH_ENABLE_TLS)
+#if MESH_HAS_TLS
 
 namespace {
 

@@ -3,6 +3,7 @@
 #include <mesh/mesh.hpp>
 #include <doctest/doctest.h>
 
+#include "support/configs.hpp"
 #include "support/wait.hpp"
 
 #include <array>
@@ -23,13 +24,11 @@ using mesh_test::number_of;
 using mesh_test::numbered;
 using namespace std::chrono_literals;
 
+using mesh_test::Incoming16;
 namespace {
 
 using Mesh = mesh::Mesh<mesh::Inproc>;
 
-struct SmallIncoming : mesh::DefaultConfig {
-    static constexpr std::size_t incoming_capacity = 16;
-};
 
 // Far ends of inproc connections whose near ends are in `m` under a0, a1, ...
 template <class M>
@@ -133,7 +132,7 @@ TEST_CASE("a batch of no room returns at once, and after shutdown every form is 
 
 TEST_CASE("batches drain a full incoming queue: the reactor resumes reading, nothing is lost") {
     mesh::Inproc transport;
-    mesh::Mesh<mesh::Inproc, SmallIncoming> m;
+    mesh::Mesh<mesh::Inproc, Incoming16> m;
     auto far = far_ends(transport, m, 1, "batch-full");
     constexpr std::uint32_t total = 5000;
     std::thread sender([&] {

@@ -4,12 +4,14 @@
 #include <mesh/mesh.hpp>
 #include <doctest/doctest.h>
 
+#include "support/configs.hpp"
 #include "support/raw_peer.hpp"
+#include "support/samples.hpp"
 #include "support/tcp_peers.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait.hpp"
 
-#if defined(MESH_ENABLE_TLS)
+#if MESH_HAS_TLS
 #include "support/test_pki.hpp"
 #endif
 
@@ -32,21 +34,16 @@
 
 using namespace std::chrono_literals;
 
+using mesh_test::Caps1;
+using mesh_test::Caps16;
+using mesh_test::hello;
+using mesh_test::send_waiting;
+using mesh_test::starts_with;
+using mesh_test::world;
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-const mesh::Payload hello = mesh::to_payload("hello");
-const mesh::Payload world = mesh::to_payload("world");
-
-struct Caps1 : mesh::DefaultConfig {
-    static constexpr std::size_t incoming_capacity = 1;
-    static constexpr std::size_t outgoing_capacity = 1;
-};
-struct Caps16 : mesh::DefaultConfig {
-    static constexpr std::size_t incoming_capacity = 16;
-    static constexpr std::size_t outgoing_capacity = 16;
-};
 struct TinyOutgoing : mesh::DefaultConfig {
     static constexpr std::size_t outgoing_capacity = 4;
 };
@@ -54,8 +51,6 @@ struct TinyOutgoing : mesh::DefaultConfig {
 // ---- kits: a transport, how to make one, a fresh bind address, a raw connect
 // that ends a blocked accept() when our own connect failed, and what every
 // connection they make must show ----
-
-bool starts_with(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
 
 struct TcpKit {
     mesh::Tcp transport;
@@ -86,7 +81,7 @@ struct UnixKit {
     }
 };
 
-#if defined(MESH_ENABLE_TLS)
+#if MESH_HAS_TLS
 
 namespace pki = mesh_test::pki;
 
@@ -193,17 +188,6 @@ Pair<Kit> connected_pair(Kit& kit) {
     return connected_pair(kit, listener);
 }
 
-// Sends, waiting for room when the outgoing queue is full (send never blocks).
-template <class Mesh>
-mesh::SendResult send_waiting(Mesh& m, const std::string& id, mesh::Payload payload) {
-    const auto deadline = Clock::now() + 20s;
-    for (;;) {
-        auto result = m.send(id, std::move(payload));
-        if (result.error != mesh::errc::queue_full || Clock::now() > deadline) return result;
-        std::this_thread::yield();
-    }
-}
-
 // A numbered payload of `size` bytes whose every byte depends on the number.
 mesh::Payload patterned(std::uint32_t n, std::size_t size) {
     mesh::Payload p = mesh_test::numbered(n, size);
@@ -215,7 +199,7 @@ mesh::Payload patterned(std::uint32_t n, std::size_t size) {
 
 TYPE_TO_STRING(TcpKit);
 TYPE_TO_STRING(UnixKit);
-#if defined(MESH_ENABLE_TLS)
+#if MESH_HAS_TLS
 TYPE_TO_STRING(TlsKit);
 TYPE_TO_STRING(TlsInsecureKit);
 #endif

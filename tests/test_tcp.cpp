@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "support/raw_peer.hpp"
+#include "support/samples.hpp"
 #include "support/tcp_peers.hpp"
 #include "support/wait.hpp"
 
@@ -17,6 +18,7 @@ using mesh_test::Bytes;
 using mesh_test::hex;
 using mesh_test::Role;
 
+using mesh_test::port_of;
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -24,8 +26,6 @@ using Clock = std::chrono::steady_clock;
 struct TinyIncoming : mesh::DefaultConfig {
     static constexpr std::size_t incoming_capacity = 2;
 };
-
-std::string port_of(const std::string& endpoint) { return endpoint.substr(endpoint.rfind(':') + 1); }
 
 // Splinter's transport harness (section 5.3): the client checks the remote endpoint,
 // sends [0,1,2] and expects [3,4,5]; the server accepts and answers.

@@ -1,7 +1,10 @@
 #include <mesh/mesh.hpp>
 #include <doctest/doctest.h>
 
+#include "support/configs.hpp"
+#include "support/process_stats.hpp"
 #include "support/raw_peer.hpp"
+#include "support/samples.hpp"
 #include "support/tcp_peers.hpp"
 #include "support/test_pki.hpp"
 #include "support/tls_peers.hpp"
@@ -33,6 +36,12 @@ using mesh_test::hex;
 namespace pki = mesh_test::pki;
 namespace tls = mesh_test::tls;
 
+using mesh_test::DescriptorLimit;
+using mesh_test::Incoming2;
+using mesh_test::hello;
+using mesh_test::open_descriptors;
+using mesh_test::port_of;
+using mesh_test::world;
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -43,17 +52,9 @@ struct Caps : mesh::DefaultConfig {
     static constexpr std::size_t incoming_capacity = 64;
     static constexpr std::size_t outgoing_capacity = 16;
 };
-struct Incoming2 : mesh::DefaultConfig {
-    static constexpr std::size_t incoming_capacity = 2;  // full at once: the reactor stops reading
-};
 struct Max1K : mesh::DefaultConfig {
     static constexpr std::size_t max_message_size = 1024;
 };
-
-const mesh::Payload hello = mesh::to_payload("hello");
-const mesh::Payload world = mesh::to_payload("world");
-
-std::string port_of(const std::string& endpoint) { return endpoint.substr(endpoint.rfind(':') + 1); }
 
 bool contains(const Bytes& haystack, const Bytes& needle) {
     return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end()) != haystack.end();
@@ -164,15 +165,6 @@ struct Finally {
     Finally& operator=(const Finally&) = delete;
     ~Finally() { f(); }
 };
-
-std::size_t open_descriptors() {
-    std::size_t n = 0;
-    if (DIR* dir = ::opendir("/proc/self/fd")) {
-        while (::readdir(dir)) ++n;
-        ::closedir(dir);
-    }
-    return n;
-}
 
 } // namespace
 
@@ -1017,7 +1009,7 @@ TEST_CASE("tls: E8 sockets that never finish a handshake are closed at handshake
     TlsServer<> server(server_tls);
     std::thread echo([&] {
         mesh::Envelope envelope;
-        while (!server.m.recv(envelope)) server.m.send(envelope.id, std::move(envelope.payload));
+        while (!server.m.recv(envelope)) (void)server.m.send(envelope.id, std::move(envelope.payload));
     });
     Finally stop_echo([&] {
         server.m.shutdown();
@@ -1149,6 +1141,129 @@ TEST_CASE("tls: E8 sockets that never finish a handshake are closed at handshake
 
     // The server closed its side of everything: no descriptor is left behind.
     CHECK(mesh_test::wait_until([&] { return open_descriptors() <= descriptors; }, 5s));
+}
+
+// ---- a handshake flood: what max_pending_handshakes protects ----
+
+struct FloodResult {
+    std::size_t peak_handshaking = 0;
+    std::uint64_t over_limit = 0;
+    std::size_t heap_growth = 0;         // bytes the process gained while the flood was held
+    std::size_t server_descriptors = 0;  // descriptors the server held for the flood
+    std::size_t round_trips = 0;         // an established connection's, while the flood is held
+    double slowest_ms = 0;
+    int round_trip_failures = 0;
+};
+
+// `flood` clients each send the first bytes of a ClientHello and stall, so the server
+// holds a descriptor and a TLS state for each one it lets in, until its deadline.
+FloodResult handshake_flood(tls::Fixture& pki, std::size_t limit, std::size_t flood) {
+    mesh::TlsOptions options = pki.server_pem();
+    options.stream.max_pending_handshakes = limit;
+    mesh::Tls server_tls(options), client_tls(pki.client_pem());
+    TlsMesh server;
+    auto listener = server_tls.listen("127.0.0.1:0");
+    const std::string endpoint = listener.endpoint();
+    const auto stats = listener.stats();
+    server.accept_from(std::move(listener));
+    std::thread echo([&] {
+        mesh::Envelope envelope;
+        while (!server.recv(envelope)) (void)server.send(envelope.id, std::move(envelope.payload));
+    });
+    Finally stop_echo([&] {
+        server.shutdown();
+        echo.join();
+    });
+    auto established = client_tls.connect(endpoint);
+    mesh::Payload got;
+    REQUIRE(established.send(hello) == std::error_code());
+    REQUIRE(established.recv_for(got, 5s) == std::error_code());
+
+    FloodResult result;
+    std::atomic<std::size_t> round_trips{0};
+    std::atomic<int> failures{0};
+    std::atomic<bool> stop{false};
+    std::thread pinger([&] {  // owns result.slowest_ms until joined
+        for (std::uint32_t i = 0; !stop; ++i) {
+            const auto start = Clock::now();
+            mesh::Payload reply;
+            if (established.send(mesh_test::numbered(i)) || established.recv_for(reply, 5s) ||
+                mesh_test::number_of(reply) != i) {
+                ++failures;
+                return;
+            }
+            ++round_trips;
+            result.slowest_ms = std::max(result.slowest_ms,
+                                         std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+        }
+    });
+    Finally stop_pinger([&] {
+        stop = true;
+        if (pinger.joinable()) pinger.join();
+    });
+
+    const std::size_t heap_before = mesh_test::heap_in_use();
+    const std::size_t descriptors_before = open_descriptors();
+    const Bytes partial_hello{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03};  // 512 announced
+    std::vector<mesh_test::RawSocket> sockets;
+    for (std::size_t i = 0; i < flood; ++i) {
+        sockets.push_back(mesh_test::raw_connect(endpoint));
+        REQUIRE(sockets.back().valid());
+        REQUIRE(sockets.back().write_all(partial_hello));
+        result.peak_handshaking = std::max<std::size_t>(result.peak_handshaking, stats->handshaking.load());
+    }
+    // Every flood socket is either handshaking (its hello read) or refused.
+    CHECK(mesh_test::wait_until([&] {
+        result.peak_handshaking = std::max<std::size_t>(result.peak_handshaking, stats->handshaking.load());
+        return stats->handshaking.load() + stats->over_limit.load() == flood &&
+               open_descriptors() == descriptors_before + flood + stats->handshaking.load();
+    }, 10s));
+    result.over_limit = stats->over_limit.load();
+    result.heap_growth = mesh_test::heap_in_use() - std::min(heap_before, mesh_test::heap_in_use());
+    result.server_descriptors = open_descriptors() - descriptors_before - flood;  // less this side's sockets
+    // Round trips while the server holds the flood.
+    const std::size_t before = round_trips.load();
+    CHECK(mesh_test::wait_until([&] { return round_trips.load() >= before + 20 || failures.load() != 0; }, 10s));
+    result.round_trips = round_trips.load() - before;
+    stop = true;
+    pinger.join();
+    result.round_trip_failures = failures.load();
+
+    sockets.clear();  // the server sees each close and gives its state back
+    CHECK(mesh_test::wait_until([&] { return stats->handshaking.load() == 0; }, 10s));
+    CHECK(stats->accepted.load() == 1);
+    return result;
+}
+
+TEST_CASE("tls: max_pending_handshakes bounds what a handshake flood holds - descriptors and TLS states - while an established connection keeps its round trips") {
+    tls::Fixture pki;
+    const std::size_t flood = mesh_test::sanitized ? 200 : 600;
+    const std::size_t limit = 64;
+    DescriptorLimit descriptors(static_cast<rlim_t>(3 * flood + 256));
+    REQUIRE(descriptors.current() >= 2 * flood + 128);
+
+    const FloodResult limited = handshake_flood(pki, limit, flood);
+    const FloodResult unlimited = handshake_flood(pki, 0, flood);
+    MESSAGE("limit ", limit, ": peak handshaking ", limited.peak_handshaking, ", refused ", limited.over_limit,
+            ", server descriptors ", limited.server_descriptors, ", heap +", limited.heap_growth / 1024, " KiB, ",
+            limited.round_trips, " round trips, slowest ", limited.slowest_ms, " ms");
+    MESSAGE("no limit: peak handshaking ", unlimited.peak_handshaking, ", server descriptors ",
+            unlimited.server_descriptors, ", heap +", unlimited.heap_growth / 1024, " KiB, ", unlimited.round_trips,
+            " round trips, slowest ", unlimited.slowest_ms, " ms");
+
+    CHECK(limited.peak_handshaking <= limit);
+    CHECK(limited.over_limit == flood - limit);
+    CHECK(limited.server_descriptors <= limit);
+    CHECK(unlimited.peak_handshaking == flood);
+    CHECK(unlimited.server_descriptors >= flood);
+    // Each admitted handshake holds a TLS state: the limit bounds their memory too
+    // (the flood is at least three times the limit).
+    CHECK(limited.heap_growth * 2 < unlimited.heap_growth);
+    for (const FloodResult* r : {&limited, &unlimited}) {
+        CHECK(r->round_trip_failures == 0);
+        CHECK(r->round_trips >= 20);
+        CHECK(r->slowest_ms < 1000.0);  // nobody waited for a stalled handshake
+    }
 }
 
 // ---- a peer that leaves while we write ----

@@ -2,8 +2,9 @@
 #include <doctest/doctest.h>
 
 #include "support/raw_peer.hpp"
-#include "support/temp_dir.hpp"
+#include "support/samples.hpp"
 #include "support/tcp_peers.hpp"
+#include "support/temp_dir.hpp"
 #include "support/wait.hpp"
 
 #include <atomic>
@@ -30,10 +31,9 @@ using namespace std::chrono_literals;
 using mesh_test::Bytes;
 using mesh_test::hex;
 
+using mesh_test::hello;
+using mesh_test::world;
 namespace {
-
-const mesh::Payload hello = mesh::to_payload("hello");
-const mesh::Payload world = mesh::to_payload("world");
 
 // Socket paths in a fresh directory per test.
 struct ScratchDir : mesh_test::TempDir {

@@ -3,6 +3,7 @@
 // mesh.hpp: one background reactor thread moving messages between many connections.
 // This umbrella header is what single_include_gen.py amalgamates into ../../mesh.hpp.
 
+#include "mesh/platform.hpp"
 #include "mesh/version.hpp"
 #include "mesh/error.hpp"
 #include "mesh/config.hpp"
@@ -17,9 +18,9 @@
 #include "mesh/transport/inproc.hpp"
 #include "mesh/transport/tcp.hpp"
 #include "mesh/transport/unix.hpp"
-// TLS needs OpenSSL: define MESH_ENABLE_TLS and link libssl and libcrypto
+// TLS needs OpenSSL: define MESH_ENABLE_TLS=1 and link libssl and libcrypto
 // (CMake: link mesh::tls, which does both).
-#if defined(MESH_ENABLE_TLS)
+#if MESH_HAS_TLS
 #include "mesh/transport/tls.hpp"
 #endif
 #include "mesh/transport/multi.hpp"

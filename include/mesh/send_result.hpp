@@ -5,7 +5,7 @@
 namespace mesh {
 
 // What send reports. On failure the envelope is left untouched with the caller.
-struct SendResult {
+struct [[nodiscard]] SendResult {
     std::error_code error;   // empty on success; errc::not_found, queue_full, disconnected, ...
     std::error_code reason;  // with errc::disconnected: why the connection ended
 

@@ -5,6 +5,7 @@
 #include <mesh/mesh.hpp>
 #include <doctest/doctest.h>
 
+#include "support/sanitizers.hpp"
 #include "support/tcp_peers.hpp"
 #include "support/wait.hpp"
 
@@ -14,7 +15,7 @@
 #include <string>
 #include <thread>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if MESH_TEST_ASAN || MESH_TEST_TSAN
 #define MESH_COUNTS_ALLOCATIONS 0
 #else
 #define MESH_COUNTS_ALLOCATIONS 1

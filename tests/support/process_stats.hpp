@@ -3,13 +3,17 @@
 // What the kernel says about this process and others: descriptors held and CPU
 // time spent, read from /proc (Linux).
 
+#include "sanitizers.hpp"
+
 #include <dirent.h>
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#if !MESH_TEST_ASAN && !MESH_TEST_TSAN
 #include <malloc.h>
 #endif
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <fstream>
@@ -18,6 +22,20 @@
 #include <string>
 
 namespace mesh_test {
+
+#if MESH_TEST_ASAN || MESH_TEST_TSAN
+constexpr bool sanitized = true;  // sanitized builds run the long loops shorter
+#else
+constexpr bool sanitized = false;
+#endif
+
+// AddressSanitizer keeps freed memory in quarantine, so resident size says nothing
+// about what the library holds there.
+#if MESH_TEST_ASAN
+constexpr bool resident_size_is_meaningful = false;
+#else
+constexpr bool resident_size_is_meaningful = true;
+#endif
 
 inline std::size_t open_descriptors() {
     std::size_t n = 0;
@@ -81,7 +99,7 @@ private:
     std::map<std::string, std::uint64_t> start_;
 };
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if MESH_TEST_ASAN || MESH_TEST_TSAN
 // In the sanitizers' runtime; GCC ships no header that declares it.
 extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
 #endif
@@ -89,7 +107,7 @@ extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
 // Bytes the process's heap holds for live allocations: the sanitizers' allocator
 // under ASan and TSan, glibc's otherwise.
 inline std::size_t heap_in_use() {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if MESH_TEST_ASAN || MESH_TEST_TSAN
     return __sanitizer_get_current_allocated_bytes();
 #else
     const struct mallinfo2 info = ::mallinfo2();
@@ -117,5 +135,29 @@ inline std::size_t peak_resident_bytes(const std::string& process = "self") {
     }
     return 0;
 }
+
+// Raises the soft descriptor limit towards `wanted` (never past the hard limit) and
+// puts it back when it goes.
+class DescriptorLimit {
+public:
+    explicit DescriptorLimit(rlim_t wanted) {
+        if (::getrlimit(RLIMIT_NOFILE, &saved_) != 0) return;
+        rlimit raised = saved_;
+        raised.rlim_cur = std::min(std::max(wanted, saved_.rlim_cur), saved_.rlim_max);
+        if (raised.rlim_cur != saved_.rlim_cur && ::setrlimit(RLIMIT_NOFILE, &raised) == 0) restore_ = true;
+        current_ = restore_ ? raised.rlim_cur : saved_.rlim_cur;
+    }
+    DescriptorLimit(const DescriptorLimit&) = delete;
+    DescriptorLimit& operator=(const DescriptorLimit&) = delete;
+    ~DescriptorLimit() {
+        if (restore_) ::setrlimit(RLIMIT_NOFILE, &saved_);
+    }
+    rlim_t current() const noexcept { return current_; }
+
+private:
+    rlimit saved_{};
+    rlim_t current_ = 0;
+    bool restore_ = false;
+};
 
 } // namespace mesh_test

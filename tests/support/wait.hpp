@@ -122,6 +122,17 @@ bool settled(const M& m, const std::string& id, std::chrono::milliseconds quiet 
     }, 5s);
 }
 
+// Sends, waiting for room when the outgoing queue is full (send never blocks).
+template <class M>
+mesh::SendResult send_waiting(M& m, const std::string& id, mesh::Payload payload) {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    for (;;) {
+        auto result = m.send(id, std::move(payload));
+        if (result.error != mesh::errc::queue_full || std::chrono::steady_clock::now() > deadline) return result;
+        std::this_thread::yield();
+    }
+}
+
 } // namespace mesh_test
 
 // Failed checks print an error code as "category:value (message)".

@@ -2,12 +2,13 @@
 
 #include "mesh/detail/throw_error.hpp"
 #include "mesh/error.hpp"
+#include "mesh/platform.hpp"
 #include "mesh/transport/inproc.hpp"
 #include "mesh/transport/multi_connection.hpp"
 #include "mesh/transport/multi_listener.hpp"
 #include "mesh/transport/tcp.hpp"
 #include "mesh/transport/unix.hpp"
-#if defined(MESH_ENABLE_TLS)
+#if MESH_HAS_TLS
 #include "mesh/transport/tls.hpp"
 #endif
 
@@ -84,7 +85,7 @@ private:
 
 // Every transport of the library, by scheme; a bare address means TCP, as in
 // splinterd. Configure TLS with get<Tls>() = Tls(options).
-#if defined(MESH_ENABLE_TLS)
+#if MESH_HAS_TLS
 using Multi = BasicMulti<Tcp, Tls, Unix, Inproc>;
 #else
 using Multi = BasicMulti<Tcp, Unix, Inproc>;

@@ -1,0 +1,43 @@
+# Builds tests/consumer/main.cpp as a consumer would and runs it. MODE is
+#   add_subdirectory: the project in add_subdirectory/, with the source tree;
+#   find_package: the project in find_package/, after installing BUILD_DIR to a prefix;
+#   pkg_config: CXX with the flags pkg-config gives for the installed mesh.pc.
+file(REMOVE_RECURSE "${WORK_DIR}")
+set(prefix "${WORK_DIR}/prefix")
+
+function(run what)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE result OUTPUT_VARIABLE output ERROR_VARIABLE output)
+  if(NOT result EQUAL 0)
+    message(FATAL_ERROR "${what} failed:\n${output}")
+  endif()
+endfunction()
+
+if(MODE STREQUAL "add_subdirectory" OR MODE STREQUAL "find_package")
+  if(MODE STREQUAL "find_package")
+    run("installing the library" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
+  endif()
+  run("configuring the consumer" ${CMAKE_COMMAND} -S ${CMAKE_CURRENT_LIST_DIR}/${MODE} -B ${WORK_DIR}/build
+      -DMESH_SOURCE_DIR=${MESH_SOURCE_DIR} -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER=${CXX})
+  run("building the consumer" ${CMAKE_COMMAND} --build ${WORK_DIR}/build)
+  set(program ${WORK_DIR}/build/mesh)
+elseif(MODE STREQUAL "pkg_config")
+  run("installing the library" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
+  set(ENV{PKG_CONFIG_PATH} "${prefix}/share/pkgconfig")
+  execute_process(COMMAND pkg-config --cflags --libs mesh RESULT_VARIABLE found OUTPUT_VARIABLE flags
+                  OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT found EQUAL 0)
+    message(FATAL_ERROR "pkg-config does not know mesh")
+  endif()
+  separate_arguments(flags UNIX_COMMAND "${flags}")
+  file(MAKE_DIRECTORY ${WORK_DIR})
+  set(program ${WORK_DIR}/mesh)
+  run("compiling with pkg-config's flags" ${CXX} -std=c++17 ${flags} ${CMAKE_CURRENT_LIST_DIR}/main.cpp -o ${program})
+else()
+  message(FATAL_ERROR "unknown MODE ${MODE}")
+endif()
+
+execute_process(COMMAND ${program} RESULT_VARIABLE ran OUTPUT_VARIABLE output)
+message("${output}")
+if(NOT ran EQUAL 0)
+  message(FATAL_ERROR "the consumer program failed")
+endif()
