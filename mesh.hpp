@@ -632,6 +632,129 @@ struct Counters {
 // ---- mesh/core/incoming_queue.hpp ----
 
 
+// ---- mesh/core/shared_id.hpp ----
+
+#include <atomic>
+#include <cstddef>
+#include <string>
+#include <utility>
+
+namespace mesh::detail {
+
+// A connection's id, shared by the connection and by each of its received messages
+// still waiting in the incoming queue, so that no message copies the string and a
+// removed connection's queued messages still name it. The count is taken in blocks
+// (IdSource) and given back in runs (IdRun): its cache line moves between the
+// reactor's core and a receiver's once per block or per batch, not once per message.
+class SharedId {
+public:
+    explicit SharedId(std::string text) : text_(std::move(text)) {}
+    SharedId(const SharedId&) = delete;
+    SharedId& operator=(const SharedId&) = delete;
+
+    const std::string& text() const noexcept { return text_; }
+
+    void acquire(std::size_t n) noexcept { refs_.fetch_add(n, std::memory_order_relaxed); }
+
+    // acq_rel: every holder's reads of the text happen before the last one deletes it.
+    void release(std::size_t n) noexcept {
+        if (refs_.fetch_sub(n, std::memory_order_acq_rel) == n) delete this;
+    }
+
+private:
+    ~SharedId() = default;
+
+    std::atomic<std::size_t> refs_{1};
+    const std::string text_;
+};
+
+// One reference, as a queued message holds it.
+class IdRef {
+public:
+    IdRef() = default;
+    explicit IdRef(SharedId* id) noexcept : id_(id) {}  // adopts one reference
+    IdRef(IdRef&& other) noexcept : id_(std::exchange(other.id_, nullptr)) {}
+    IdRef& operator=(IdRef&& other) noexcept {
+        if (this != &other) {
+            reset();
+            id_ = std::exchange(other.id_, nullptr);
+        }
+        return *this;
+    }
+    IdRef(const IdRef&) = delete;
+    IdRef& operator=(const IdRef&) = delete;
+    ~IdRef() { reset(); }
+
+    // Hands the reference to the caller, who must release it.
+    SharedId* detach() noexcept { return std::exchange(id_, nullptr); }
+
+    void reset() noexcept {
+        if (SharedId* id = std::exchange(id_, nullptr)) id->release(1);
+    }
+
+private:
+    SharedId* id_ = nullptr;
+};
+
+// The connection's side, used by the reactor thread only: hands out one reference
+// per message from a block of them taken with one atomic add.
+class IdSource {
+public:
+    explicit IdSource(std::string text) : id_(new SharedId(std::move(text))) {}
+    IdSource(const IdSource&) = delete;
+    IdSource& operator=(const IdSource&) = delete;
+    ~IdSource() { id_->release(1 + credit_); }  // its own and the unspent ones
+
+    const std::string& text() const noexcept { return id_->text(); }
+
+    IdRef next() noexcept {
+        if (credit_ == 0) {
+            id_->acquire(block);
+            credit_ = block;
+        }
+        --credit_;
+        return IdRef(id_);
+    }
+
+private:
+    static constexpr std::size_t block = 64;
+
+    SharedId* const id_;
+    std::size_t credit_ = 0;
+};
+
+// The receiver's side: references of consecutive messages from one connection,
+// given back together when the run ends.
+class IdRun {
+public:
+    IdRun() = default;
+    IdRun(const IdRun&) = delete;
+    IdRun& operator=(const IdRun&) = delete;
+    ~IdRun() { end(); }
+
+    // Takes over one reference to `id`.
+    void add(SharedId* id) noexcept {
+        if (id == id_) {
+            ++length_;
+            return;
+        }
+        end();
+        id_ = id;
+        length_ = 1;
+    }
+
+    void end() noexcept {
+        if (id_) std::exchange(id_, nullptr)->release(length_);
+        length_ = 0;
+    }
+
+private:
+    SharedId* id_ = nullptr;
+    std::size_t length_ = 0;
+};
+
+} // namespace mesh::detail
+
 // ---- mesh/detail/ring.hpp ----
 
 #include <atomic>
@@ -803,8 +926,6 @@ private:
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <memory>
-#include <string>
 #include <mutex>
 #include <thread>
 
@@ -814,7 +935,7 @@ namespace mesh::detail {
 // connection, so queueing a message copies no string; the receiver copies the id
 // into its own Envelope, whose string keeps its capacity from one recv to the next.
 struct Incoming {
-    std::shared_ptr<const std::string> id;
+    IdRef id;
     Payload payload;
 };
 
@@ -926,8 +1047,11 @@ private:
     std::size_t take(Envelope* out, std::size_t max) {
         std::size_t n = 0;
         Incoming in;
+        IdRun run;  // holds each id until its text is copied, and gives a run back at once
         while (n < max && ring_.try_pop(in)) {
-            out[n].id.assign(*in.id);
+            SharedId* id = in.id.detach();
+            run.add(id);
+            out[n].id.assign(id->text());
             out[n].payload = std::move(in.payload);
             ++n;
         }
@@ -1088,10 +1212,10 @@ template <class Connection, class Config>
 class ConnectionState {
 public:
     ConnectionState(std::string id_, std::uint64_t key_, Connection&& connection_, bool accepted_)
-        : shared_id(std::make_shared<const std::string>(std::move(id_))), id(*shared_id), key(key_),
+        : id_source(std::move(id_)), id(id_source.text()), key(key_),
           accepted(accepted_), connection(std::move(connection_)), direct_(connection_sends_directly(connection)) {}
 
-    const std::shared_ptr<const std::string> shared_id;  // what received messages carry
+    IdSource id_source;  // what received messages carry (reactor thread)
     const std::string& id;
     const std::uint64_t key;
     const bool accepted;  // came from accept_from: forgotten (reaped) when it dies
@@ -1312,6 +1436,7 @@ private:
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -1526,6 +1651,17 @@ public:
         s.connections = 1;
         ec = {};
         return s;
+    }
+
+    std::vector<std::string> ids() const {
+        std::vector<std::string> out;
+        {
+            std::shared_lock<std::shared_mutex> lock(map_mutex_);
+            out.reserve(by_id_.size());
+            for (const auto& entry : by_id_) out.push_back(entry.first);
+        }
+        std::sort(out.begin(), out.end());
+        return out;
     }
 
     ConnectionStats total_stats() {
@@ -1836,7 +1972,7 @@ private:
             if (!s.connection.try_take(payload, ec)) break;
             ++messages;
             bytes += payload.size();
-            s.held.emplace(Incoming{s.shared_id, std::move(payload)});
+            s.held.emplace(Incoming{s.id_source.next(), std::move(payload)});
         }
         Counters::add(s.counters.messages_in, messages);
         Counters::add(s.counters.bytes_in, bytes);
@@ -2061,6 +2197,7 @@ auto or_throw(const char* what, Call&& call) {
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace mesh {
 
@@ -2100,10 +2237,10 @@ public:
 
     // Takes a connection out of the mesh, still usable on its own. A connection
     // that ended by itself can still be removed. Errors: not_found, shut_down.
-    connection_type remove(const std::string& id) {
+    [[nodiscard]] connection_type remove(const std::string& id) {
         return detail::or_throw("mesh remove", [&](std::error_code& ec) { return remove(id, ec); });
     }
-    connection_type remove(const std::string& id, std::error_code& ec) {
+    [[nodiscard]] connection_type remove(const std::string& id, std::error_code& ec) {
         if (!owner_) return (ec = errc::shut_down), connection_type();
         return core().remove(id, ec);
     }
@@ -2162,20 +2299,20 @@ public:
     }
 
     // Blocks until an envelope arrives or the mesh shuts down (errc::shut_down).
-    std::error_code recv(Envelope& out) {
+    [[nodiscard]] std::error_code recv(Envelope& out) {
         std::size_t taken = 0;
         return recv(&out, 1, taken);
     }
 
     // As recv, or errc::timeout.
     template <class Rep, class Period>
-    std::error_code recv_timeout(Envelope& out, std::chrono::duration<Rep, Period> timeout) {
+    [[nodiscard]] std::error_code recv_timeout(Envelope& out, std::chrono::duration<Rep, Period> timeout) {
         std::size_t taken = 0;
         return recv_timeout(&out, 1, taken, timeout);
     }
 
     // Never waits: errc::would_block when nothing is queued.
-    std::error_code try_recv(Envelope& out) {
+    [[nodiscard]] std::error_code try_recv(Envelope& out) {
         std::size_t taken = 0;
         return try_recv(&out, 1, taken);
     }
@@ -2185,18 +2322,18 @@ public:
     // then take whatever else is queued without waiting; `taken` says how many (0 on
     // an error; max == 0 returns at once). The queue's fence and checks are paid once
     // per call, not per envelope.
-    std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken) {
+    [[nodiscard]] std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken) {
         return recv_until(out, max, taken, clock::time_point::max());
     }
     template <class Rep, class Period>
-    std::error_code recv_timeout(Envelope* out, std::size_t max, std::size_t& taken,
+    [[nodiscard]] std::error_code recv_timeout(Envelope* out, std::size_t max, std::size_t& taken,
                                  std::chrono::duration<Rep, Period> timeout) {
         // Reading the clock costs more than a hit: only do it when the queue is empty.
         auto ec = try_recv(out, max, taken);
         if (ec != errc::would_block) return ec;
         return recv_until(out, max, taken, detail::deadline_after(timeout));
     }
-    std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
+    [[nodiscard]] std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
         taken = 0;
         if (!owner_) return errc::shut_down;
         return core().try_recv(out, max, taken);
@@ -2205,11 +2342,11 @@ public:
     // The next connection event, waiting up to `timeout`: errc::timeout, or
     // errc::shut_down once the mesh is shut down and every event was taken.
     template <class Rep, class Period>
-    std::error_code next_event(ConnectionEvent& out, std::chrono::duration<Rep, Period> timeout) {
+    [[nodiscard]] std::error_code next_event(ConnectionEvent& out, std::chrono::duration<Rep, Period> timeout) {
         if (!owner_) return errc::shut_down;
         return core().next_event(out, detail::deadline_after(timeout));
     }
-    std::error_code try_event(ConnectionEvent& out) { return next_event(out, clock::duration::zero()); }
+    [[nodiscard]] std::error_code try_event(ConnectionEvent& out) { return next_event(out, clock::duration::zero()); }
 
     ConnectionStats stats(const std::string& id, std::error_code& ec) const {
         if (!owner_) return (ec = errc::shut_down), ConnectionStats();
@@ -2220,6 +2357,9 @@ public:
     }
     // Totals over every connection the mesh has had.
     ConnectionStats stats() const { return owner_ ? owner_->core->total_stats() : ConnectionStats(); }
+    // The ids registered now, sorted. An added connection that died stays until it is
+    // removed; an accepted one is forgotten when it dies. Empty once shut down.
+    std::vector<std::string> ids() const { return is_shut_down() ? std::vector<std::string>() : core().ids(); }
 
     // Wakes every receiver with shut_down, closes every connection and joins the
     // reactor thread. Queued outgoing messages are discarded and counted.
@@ -2247,7 +2387,7 @@ private:
 
     Core& core() const { return *owner_->core; }
 
-    std::error_code recv_until(Envelope* out, std::size_t max, std::size_t& taken, clock::time_point deadline) {
+    [[nodiscard]] std::error_code recv_until(Envelope* out, std::size_t max, std::size_t& taken, clock::time_point deadline) {
         taken = 0;
         if (!owner_) return errc::shut_down;
         return core().recv(out, max, taken, deadline);
@@ -2295,8 +2435,8 @@ public:
     std::uint64_t add(connection_type&& c, std::string id, std::error_code& ec) {
         return mesh_.add(std::move(c), std::move(id), ec);
     }
-    connection_type remove(const std::string& id) { return mesh_.remove(id); }
-    connection_type remove(const std::string& id, std::error_code& ec) { return mesh_.remove(id, ec); }
+    [[nodiscard]] connection_type remove(const std::string& id) { return mesh_.remove(id); }
+    [[nodiscard]] connection_type remove(const std::string& id, std::error_code& ec) { return mesh_.remove(id, ec); }
 
 private:
     Mesh mesh_;
@@ -2318,19 +2458,19 @@ template <class Transport, class Config>
 class Mesh<Transport, Config>::Receiver {
 public:
     explicit Receiver(Mesh mesh) : mesh_(std::move(mesh)) {}
-    std::error_code recv(Envelope& out) { return mesh_.recv(out); }
+    [[nodiscard]] std::error_code recv(Envelope& out) { return mesh_.recv(out); }
     template <class Rep, class Period>
-    std::error_code recv_timeout(Envelope& out, std::chrono::duration<Rep, Period> timeout) {
+    [[nodiscard]] std::error_code recv_timeout(Envelope& out, std::chrono::duration<Rep, Period> timeout) {
         return mesh_.recv_timeout(out, timeout);
     }
-    std::error_code try_recv(Envelope& out) { return mesh_.try_recv(out); }
-    std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken) { return mesh_.recv(out, max, taken); }
+    [[nodiscard]] std::error_code try_recv(Envelope& out) { return mesh_.try_recv(out); }
+    [[nodiscard]] std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken) { return mesh_.recv(out, max, taken); }
     template <class Rep, class Period>
-    std::error_code recv_timeout(Envelope* out, std::size_t max, std::size_t& taken,
+    [[nodiscard]] std::error_code recv_timeout(Envelope* out, std::size_t max, std::size_t& taken,
                                  std::chrono::duration<Rep, Period> timeout) {
         return mesh_.recv_timeout(out, max, taken, timeout);
     }
-    std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
+    [[nodiscard]] std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
         return mesh_.try_recv(out, max, taken);
     }
 
@@ -2830,7 +2970,7 @@ class InprocListenerCore;
 // Names of listening endpoints, shared by copies of one Inproc transport.
 class InprocRegistry {
 public:
-    std::error_code bind(const std::string& name, const std::shared_ptr<InprocListenerCore>& core) {
+    [[nodiscard]] std::error_code bind(const std::string& name, const std::shared_ptr<InprocListenerCore>& core) {
         std::lock_guard<std::mutex> lock(mutex_);
         auto& slot = names_[name];
         if (!slot.expired()) return errc::address_in_use;
@@ -2889,7 +3029,7 @@ public:
     const std::string& local_endpoint() const noexcept { return endpoint_; }
 
     // Blocks while the peer's queue is full. The payload is moved, not copied.
-    std::error_code send(Payload&& payload) {
+    [[nodiscard]] std::error_code send(Payload&& payload) {
         if (!out_) return errc::not_connected;
         if (payload.size() > max_message_size_) return errc::message_too_large;
         auto& pipe = *out_;
@@ -2901,14 +3041,14 @@ public:
         pipe.readable.notify();
         return {};
     }
-    std::error_code send(const Payload& payload) { return send(Payload(payload)); }
+    [[nodiscard]] std::error_code send(const Payload& payload) { return send(Payload(payload)); }
 
     // Blocks until a message arrives; end_of_stream once the peer is gone and all
     // it sent has been received.
-    std::error_code recv(Payload& out) {
+    [[nodiscard]] std::error_code recv(Payload& out) {
         return recv_until(out, std::chrono::steady_clock::time_point::max());
     }
-    std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
+    [[nodiscard]] std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
         return recv_until(out, detail::deadline_after(timeout));
     }
 
@@ -2927,7 +3067,7 @@ public:
     // queue with it, holding at most `limit` waiting messages (approximately, while
     // several threads send at once). Returns {}, queue_full, message_too_large or
     // end_of_stream.
-    std::error_code try_send_direct(Payload& payload, std::size_t limit) {
+    [[nodiscard]] std::error_code try_send_direct(Payload& payload, std::size_t limit) {
         if (payload.size() > max_message_size_) return errc::message_too_large;
         auto& pipe = *out_;
         if (pipe.closed.load(std::memory_order_acquire)) return errc::end_of_stream;
@@ -3004,7 +3144,7 @@ public:
     }
 
 private:
-    std::error_code recv_until(Payload& out, std::chrono::steady_clock::time_point deadline) {
+    [[nodiscard]] std::error_code recv_until(Payload& out, std::chrono::steady_clock::time_point deadline) {
         if (unread_) {
             out = std::move(*unread_);
             unread_.reset();
@@ -3040,7 +3180,7 @@ namespace detail {
 
 class InprocListenerCore {
 public:
-    std::error_code push(InprocConnection&& connection) {
+    [[nodiscard]] std::error_code push(InprocConnection&& connection) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (closed_) return errc::connection_refused;
         backlog_.push_back(std::move(connection));
@@ -3064,7 +3204,7 @@ public:
         backlog_.pop_front();
         return true;
     }
-    std::error_code pop(InprocConnection& out, std::chrono::steady_clock::time_point deadline) {
+    [[nodiscard]] std::error_code pop(InprocConnection& out, std::chrono::steady_clock::time_point deadline) {
         std::unique_lock<std::mutex> lock(mutex_);
         if (!cv_.wait_until(lock, deadline, [&] { return closed_ || !backlog_.empty(); }))
             return errc::timeout;
@@ -3227,13 +3367,13 @@ private:
 // ---- mesh/transport/tcp.hpp ----
 
 
-// ---- mesh/transport/stream_connect.hpp ----
+// ---- mesh/transport/stream/connect.hpp ----
 
 
-// ---- mesh/transport/socket_io.hpp ----
+// ---- mesh/transport/stream/socket_io.hpp ----
 
 
-// ---- mesh/transport/plain_session.hpp ----
+// ---- mesh/transport/stream/plain_session.hpp ----
 
 #include <asio/buffer.hpp>
 #include <asio/error.hpp>
@@ -3254,11 +3394,11 @@ public:
     static constexpr bool frame_per_write = false;
 
     // Binds the session to the connected descriptor.
-    std::error_code attach(int /*fd*/) noexcept { return {}; }
+    [[nodiscard]] std::error_code attach(int /*fd*/) noexcept { return {}; }
 
     // Nothing to negotiate below the version handshake.
     template <class Socket>
-    std::error_code handshake(Socket&) noexcept {
+    [[nodiscard]] std::error_code handshake(Socket&) noexcept {
         return {};
     }
 
@@ -3273,7 +3413,7 @@ public:
     }
 
     // Nothing is ever held back: writes go to the socket, reads come from it.
-    std::error_code flush() noexcept { return {}; }
+    [[nodiscard]] std::error_code flush() noexcept { return {}; }
     bool has_pending() const noexcept { return false; }
 
     // After would_block: the poll events to wait for. A socket waits for what it asked.
@@ -3372,7 +3512,7 @@ std::error_code write_all_until(Socket& socket, Session& session, std::vector<as
 
 } // namespace mesh::detail
 
-// ---- mesh/transport/stream_connection.hpp ----
+// ---- mesh/transport/stream/connection.hpp ----
 
 
 #include <asio/buffer.hpp>
@@ -3444,7 +3584,7 @@ public:
     const Session& session() const noexcept { return session_; }
 
     // Writes one frame (header and payload in one gather write), blocking.
-    std::error_code send(const Payload& payload) {
+    [[nodiscard]] std::error_code send(const Payload& payload) {
         if (!is_open()) return errc::not_connected;
         if (payload.size() > decoder_.max_payload()) return errc::message_too_large;
         std::array<std::uint8_t, wire::header_size> header;
@@ -3458,8 +3598,8 @@ public:
 
     // Blocks until a whole frame arrived; end_of_stream when the peer closed
     // between frames, truncated_frame when it closed inside one.
-    std::error_code recv(Payload& out) { return recv_until(out, detail::clock::time_point::max()); }
-    std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
+    [[nodiscard]] std::error_code recv(Payload& out) { return recv_until(out, detail::clock::time_point::max()); }
+    [[nodiscard]] std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
         return recv_until(out, detail::clock::now() + timeout);
     }
 
@@ -3711,7 +3851,7 @@ private:
         return n;
     }
 
-    std::error_code recv_until(Payload& out, detail::clock::time_point deadline) {
+    [[nodiscard]] std::error_code recv_until(Payload& out, detail::clock::time_point deadline) {
         if (!is_open() && in_begin_ == in_end_ && !unread_) return errc::not_connected;
         for (;;) {
             std::error_code ec;
@@ -3744,7 +3884,7 @@ private:
 
 } // namespace mesh
 
-// ---- mesh/transport/stream_handshake.hpp ----
+// ---- mesh/transport/stream/handshake.hpp ----
 
 
 #include <asio/buffer.hpp>
@@ -3780,7 +3920,7 @@ public:
     explicit StreamHandshake(Role role) : role_(role) {}
 
     template <class Socket>
-    std::error_code step(Socket& socket, Session& session) {
+    [[nodiscard]] std::error_code step(Socket& socket, Session& session) {
         for (;;) {
             std::error_code ec;
             switch (phase_) {
@@ -3829,7 +3969,7 @@ public:
 private:
     enum class Phase { secure, send, receive, done };
 
-    std::error_code wait_or_fail(const std::error_code& ec, short events) {
+    [[nodiscard]] std::error_code wait_or_fail(const std::error_code& ec, short events) {
         if (!would_block(ec)) return handshake_error(ec);
         events_ = events;
         return ec;
@@ -3992,7 +4132,7 @@ StreamConnection<Protocol, Session> dial(const std::shared_ptr<asio::io_context>
 
 } // namespace mesh::detail
 
-// ---- mesh/transport/stream_listener.hpp ----
+// ---- mesh/transport/stream/listener.hpp ----
 
 
 #include <asio/io_context.hpp>
@@ -4353,7 +4493,7 @@ public:
     }
 
 private:
-    std::error_code resolve(std::string_view endpoint, asio::ip::tcp::endpoint& out) {
+    [[nodiscard]] std::error_code resolve(std::string_view endpoint, asio::ip::tcp::endpoint& out) {
         if (!accepts(endpoint)) return errc::unknown_scheme;
         return detail::resolve_tcp(*home_, detail::endpoint_address(endpoint), out);
     }
@@ -4520,7 +4660,7 @@ private:
 // ---- mesh/transport/tls.hpp ----
 
 
-// ---- mesh/transport/tls_context.hpp ----
+// ---- mesh/transport/tls/context.hpp ----
 
 
 #include <openssl/err.h>
@@ -4597,7 +4737,7 @@ private:
         : insecure_(options.insecure), localhost_for_ip_(options.localhost_for_ip),
           server_name_(options.server_name) {}
 
-    std::error_code build(const TlsOptions& options, std::string& why) {
+    [[nodiscard]] std::error_code build(const TlsOptions& options, std::string& why) {
         const bool has_ca = has_any(options.server.ca_file, options.server.ca_pem) ||
                             has_any(options.client.ca_file, options.client.ca_pem);
         const bool server_cert = has_any(options.server.cert_file, options.server.cert_pem);
@@ -4728,10 +4868,10 @@ private:
 } // namespace detail
 } // namespace mesh
 
-// ---- mesh/transport/tls_session.hpp ----
+// ---- mesh/transport/tls/session.hpp ----
 
 
-// ---- mesh/transport/tls_bio.hpp ----
+// ---- mesh/transport/tls/bio.hpp ----
 
 #include <asio/error.hpp>
 
@@ -4761,7 +4901,7 @@ public:
         std::size_t held() const noexcept { return out.size() - sent; }
 
         // Sends what is held: {} once all is out, would_block while the socket is full.
-        std::error_code flush() {
+        [[nodiscard]] std::error_code flush() {
             while (sent < out.size()) {
                 const ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
                 if (n < 0) {
@@ -4862,7 +5002,7 @@ private:
 
 } // namespace mesh::detail
 
-// ---- mesh/transport/tls_errors.hpp ----
+// ---- mesh/transport/tls/errors.hpp ----
 
 
 #include <asio/error.hpp>
@@ -4990,7 +5130,7 @@ public:
         return session;
     }
 
-    std::error_code attach(int fd) {
+    [[nodiscard]] std::error_code attach(int fd) {
         BIO* bio = SocketBio::make(fd, bio_);
         if (!bio) return errc::tls_failure;
         SSL_set_bio(ssl_.get(), bio, bio);
@@ -4998,7 +5138,7 @@ public:
     }
 
     template <class Socket>
-    std::error_code handshake(Socket&) {
+    [[nodiscard]] std::error_code handshake(Socket&) {
         ERR_clear_error();
         const int result = SSL_do_handshake(ssl_.get());
         if (result != 1) return failure(result, read_want_);
@@ -5045,7 +5185,7 @@ public:
         return consumed;
     }
 
-    std::error_code flush() {
+    [[nodiscard]] std::error_code flush() {
         if (!bio_) return {};
         auto ec = bio_->flush();
         if (would_block(ec)) write_want_ = POLLOUT;
@@ -5081,7 +5221,7 @@ private:
 
     explicit TlsSession(SSL* ssl) : ssl_(ssl) {}
 
-    std::error_code failure(int result, short& want) {
+    [[nodiscard]] std::error_code failure(int result, short& want) {
         const int saved_errno = errno;
         const int error = SSL_get_error(ssl_.get(), result);
         switch (error) {
@@ -5107,7 +5247,7 @@ private:
     // while the alert, already received, waits unread (TLS 1.3: a client learns of
     // its rejected certificate only after its side of the handshake is done). Peek
     // for it, consuming no data, so the error says why.
-    std::error_code alert_behind(const std::error_code& ec) {
+    [[nodiscard]] std::error_code alert_behind(const std::error_code& ec) {
         unsigned char byte = 0;
         std::size_t n = 0;
         ERR_clear_error();
@@ -5272,7 +5412,7 @@ private:
         else if (ec) throw std::system_error(ec, "TLS: " + why);
     }
 
-    std::error_code resolve(std::string_view endpoint, asio::ip::tcp::endpoint& out, std::string* host = nullptr) {
+    [[nodiscard]] std::error_code resolve(std::string_view endpoint, asio::ip::tcp::endpoint& out, std::string* host = nullptr) {
         if (!accepts(endpoint)) return errc::unknown_scheme;
         return detail::resolve_tcp(*home_, detail::endpoint_address(endpoint), out, host);
     }
@@ -5333,16 +5473,16 @@ public:
         return visit([](const auto& c) -> const std::string& { return c.local_endpoint(); });
     }
 
-    std::error_code send(Payload&& payload) {
+    [[nodiscard]] std::error_code send(Payload&& payload) {
         return visit([&](auto& c) { return c.send(std::move(payload)); });
     }
-    std::error_code send(const Payload& payload) {
+    [[nodiscard]] std::error_code send(const Payload& payload) {
         return visit([&](auto& c) { return c.send(payload); });
     }
-    std::error_code recv(Payload& out) {
+    [[nodiscard]] std::error_code recv(Payload& out) {
         return visit([&](auto& c) { return c.recv(out); });
     }
-    std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
+    [[nodiscard]] std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
         return visit([&](auto& c) { return c.recv_for(out, timeout); });
     }
     std::error_code disconnect() {
@@ -5357,7 +5497,7 @@ public:
         return visit([](const auto& c) { return detail::connection_sends_directly(c); });
     }
     // Called only when sends_directly() is true; from any thread, as the held one allows.
-    std::error_code try_send_direct(Payload& payload, std::size_t limit) {
+    [[nodiscard]] std::error_code try_send_direct(Payload& payload, std::size_t limit) {
         return visit([&](auto& c) -> std::error_code {
             if constexpr (detail::has_direct_send<std::decay_t<decltype(c)>>::value)
                 return c.try_send_direct(payload, limit);

@@ -263,8 +263,10 @@ TEST_CASE("10,000 TCP connections in one mesh: every message delivered, the reac
                 quiet_since = Clock::now();
             }
             // A ring is given back at the second sweep (a second apart) after its last
-            // write: wait past that, then for a while without a tick.
-            return Clock::now() - settle_start > 2100ms && Clock::now() - quiet_since >= 300ms;
+            // write: wait until both processes did that, then for a while without a tick.
+            return client.stats().queue_memory == 0 &&
+                   mesh_test::resident_bytes_of(std::to_string(server.pid())) < server_peak / 2 &&
+                   Clock::now() - settle_start > 2100ms && Clock::now() - quiet_since >= 300ms;
         }, 20s);
         const double settle_seconds = seconds_since(settle_start);
         CHECK(settled);
@@ -281,7 +283,10 @@ TEST_CASE("10,000 TCP connections in one mesh: every message delivered, the reac
         MESSAGE(connections << " connections: connected and added in " << connect_seconds << " s, one echo each in "
                             << deliver_seconds << " s (peak resident: here " << client_peak / (1024 * 1024)
                             << " MiB, mesh_echo " << server_peak / (1024 * 1024) << " MiB); settled in "
-                            << settle_seconds << " s (reactor " << reactor_seen
+                            << settle_seconds << " s (resident then: here "
+                            << mesh_test::resident_bytes() / (1024 * 1024) << " MiB, mesh_echo "
+                            << mesh_test::resident_bytes_of(std::to_string(server.pid())) / (1024 * 1024)
+                            << " MiB; reactor " << reactor_seen
                             << " ticks, mesh_echo " << server_seen - server_at_echo << " ticks of " << per_second
                             << "/s); then idle for " << idle_seconds << " s: reactor " << 100.0 * reactor_share
                             << "% of a core, mesh_echo " << 100.0 * server_share << "%");

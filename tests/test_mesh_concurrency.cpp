@@ -699,12 +699,12 @@ TEST_CASE("shutdown racing sends, adds, removes and receives on many copies") {
                 std::vector<mesh::InprocConnection> keep;
                 for (int i = 0; !stop.load(); ++i) {
                     auto pair = connected_pair(transport, name(t, i));
-                    pair.server.send(numbered(static_cast<std::uint32_t>(i)));
+                    (void)pair.server.send(numbered(static_cast<std::uint32_t>(i)));
                     keep.push_back(std::move(pair.server));
                     std::error_code ec;
                     copy.add(std::move(pair.client), "id" + std::to_string(t * 1000000 + i % 4), ec);
                     if (ec && ec != errc::duplicate_id && ec != errc::shut_down) ++bad;
-                    copy.remove("id" + std::to_string(t * 1000000 + (i + 2) % 4), ec);
+                    (void)copy.remove("id" + std::to_string(t * 1000000 + (i + 2) % 4), ec);
                     if (ec && ec != errc::not_found && ec != errc::shut_down) ++bad;
                     if (keep.size() > 16) keep.erase(keep.begin());
                 }

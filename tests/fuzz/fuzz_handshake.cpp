@@ -13,9 +13,9 @@
 //        bit 3: listener role only: also run the reactor's AsyncListenerHandshake.
 
 #include <mesh/error.hpp>
-#include <mesh/transport/plain_session.hpp>
-#include <mesh/transport/socket_io.hpp>
-#include <mesh/transport/stream_handshake.hpp>
+#include <mesh/transport/stream/plain_session.hpp>
+#include <mesh/transport/stream/socket_io.hpp>
+#include <mesh/transport/stream/handshake.hpp>
 #include <mesh/wire/handshake.hpp>
 
 #include "fuzz_check.hpp"

@@ -122,19 +122,25 @@ inline std::uint64_t process_cpu_ticks(pid_t pid) {
 
 inline long clock_ticks_per_second() { return ::sysconf(_SC_CLK_TCK); }
 
-// The most resident memory a process has had (VmHWM), in bytes; "self" or a pid.
-inline std::size_t peak_resident_bytes(const std::string& process = "self") {
+// A size field of /proc/<process>/status ("VmHWM:", "VmRSS:"), in bytes.
+inline std::size_t status_bytes(const std::string& process, const std::string& field) {
     std::ifstream status("/proc/" + process + "/status");
     std::string line;
     while (std::getline(status, line)) {
-        if (line.rfind("VmHWM:", 0) != 0) continue;
-        std::istringstream fields(line.substr(6));
+        if (line.rfind(field, 0) != 0) continue;
+        std::istringstream fields(line.substr(field.size()));
         std::size_t kib = 0;
         fields >> kib;
         return kib * 1024;
     }
     return 0;
 }
+
+// The most resident memory a process has had, in bytes; "self" or a pid.
+inline std::size_t peak_resident_bytes(const std::string& process = "self") { return status_bytes(process, "VmHWM:"); }
+
+// The memory a process has resident now, in bytes; "self" or a pid.
+inline std::size_t resident_bytes_of(const std::string& process) { return status_bytes(process, "VmRSS:"); }
 
 // Raises the soft descriptor limit towards `wanted` (never past the hard limit) and
 // puts it back when it goes.

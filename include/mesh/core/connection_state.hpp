@@ -1,6 +1,7 @@
 #pragma once
 
 #include "mesh/core/incoming_queue.hpp"
+#include "mesh/core/shared_id.hpp"
 #include "mesh/core/stats.hpp"
 #include "mesh/detail/direct_send.hpp"
 #include "mesh/detail/handler_slot.hpp"
@@ -47,10 +48,10 @@ template <class Connection, class Config>
 class ConnectionState {
 public:
     ConnectionState(std::string id_, std::uint64_t key_, Connection&& connection_, bool accepted_)
-        : shared_id(std::make_shared<const std::string>(std::move(id_))), id(*shared_id), key(key_),
+        : id_source(std::move(id_)), id(id_source.text()), key(key_),
           accepted(accepted_), connection(std::move(connection_)), direct_(connection_sends_directly(connection)) {}
 
-    const std::shared_ptr<const std::string> shared_id;  // what received messages carry
+    IdSource id_source;  // what received messages carry (reactor thread)
     const std::string& id;
     const std::uint64_t key;
     const bool accepted;  // came from accept_from: forgotten (reaped) when it dies

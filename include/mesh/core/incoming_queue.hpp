@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/core/shared_id.hpp"
 #include "mesh/detail/ring.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
@@ -8,8 +9,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <memory>
-#include <string>
 #include <mutex>
 #include <thread>
 
@@ -19,7 +18,7 @@ namespace mesh::detail {
 // connection, so queueing a message copies no string; the receiver copies the id
 // into its own Envelope, whose string keeps its capacity from one recv to the next.
 struct Incoming {
-    std::shared_ptr<const std::string> id;
+    IdRef id;
     Payload payload;
 };
 
@@ -131,8 +130,11 @@ private:
     std::size_t take(Envelope* out, std::size_t max) {
         std::size_t n = 0;
         Incoming in;
+        IdRun run;  // holds each id until its text is copied, and gives a run back at once
         while (n < max && ring_.try_pop(in)) {
-            out[n].id.assign(*in.id);
+            SharedId* id = in.id.detach();
+            run.add(id);
+            out[n].id.assign(id->text());
             out[n].payload = std::move(in.payload);
             ++n;
         }

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace mesh {
 
@@ -55,10 +56,10 @@ public:
 
     // Takes a connection out of the mesh, still usable on its own. A connection
     // that ended by itself can still be removed. Errors: not_found, shut_down.
-    connection_type remove(const std::string& id) {
+    [[nodiscard]] connection_type remove(const std::string& id) {
         return detail::or_throw("mesh remove", [&](std::error_code& ec) { return remove(id, ec); });
     }
-    connection_type remove(const std::string& id, std::error_code& ec) {
+    [[nodiscard]] connection_type remove(const std::string& id, std::error_code& ec) {
         if (!owner_) return (ec = errc::shut_down), connection_type();
         return core().remove(id, ec);
     }
@@ -117,20 +118,20 @@ public:
     }
 
     // Blocks until an envelope arrives or the mesh shuts down (errc::shut_down).
-    std::error_code recv(Envelope& out) {
+    [[nodiscard]] std::error_code recv(Envelope& out) {
         std::size_t taken = 0;
         return recv(&out, 1, taken);
     }
 
     // As recv, or errc::timeout.
     template <class Rep, class Period>
-    std::error_code recv_timeout(Envelope& out, std::chrono::duration<Rep, Period> timeout) {
+    [[nodiscard]] std::error_code recv_timeout(Envelope& out, std::chrono::duration<Rep, Period> timeout) {
         std::size_t taken = 0;
         return recv_timeout(&out, 1, taken, timeout);
     }
 
     // Never waits: errc::would_block when nothing is queued.
-    std::error_code try_recv(Envelope& out) {
+    [[nodiscard]] std::error_code try_recv(Envelope& out) {
         std::size_t taken = 0;
         return try_recv(&out, 1, taken);
     }
@@ -140,18 +141,18 @@ public:
     // then take whatever else is queued without waiting; `taken` says how many (0 on
     // an error; max == 0 returns at once). The queue's fence and checks are paid once
     // per call, not per envelope.
-    std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken) {
+    [[nodiscard]] std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken) {
         return recv_until(out, max, taken, clock::time_point::max());
     }
     template <class Rep, class Period>
-    std::error_code recv_timeout(Envelope* out, std::size_t max, std::size_t& taken,
+    [[nodiscard]] std::error_code recv_timeout(Envelope* out, std::size_t max, std::size_t& taken,
                                  std::chrono::duration<Rep, Period> timeout) {
         // Reading the clock costs more than a hit: only do it when the queue is empty.
         auto ec = try_recv(out, max, taken);
         if (ec != errc::would_block) return ec;
         return recv_until(out, max, taken, detail::deadline_after(timeout));
     }
-    std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
+    [[nodiscard]] std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
         taken = 0;
         if (!owner_) return errc::shut_down;
         return core().try_recv(out, max, taken);
@@ -160,11 +161,11 @@ public:
     // The next connection event, waiting up to `timeout`: errc::timeout, or
     // errc::shut_down once the mesh is shut down and every event was taken.
     template <class Rep, class Period>
-    std::error_code next_event(ConnectionEvent& out, std::chrono::duration<Rep, Period> timeout) {
+    [[nodiscard]] std::error_code next_event(ConnectionEvent& out, std::chrono::duration<Rep, Period> timeout) {
         if (!owner_) return errc::shut_down;
         return core().next_event(out, detail::deadline_after(timeout));
     }
-    std::error_code try_event(ConnectionEvent& out) { return next_event(out, clock::duration::zero()); }
+    [[nodiscard]] std::error_code try_event(ConnectionEvent& out) { return next_event(out, clock::duration::zero()); }
 
     ConnectionStats stats(const std::string& id, std::error_code& ec) const {
         if (!owner_) return (ec = errc::shut_down), ConnectionStats();
@@ -175,6 +176,9 @@ public:
     }
     // Totals over every connection the mesh has had.
     ConnectionStats stats() const { return owner_ ? owner_->core->total_stats() : ConnectionStats(); }
+    // The ids registered now, sorted. An added connection that died stays until it is
+    // removed; an accepted one is forgotten when it dies. Empty once shut down.
+    std::vector<std::string> ids() const { return is_shut_down() ? std::vector<std::string>() : core().ids(); }
 
     // Wakes every receiver with shut_down, closes every connection and joins the
     // reactor thread. Queued outgoing messages are discarded and counted.
@@ -202,7 +206,7 @@ private:
 
     Core& core() const { return *owner_->core; }
 
-    std::error_code recv_until(Envelope* out, std::size_t max, std::size_t& taken, clock::time_point deadline) {
+    [[nodiscard]] std::error_code recv_until(Envelope* out, std::size_t max, std::size_t& taken, clock::time_point deadline) {
         taken = 0;
         if (!owner_) return errc::shut_down;
         return core().recv(out, max, taken, deadline);
@@ -250,8 +254,8 @@ public:
     std::uint64_t add(connection_type&& c, std::string id, std::error_code& ec) {
         return mesh_.add(std::move(c), std::move(id), ec);
     }
-    connection_type remove(const std::string& id) { return mesh_.remove(id); }
-    connection_type remove(const std::string& id, std::error_code& ec) { return mesh_.remove(id, ec); }
+    [[nodiscard]] connection_type remove(const std::string& id) { return mesh_.remove(id); }
+    [[nodiscard]] connection_type remove(const std::string& id, std::error_code& ec) { return mesh_.remove(id, ec); }
 
 private:
     Mesh mesh_;
@@ -273,19 +277,19 @@ template <class Transport, class Config>
 class Mesh<Transport, Config>::Receiver {
 public:
     explicit Receiver(Mesh mesh) : mesh_(std::move(mesh)) {}
-    std::error_code recv(Envelope& out) { return mesh_.recv(out); }
+    [[nodiscard]] std::error_code recv(Envelope& out) { return mesh_.recv(out); }
     template <class Rep, class Period>
-    std::error_code recv_timeout(Envelope& out, std::chrono::duration<Rep, Period> timeout) {
+    [[nodiscard]] std::error_code recv_timeout(Envelope& out, std::chrono::duration<Rep, Period> timeout) {
         return mesh_.recv_timeout(out, timeout);
     }
-    std::error_code try_recv(Envelope& out) { return mesh_.try_recv(out); }
-    std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken) { return mesh_.recv(out, max, taken); }
+    [[nodiscard]] std::error_code try_recv(Envelope& out) { return mesh_.try_recv(out); }
+    [[nodiscard]] std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken) { return mesh_.recv(out, max, taken); }
     template <class Rep, class Period>
-    std::error_code recv_timeout(Envelope* out, std::size_t max, std::size_t& taken,
+    [[nodiscard]] std::error_code recv_timeout(Envelope* out, std::size_t max, std::size_t& taken,
                                  std::chrono::duration<Rep, Period> timeout) {
         return mesh_.recv_timeout(out, max, taken, timeout);
     }
-    std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
+    [[nodiscard]] std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
         return mesh_.try_recv(out, max, taken);
     }
 

@@ -15,6 +15,7 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -229,6 +230,17 @@ public:
         s.connections = 1;
         ec = {};
         return s;
+    }
+
+    std::vector<std::string> ids() const {
+        std::vector<std::string> out;
+        {
+            std::shared_lock<std::shared_mutex> lock(map_mutex_);
+            out.reserve(by_id_.size());
+            for (const auto& entry : by_id_) out.push_back(entry.first);
+        }
+        std::sort(out.begin(), out.end());
+        return out;
     }
 
     ConnectionStats total_stats() {
@@ -539,7 +551,7 @@ private:
             if (!s.connection.try_take(payload, ec)) break;
             ++messages;
             bytes += payload.size();
-            s.held.emplace(Incoming{s.shared_id, std::move(payload)});
+            s.held.emplace(Incoming{s.id_source.next(), std::move(payload)});
         }
         Counters::add(s.counters.messages_in, messages);
         Counters::add(s.counters.bytes_in, bytes);

@@ -60,7 +60,7 @@ class InprocListenerCore;
 // Names of listening endpoints, shared by copies of one Inproc transport.
 class InprocRegistry {
 public:
-    std::error_code bind(const std::string& name, const std::shared_ptr<InprocListenerCore>& core) {
+    [[nodiscard]] std::error_code bind(const std::string& name, const std::shared_ptr<InprocListenerCore>& core) {
         std::lock_guard<std::mutex> lock(mutex_);
         auto& slot = names_[name];
         if (!slot.expired()) return errc::address_in_use;
@@ -119,7 +119,7 @@ public:
     const std::string& local_endpoint() const noexcept { return endpoint_; }
 
     // Blocks while the peer's queue is full. The payload is moved, not copied.
-    std::error_code send(Payload&& payload) {
+    [[nodiscard]] std::error_code send(Payload&& payload) {
         if (!out_) return errc::not_connected;
         if (payload.size() > max_message_size_) return errc::message_too_large;
         auto& pipe = *out_;
@@ -131,14 +131,14 @@ public:
         pipe.readable.notify();
         return {};
     }
-    std::error_code send(const Payload& payload) { return send(Payload(payload)); }
+    [[nodiscard]] std::error_code send(const Payload& payload) { return send(Payload(payload)); }
 
     // Blocks until a message arrives; end_of_stream once the peer is gone and all
     // it sent has been received.
-    std::error_code recv(Payload& out) {
+    [[nodiscard]] std::error_code recv(Payload& out) {
         return recv_until(out, std::chrono::steady_clock::time_point::max());
     }
-    std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
+    [[nodiscard]] std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
         return recv_until(out, detail::deadline_after(timeout));
     }
 
@@ -157,7 +157,7 @@ public:
     // queue with it, holding at most `limit` waiting messages (approximately, while
     // several threads send at once). Returns {}, queue_full, message_too_large or
     // end_of_stream.
-    std::error_code try_send_direct(Payload& payload, std::size_t limit) {
+    [[nodiscard]] std::error_code try_send_direct(Payload& payload, std::size_t limit) {
         if (payload.size() > max_message_size_) return errc::message_too_large;
         auto& pipe = *out_;
         if (pipe.closed.load(std::memory_order_acquire)) return errc::end_of_stream;
@@ -234,7 +234,7 @@ public:
     }
 
 private:
-    std::error_code recv_until(Payload& out, std::chrono::steady_clock::time_point deadline) {
+    [[nodiscard]] std::error_code recv_until(Payload& out, std::chrono::steady_clock::time_point deadline) {
         if (unread_) {
             out = std::move(*unread_);
             unread_.reset();
@@ -270,7 +270,7 @@ namespace detail {
 
 class InprocListenerCore {
 public:
-    std::error_code push(InprocConnection&& connection) {
+    [[nodiscard]] std::error_code push(InprocConnection&& connection) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (closed_) return errc::connection_refused;
         backlog_.push_back(std::move(connection));
@@ -294,7 +294,7 @@ public:
         backlog_.pop_front();
         return true;
     }
-    std::error_code pop(InprocConnection& out, std::chrono::steady_clock::time_point deadline) {
+    [[nodiscard]] std::error_code pop(InprocConnection& out, std::chrono::steady_clock::time_point deadline) {
         std::unique_lock<std::mutex> lock(mutex_);
         if (!cv_.wait_until(lock, deadline, [&] { return closed_ || !backlog_.empty(); }))
             return errc::timeout;

@@ -46,16 +46,16 @@ public:
         return visit([](const auto& c) -> const std::string& { return c.local_endpoint(); });
     }
 
-    std::error_code send(Payload&& payload) {
+    [[nodiscard]] std::error_code send(Payload&& payload) {
         return visit([&](auto& c) { return c.send(std::move(payload)); });
     }
-    std::error_code send(const Payload& payload) {
+    [[nodiscard]] std::error_code send(const Payload& payload) {
         return visit([&](auto& c) { return c.send(payload); });
     }
-    std::error_code recv(Payload& out) {
+    [[nodiscard]] std::error_code recv(Payload& out) {
         return visit([&](auto& c) { return c.recv(out); });
     }
-    std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
+    [[nodiscard]] std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
         return visit([&](auto& c) { return c.recv_for(out, timeout); });
     }
     std::error_code disconnect() {
@@ -70,7 +70,7 @@ public:
         return visit([](const auto& c) { return detail::connection_sends_directly(c); });
     }
     // Called only when sends_directly() is true; from any thread, as the held one allows.
-    std::error_code try_send_direct(Payload& payload, std::size_t limit) {
+    [[nodiscard]] std::error_code try_send_direct(Payload& payload, std::size_t limit) {
         return visit([&](auto& c) -> std::error_code {
             if constexpr (detail::has_direct_send<std::decay_t<decltype(c)>>::value)
                 return c.try_send_direct(payload, limit);

@@ -3,9 +3,9 @@
 #include "mesh/detail/throw_error.hpp"
 #include "mesh/error.hpp"
 #include "mesh/transport/endpoint.hpp"
-#include "mesh/transport/stream_connect.hpp"
-#include "mesh/transport/stream_connection.hpp"
-#include "mesh/transport/stream_listener.hpp"
+#include "mesh/transport/stream/connect.hpp"
+#include "mesh/transport/stream/connection.hpp"
+#include "mesh/transport/stream/listener.hpp"
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -140,7 +140,7 @@ public:
     }
 
 private:
-    std::error_code resolve(std::string_view endpoint, asio::ip::tcp::endpoint& out) {
+    [[nodiscard]] std::error_code resolve(std::string_view endpoint, asio::ip::tcp::endpoint& out) {
         if (!accepts(endpoint)) return errc::unknown_scheme;
         return detail::resolve_tcp(*home_, detail::endpoint_address(endpoint), out);
     }

@@ -3,12 +3,12 @@
 #include "mesh/detail/throw_error.hpp"
 #include "mesh/error.hpp"
 #include "mesh/transport/endpoint.hpp"
-#include "mesh/transport/stream_connect.hpp"
-#include "mesh/transport/stream_connection.hpp"
-#include "mesh/transport/stream_listener.hpp"
+#include "mesh/transport/stream/connect.hpp"
+#include "mesh/transport/stream/connection.hpp"
+#include "mesh/transport/stream/listener.hpp"
 #include "mesh/transport/tcp.hpp"
-#include "mesh/transport/tls_context.hpp"
-#include "mesh/transport/tls_session.hpp"
+#include "mesh/transport/tls/context.hpp"
+#include "mesh/transport/tls/session.hpp"
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -97,7 +97,7 @@ private:
         else if (ec) throw std::system_error(ec, "TLS: " + why);
     }
 
-    std::error_code resolve(std::string_view endpoint, asio::ip::tcp::endpoint& out, std::string* host = nullptr) {
+    [[nodiscard]] std::error_code resolve(std::string_view endpoint, asio::ip::tcp::endpoint& out, std::string* host = nullptr) {
         if (!accepts(endpoint)) return errc::unknown_scheme;
         return detail::resolve_tcp(*home_, detail::endpoint_address(endpoint), out, host);
     }

@@ -3,9 +3,9 @@
 #include "mesh/detail/throw_error.hpp"
 #include "mesh/error.hpp"
 #include "mesh/transport/endpoint.hpp"
-#include "mesh/transport/stream_connect.hpp"
-#include "mesh/transport/stream_connection.hpp"
-#include "mesh/transport/stream_listener.hpp"
+#include "mesh/transport/stream/connect.hpp"
+#include "mesh/transport/stream/connection.hpp"
+#include "mesh/transport/stream/listener.hpp"
 
 #include <asio/io_context.hpp>
 #include <asio/local/stream_protocol.hpp>

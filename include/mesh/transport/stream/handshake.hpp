@@ -1,8 +1,8 @@
 #pragma once
 
 #include "mesh/error.hpp"
-#include "mesh/transport/plain_session.hpp"
-#include "mesh/transport/socket_io.hpp"
+#include "mesh/transport/stream/plain_session.hpp"
+#include "mesh/transport/stream/socket_io.hpp"
 #include "mesh/wire/handshake.hpp"
 
 #include <asio/buffer.hpp>
@@ -38,7 +38,7 @@ public:
     explicit StreamHandshake(Role role) : role_(role) {}
 
     template <class Socket>
-    std::error_code step(Socket& socket, Session& session) {
+    [[nodiscard]] std::error_code step(Socket& socket, Session& session) {
         for (;;) {
             std::error_code ec;
             switch (phase_) {
@@ -87,7 +87,7 @@ public:
 private:
     enum class Phase { secure, send, receive, done };
 
-    std::error_code wait_or_fail(const std::error_code& ec, short events) {
+    [[nodiscard]] std::error_code wait_or_fail(const std::error_code& ec, short events) {
         if (!would_block(ec)) return handshake_error(ec);
         events_ = events;
         return ec;

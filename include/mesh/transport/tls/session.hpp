@@ -1,10 +1,10 @@
 #pragma once
 
 #include "mesh/error.hpp"
-#include "mesh/transport/plain_session.hpp"
-#include "mesh/transport/tls_bio.hpp"
-#include "mesh/transport/tls_context.hpp"
-#include "mesh/transport/tls_errors.hpp"
+#include "mesh/transport/stream/plain_session.hpp"
+#include "mesh/transport/tls/bio.hpp"
+#include "mesh/transport/tls/context.hpp"
+#include "mesh/transport/tls/errors.hpp"
 
 #include <asio/buffer.hpp>
 #include <asio/ip/address.hpp>
@@ -83,7 +83,7 @@ public:
         return session;
     }
 
-    std::error_code attach(int fd) {
+    [[nodiscard]] std::error_code attach(int fd) {
         BIO* bio = SocketBio::make(fd, bio_);
         if (!bio) return errc::tls_failure;
         SSL_set_bio(ssl_.get(), bio, bio);
@@ -91,7 +91,7 @@ public:
     }
 
     template <class Socket>
-    std::error_code handshake(Socket&) {
+    [[nodiscard]] std::error_code handshake(Socket&) {
         ERR_clear_error();
         const int result = SSL_do_handshake(ssl_.get());
         if (result != 1) return failure(result, read_want_);
@@ -138,7 +138,7 @@ public:
         return consumed;
     }
 
-    std::error_code flush() {
+    [[nodiscard]] std::error_code flush() {
         if (!bio_) return {};
         auto ec = bio_->flush();
         if (would_block(ec)) write_want_ = POLLOUT;
@@ -174,7 +174,7 @@ private:
 
     explicit TlsSession(SSL* ssl) : ssl_(ssl) {}
 
-    std::error_code failure(int result, short& want) {
+    [[nodiscard]] std::error_code failure(int result, short& want) {
         const int saved_errno = errno;
         const int error = SSL_get_error(ssl_.get(), result);
         switch (error) {
@@ -200,7 +200,7 @@ private:
     // while the alert, already received, waits unread (TLS 1.3: a client learns of
     // its rejected certificate only after its side of the handshake is done). Peek
     // for it, consuming no data, so the error says why.
-    std::error_code alert_behind(const std::error_code& ec) {
+    [[nodiscard]] std::error_code alert_behind(const std::error_code& ec) {
         unsigned char byte = 0;
         std::size_t n = 0;
         ERR_clear_error();

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "mesh/error.hpp"
-#include "mesh/transport/stream_listener.hpp"
+#include "mesh/transport/stream/listener.hpp"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -77,7 +77,7 @@ private:
         : insecure_(options.insecure), localhost_for_ip_(options.localhost_for_ip),
           server_name_(options.server_name) {}
 
-    std::error_code build(const TlsOptions& options, std::string& why) {
+    [[nodiscard]] std::error_code build(const TlsOptions& options, std::string& why) {
         const bool has_ca = has_any(options.server.ca_file, options.server.ca_pem) ||
                             has_any(options.client.ca_file, options.client.ca_pem);
         const bool server_cert = has_any(options.server.cert_file, options.server.cert_pem);

@@ -28,7 +28,7 @@ public:
         std::size_t held() const noexcept { return out.size() - sent; }
 
         // Sends what is held: {} once all is out, would_block while the socket is full.
-        std::error_code flush() {
+        [[nodiscard]] std::error_code flush() {
             while (sent < out.size()) {
                 const ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
                 if (n < 0) {

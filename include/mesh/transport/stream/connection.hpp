@@ -2,8 +2,8 @@
 
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
-#include "mesh/transport/plain_session.hpp"
-#include "mesh/transport/socket_io.hpp"
+#include "mesh/transport/stream/plain_session.hpp"
+#include "mesh/transport/stream/socket_io.hpp"
 #include "mesh/wire/frame_decoder.hpp"
 #include "mesh/wire/frame_header.hpp"
 
@@ -76,7 +76,7 @@ public:
     const Session& session() const noexcept { return session_; }
 
     // Writes one frame (header and payload in one gather write), blocking.
-    std::error_code send(const Payload& payload) {
+    [[nodiscard]] std::error_code send(const Payload& payload) {
         if (!is_open()) return errc::not_connected;
         if (payload.size() > decoder_.max_payload()) return errc::message_too_large;
         std::array<std::uint8_t, wire::header_size> header;
@@ -90,8 +90,8 @@ public:
 
     // Blocks until a whole frame arrived; end_of_stream when the peer closed
     // between frames, truncated_frame when it closed inside one.
-    std::error_code recv(Payload& out) { return recv_until(out, detail::clock::time_point::max()); }
-    std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
+    [[nodiscard]] std::error_code recv(Payload& out) { return recv_until(out, detail::clock::time_point::max()); }
+    [[nodiscard]] std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
         return recv_until(out, detail::clock::now() + timeout);
     }
 
@@ -343,7 +343,7 @@ private:
         return n;
     }
 
-    std::error_code recv_until(Payload& out, detail::clock::time_point deadline) {
+    [[nodiscard]] std::error_code recv_until(Payload& out, detail::clock::time_point deadline) {
         if (!is_open() && in_begin_ == in_end_ && !unread_) return errc::not_connected;
         for (;;) {
             std::error_code ec;

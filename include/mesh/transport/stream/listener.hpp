@@ -2,8 +2,8 @@
 
 #include "mesh/detail/throw_error.hpp"
 #include "mesh/error.hpp"
-#include "mesh/transport/stream_connection.hpp"
-#include "mesh/transport/stream_handshake.hpp"
+#include "mesh/transport/stream/connection.hpp"
+#include "mesh/transport/stream/handshake.hpp"
 
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>

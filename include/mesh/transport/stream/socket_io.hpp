@@ -1,7 +1,7 @@
 #pragma once
 
 #include "mesh/error.hpp"
-#include "mesh/transport/plain_session.hpp"
+#include "mesh/transport/stream/plain_session.hpp"
 
 #include <asio/buffer.hpp>
 #include <asio/error.hpp>

@@ -19,11 +19,11 @@ public:
     static constexpr bool frame_per_write = false;
 
     // Binds the session to the connected descriptor.
-    std::error_code attach(int /*fd*/) noexcept { return {}; }
+    [[nodiscard]] std::error_code attach(int /*fd*/) noexcept { return {}; }
 
     // Nothing to negotiate below the version handshake.
     template <class Socket>
-    std::error_code handshake(Socket&) noexcept {
+    [[nodiscard]] std::error_code handshake(Socket&) noexcept {
         return {};
     }
 
@@ -38,7 +38,7 @@ public:
     }
 
     // Nothing is ever held back: writes go to the socket, reads come from it.
-    std::error_code flush() noexcept { return {}; }
+    [[nodiscard]] std::error_code flush() noexcept { return {}; }
     bool has_pending() const noexcept { return false; }
 
     // After would_block: the poll events to wait for. A socket waits for what it asked.

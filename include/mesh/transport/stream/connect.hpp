@@ -1,9 +1,9 @@
 #pragma once
 
 #include "mesh/error.hpp"
-#include "mesh/transport/socket_io.hpp"
-#include "mesh/transport/stream_connection.hpp"
-#include "mesh/transport/stream_handshake.hpp"
+#include "mesh/transport/stream/socket_io.hpp"
+#include "mesh/transport/stream/connection.hpp"
+#include "mesh/transport/stream/handshake.hpp"
 
 #include <asio/error.hpp>
 #include <asio/io_context.hpp>
