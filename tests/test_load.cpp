@@ -264,8 +264,9 @@ TEST_CASE("10,000 TCP connections in one mesh: every message delivered, the reac
             }
             // A ring is given back at the second sweep (a second apart) after its last
             // write: wait until both processes did that, then for a while without a tick.
+            // (Sanitizers' allocators keep freed memory resident: there only our side tells.)
             return client.stats().queue_memory == 0 &&
-                   mesh_test::resident_bytes_of(std::to_string(server.pid())) < server_peak / 2 &&
+                   (sanitized || mesh_test::resident_bytes_of(std::to_string(server.pid())) < server_peak / 2) &&
                    Clock::now() - settle_start > 2100ms && Clock::now() - quiet_since >= 300ms;
         }, 20s);
         const double settle_seconds = seconds_since(settle_start);
