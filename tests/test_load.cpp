@@ -266,7 +266,7 @@ TEST_CASE("10,000 TCP connections in one mesh: every message delivered, the reac
             // write: wait until both processes did that, then for a while without a tick.
             // (Sanitizers' allocators keep freed memory resident: there only our side tells.)
             return client.stats().queue_memory == 0 &&
-                   (sanitized || mesh_test::resident_bytes_of(std::to_string(server.pid())) < server_peak / 2) &&
+                   (sanitized || mesh_test::resident_bytes(std::to_string(server.pid())) < server_peak / 2) &&
                    Clock::now() - settle_start > 2100ms && Clock::now() - quiet_since >= 300ms;
         }, 20s);
         const double settle_seconds = seconds_since(settle_start);
@@ -286,7 +286,7 @@ TEST_CASE("10,000 TCP connections in one mesh: every message delivered, the reac
                             << " MiB, mesh_echo " << server_peak / (1024 * 1024) << " MiB); settled in "
                             << settle_seconds << " s (resident then: here "
                             << mesh_test::resident_bytes() / (1024 * 1024) << " MiB, mesh_echo "
-                            << mesh_test::resident_bytes_of(std::to_string(server.pid())) / (1024 * 1024)
+                            << mesh_test::resident_bytes(std::to_string(server.pid())) / (1024 * 1024)
                             << " MiB; reactor " << reactor_seen
                             << " ticks, mesh_echo " << server_seen - server_at_echo << " ticks of " << per_second
                             << "/s); then idle for " << idle_seconds << " s: reactor " << 100.0 * reactor_share

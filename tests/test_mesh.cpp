@@ -220,6 +220,15 @@ TEST_CASE("ids() lists the registered connections, sorted, as add and remove cha
     CHECK(m.ids() == std::vector<std::string>{"alpha", "bravo", "charlie"});
     (void)m.remove("bravo");
     CHECK(m.ids() == std::vector<std::string>{"alpha", "charlie"});
+    // An added connection that died stays registered until it is removed.
+    far.front().disconnect();  // charlie's far end
+    ConnectionEvent event;
+    while (m.next_event(event, 5s) == std::error_code() &&
+           !(event.id == "charlie" && event.kind == ConnectionEvent::Kind::disconnected)) {
+    }
+    CHECK(event.id == "charlie");
+    CHECK(event.kind == ConnectionEvent::Kind::disconnected);
+    CHECK(m.ids() == std::vector<std::string>{"alpha", "charlie"});
     m.shutdown();
     CHECK(m.ids().empty());
 }

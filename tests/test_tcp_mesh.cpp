@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "support/configs.hpp"
+#include "support/process_stats.hpp"
 #include "support/raw_peer.hpp"
 #include "support/samples.hpp"
 #include "support/tcp_peers.hpp"

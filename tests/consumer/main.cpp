@@ -1,7 +1,13 @@
-// One round trip over an in-process connection, through the library as a consumer sees it.
+// One round trip over an in-process connection, through the library as a consumer
+// sees it; says whether TLS came with it and whether the consumer's own Asio target
+// was used (CONSUMER_ASIO, defined by that target).
 #include <mesh/mesh.hpp>
 
 #include <cstdio>
+
+#if !defined(CONSUMER_ASIO)
+#define CONSUMER_ASIO 0
+#endif
 
 int main() {
     mesh::Inproc transport;
@@ -12,6 +18,6 @@ int main() {
     if (client.send(mesh::to_payload("ping"))) return 1;
     mesh::Envelope envelope;
     if (m.recv(envelope) || envelope.id != "peer") return 1;
-    std::puts("consumer: received ping");
+    std::printf("consumer: received ping, tls %d, own asio %d\n", MESH_HAS_TLS, CONSUMER_ASIO);
     return 0;
 }

@@ -1,7 +1,9 @@
 # Builds tests/consumer/main.cpp as a consumer would and runs it. MODE is
 #   add_subdirectory: the project in add_subdirectory/, with the source tree;
 #   find_package: the project in find_package/, after installing BUILD_DIR to a prefix;
-#   pkg_config: CXX with the flags pkg-config gives for the installed mesh.pc.
+#   find_package_build_tree: the same project, finding the package in BUILD_DIR itself;
+#   pkg_config, pkg_config_tls: CXX with the flags pkg-config gives for the installed
+#   mesh.pc or mesh-tls.pc.
 file(REMOVE_RECURSE "${WORK_DIR}")
 set(prefix "${WORK_DIR}/prefix")
 
@@ -12,26 +14,38 @@ function(run what)
   endif()
 endfunction()
 
-if(MODE STREQUAL "add_subdirectory" OR MODE STREQUAL "find_package")
-  if(MODE STREQUAL "find_package")
+if(MODE MATCHES "^(find_package|pkg_config)")
+  if(NOT MODE STREQUAL "find_package_build_tree")
     run("installing the library" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
   endif()
-  run("configuring the consumer" ${CMAKE_COMMAND} -S ${CMAKE_CURRENT_LIST_DIR}/${MODE} -B ${WORK_DIR}/build
-      -DMESH_SOURCE_DIR=${MESH_SOURCE_DIR} -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER=${CXX})
+endif()
+
+if(MODE MATCHES "^(add_subdirectory|find_package)")
+  set(project ${MODE})
+  set(where -DCMAKE_PREFIX_PATH=${prefix})
+  if(MODE STREQUAL "find_package_build_tree")
+    set(project find_package)
+    set(where -Dmesh_DIR=${BUILD_DIR})
+  endif()
+  run("configuring the consumer" ${CMAKE_COMMAND} -S ${CMAKE_CURRENT_LIST_DIR}/${project} -B ${WORK_DIR}/build
+      -DMESH_SOURCE_DIR=${MESH_SOURCE_DIR} ${where} -DCMAKE_CXX_COMPILER=${CXX})
   run("building the consumer" ${CMAKE_COMMAND} --build ${WORK_DIR}/build)
   set(program ${WORK_DIR}/build/mesh)
-elseif(MODE STREQUAL "pkg_config")
-  run("installing the library" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
+elseif(MODE MATCHES "^pkg_config")
+  set(package mesh)
+  if(MODE STREQUAL "pkg_config_tls")
+    set(package mesh-tls)
+  endif()
   set(ENV{PKG_CONFIG_PATH} "${prefix}/share/pkgconfig")
-  execute_process(COMMAND pkg-config --cflags --libs mesh RESULT_VARIABLE found OUTPUT_VARIABLE flags
+  execute_process(COMMAND pkg-config --cflags --libs ${package} RESULT_VARIABLE found OUTPUT_VARIABLE flags
                   OUTPUT_STRIP_TRAILING_WHITESPACE)
   if(NOT found EQUAL 0)
-    message(FATAL_ERROR "pkg-config does not know mesh")
+    message(FATAL_ERROR "pkg-config does not know ${package}")
   endif()
   separate_arguments(flags UNIX_COMMAND "${flags}")
   file(MAKE_DIRECTORY ${WORK_DIR})
   set(program ${WORK_DIR}/mesh)
-  run("compiling with pkg-config's flags" ${CXX} -std=c++17 ${flags} ${CMAKE_CURRENT_LIST_DIR}/main.cpp -o ${program})
+  run("compiling with pkg-config's flags" ${CXX} -std=c++17 ${CMAKE_CURRENT_LIST_DIR}/main.cpp ${flags} -o ${program})
 else()
   message(FATAL_ERROR "unknown MODE ${MODE}")
 endif()

@@ -140,7 +140,7 @@ inline std::size_t status_bytes(const std::string& process, const std::string& f
 inline std::size_t peak_resident_bytes(const std::string& process = "self") { return status_bytes(process, "VmHWM:"); }
 
 // The memory a process has resident now, in bytes; "self" or a pid.
-inline std::size_t resident_bytes_of(const std::string& process) { return status_bytes(process, "VmRSS:"); }
+inline std::size_t resident_bytes(const std::string& process = "self") { return status_bytes(process, "VmRSS:"); }
 
 // Raises the soft descriptor limit towards `wanted` (never past the hard limit) and
 // puts it back when it goes.

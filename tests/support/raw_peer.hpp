@@ -10,7 +10,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <random>
 #include <string>
 #include <utility>
@@ -300,14 +299,6 @@ inline std::size_t unread_bytes(int fd) {
     int n = 0;
     if (::ioctl(fd, FIONREAD, &n) != 0) return 0;
     return static_cast<std::size_t>(n);
-}
-
-// Resident set size of this process, in bytes.
-inline std::size_t resident_bytes() {
-    std::ifstream statm("/proc/self/statm");
-    std::size_t pages = 0, resident = 0;
-    statm >> pages >> resident;
-    return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
 }
 
 // A free loopback port (nobody listens on it once this returns).
