@@ -6,7 +6,49 @@
 #include <thread>
 #include <vector>
 
+namespace {
+// Counts the objects alive, to see which ones the ring constructs and destroys.
+struct Counted {
+    static inline int alive = 0;
+    int value = 0;
+    Counted() noexcept { ++alive; }
+    explicit Counted(int v) noexcept : value(v) { ++alive; }
+    Counted(Counted&& other) noexcept : value(other.value) { ++alive; }
+    Counted& operator=(Counted&& other) noexcept {
+        value = other.value;
+        return *this;
+    }
+    ~Counted() { --alive; }
+};
+} // namespace
+
 TEST_SUITE("ring") {
+
+TEST_CASE("a ring holds values only while filled: free cells construct nothing, pops and release destroy") {
+    Counted::alive = 0;
+    {
+        mesh::detail::Ring<Counted, 8> ring;
+        CHECK(Counted::alive == 0);  // storage for 8, no value built
+        for (int i = 0; i < 3; ++i) {
+            Counted c(i);
+            REQUIRE(ring.try_push(c));
+        }
+        CHECK(Counted::alive == 3);  // the pushed-from locals are gone, the three queued remain
+        {
+            Counted out;
+            REQUIRE(ring.try_pop(out));
+            CHECK(out.value == 0);
+            CHECK(Counted::alive == 3);  // two queued and `out`
+        }
+        ring.release();  // the two still queued are destroyed with the storage
+        CHECK(Counted::alive == 0);
+        REQUIRE(ring.allocate());
+        Counted c(7);
+        REQUIRE(ring.try_push(c));
+        CHECK(Counted::alive == 2);
+    }
+    CHECK(Counted::alive == 0);  // destroying the ring destroys what it held
+}
 
 TEST_CASE("push moves only on success and pop returns in FIFO order") {
     mesh::detail::Ring<mesh::Payload, 4> ring;

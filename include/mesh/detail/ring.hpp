@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 namespace mesh::detail {
@@ -21,6 +22,8 @@ template <class T, std::size_t Capacity, bool SingleProducer = false, bool Singl
 class Ring {
     static_assert(Capacity >= 1, "Ring capacity must be at least 1");
     static_assert((Capacity & (Capacity - 1)) == 0, "Ring capacity must be a power of two");
+    static_assert(std::is_nothrow_move_constructible<T>::value && std::is_nothrow_move_assignable<T>::value,
+                  "Ring values must move without throwing: push and pop cannot fail halfway");
 
 public:
     static constexpr std::size_t capacity = Capacity;
@@ -33,7 +36,7 @@ public:
     explicit Ring(bool allocate_now = true) {
         if (allocate_now && !allocate()) throw std::bad_alloc();
     }
-    ~Ring() { delete[] cells_.load(std::memory_order_relaxed); }
+    ~Ring() { free_cells(cells_.load(std::memory_order_relaxed)); }
 
     // False when memory for the cells cannot be had; the ring then stays without storage.
     bool allocate() noexcept {
@@ -42,12 +45,12 @@ public:
         for (std::size_t i = 0; i < Capacity; ++i) fresh[i].sequence.store(2 * i, std::memory_order_relaxed);
         head_.store(0, std::memory_order_relaxed);
         tail_.store(0, std::memory_order_relaxed);
-        delete[] cells_.exchange(fresh, std::memory_order_acq_rel);
+        free_cells(cells_.exchange(fresh, std::memory_order_acq_rel));
         return true;
     }
 
     void release() noexcept {
-        delete[] cells_.exchange(nullptr, std::memory_order_acq_rel);
+        free_cells(cells_.exchange(nullptr, std::memory_order_acq_rel));
         head_.store(0, std::memory_order_relaxed);
         tail_.store(0, std::memory_order_relaxed);
     }
@@ -78,7 +81,7 @@ public:
                 pos = head_.load(std::memory_order_relaxed);
             }
         }
-        cell->value = std::move(value);
+        ::new (static_cast<void*>(cell->storage)) T(std::move(value));
         // release: the value is complete before a consumer may see the cell as filled
         cell->sequence.store(2 * pos + 1, std::memory_order_release);
         return true;
@@ -106,8 +109,9 @@ public:
                 pos = tail_.load(std::memory_order_relaxed);
             }
         }
-        out = std::move(cell->value);
-        cell->value = T();  // drop what the moved-from value may still hold
+        T* const value = cell->value();
+        out = std::move(*value);
+        value->~T();
         // release: the cell is free for the producer one lap ahead
         cell->sequence.store(2 * (pos + Capacity), std::memory_order_release);
         return true;
@@ -151,10 +155,21 @@ private:
     static constexpr std::size_t mask = Capacity - 1;
     static constexpr std::size_t line = 64;
 
+    // A cell holds a value only while filled: a free cell is raw bytes, so storage
+    // costs no construction and a pop leaves nothing behind to drop.
     struct Cell {
-        std::atomic<std::size_t> sequence{0};
-        T value{};
+        std::atomic<std::size_t> sequence;
+        alignas(T) unsigned char storage[sizeof(T)];
+        T* value() noexcept { return std::launder(reinterpret_cast<T*>(storage)); }
     };
+
+    // Only while no push or pop runs: a cell is then either free or filled (odd).
+    static void free_cells(Cell* cells) noexcept {
+        if (!cells) return;
+        for (std::size_t i = 0; i < Capacity; ++i)
+            if (cells[i].sequence.load(std::memory_order_relaxed) & 1) cells[i].value()->~T();
+        delete[] cells;
+    }
 
     // head_ and tail_ on separate cache lines: producers and consumers do not
     // invalidate each other's line on every operation.
