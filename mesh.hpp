@@ -42,13 +42,28 @@
 #define MESH_VERSION (MESH_VERSION_MAJOR * 10000 + MESH_VERSION_MINOR * 100 + MESH_VERSION_PATCH)
 #define MESH_VERSION_STRING "0.1.0"
 
+// Everything the library declares lives in an inline namespace named after its version
+// (mesh::v0_1_0), so that two versions in one program do not silently mix: their
+// symbols differ, and a call from code built against one into code built against the
+// other fails to link. Code names it as plain mesh::.
+#define MESH_DETAIL_ABI_NAME(major, minor, patch) v##major##_##minor##_##patch
+#define MESH_DETAIL_ABI_EXPAND(major, minor, patch) MESH_DETAIL_ABI_NAME(major, minor, patch)
+#define MESH_ABI_NAMESPACE MESH_DETAIL_ABI_EXPAND(MESH_VERSION_MAJOR, MESH_VERSION_MINOR, MESH_VERSION_PATCH)
+#define MESH_NAMESPACE_BEGIN \
+    namespace mesh {         \
+    inline namespace MESH_ABI_NAMESPACE {
+#define MESH_NAMESPACE_END \
+    }                      \
+    }
+
 // ---- mesh/error.hpp ----
+
 
 #include <string>
 #include <system_error>
 #include <type_traits>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // Every error the library reports is a std::error_code of this enum's category,
 // or an OS/Asio error passed through unchanged (connection reset, refused, ...).
@@ -149,17 +164,18 @@ inline std::error_code make_error_code(errc e) noexcept {
     return {static_cast<int>(e), error_category()};
 }
 
-} // namespace mesh
+MESH_NAMESPACE_END
 
 template <>
 struct std::is_error_code_enum<mesh::errc> : std::true_type {};
 
 // ---- mesh/config.hpp ----
 
+
 #include <cstddef>
 #include <cstdint>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // Compile-time knobs. Derive from DefaultConfig and override what differs:
 //   struct SmallQueues : mesh::DefaultConfig { static constexpr std::size_t outgoing_capacity = 64; };
@@ -197,12 +213,13 @@ constexpr bool validate_config() {
 }
 
 } // namespace detail
-} // namespace mesh
+MESH_NAMESPACE_END
 
 // ---- mesh/envelope.hpp ----
 
 
 // ---- mesh/payload.hpp ----
+
 
 #include <algorithm>
 #include <cstddef>
@@ -223,7 +240,7 @@ constexpr bool validate_config() {
 #define MESH_PAYLOAD_INLINE_CAPACITY 64
 #endif
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // Message bytes: a value type that keeps small payloads inline and owns a
 // std::vector above that. Moving never copies a heap payload's bytes (its buffer
@@ -435,13 +452,13 @@ private:
 
 inline void swap(Payload& a, Payload& b) noexcept { a.swap(b); }
 
-} // namespace mesh
+MESH_NAMESPACE_END
 
 #include <string>
 #include <string_view>
 #include <utility>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 inline Payload to_payload(std::string_view text) { return Payload(text); }
 
@@ -459,13 +476,14 @@ struct Envelope {
     friend bool operator!=(const Envelope& a, const Envelope& b) { return !(a == b); }
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END
 
 // ---- mesh/send_result.hpp ----
 
+
 #include <system_error>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // What send reports. On failure the envelope is left untouched with the caller.
 struct [[nodiscard]] SendResult {
@@ -475,7 +493,7 @@ struct [[nodiscard]] SendResult {
     bool ok() const noexcept { return !error; }
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END
 
 // ---- mesh/core/events.hpp ----
 
@@ -489,7 +507,7 @@ struct [[nodiscard]] SendResult {
 #include <mutex>
 #include <string>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // Something that happened to a connection, reported with the id it was added under.
 struct ConnectionEvent {
@@ -554,15 +572,16 @@ private:
 };
 
 } // namespace detail
-} // namespace mesh
+MESH_NAMESPACE_END
 
 // ---- mesh/core/stats.hpp ----
+
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // Counters of one connection, or of the whole mesh (then queue_depth sums all
 // outgoing queues and connections counts the registered ids).
@@ -618,7 +637,7 @@ struct Counters {
 };
 
 } // namespace detail
-} // namespace mesh
+MESH_NAMESPACE_END
 
 // ---- mesh/core/mesh.hpp ----
 
@@ -634,12 +653,14 @@ struct Counters {
 
 // ---- mesh/core/shared_id.hpp ----
 
+
 #include <atomic>
 #include <cstddef>
 #include <string>
 #include <utility>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // A connection's id, shared by the connection and by each of its received messages
 // still waiting in the incoming queue, so that no message copies the string and a
@@ -753,9 +774,11 @@ private:
     std::size_t length_ = 0;
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END
 
 // ---- mesh/detail/ring.hpp ----
+
 
 #include <atomic>
 #include <cstddef>
@@ -765,7 +788,8 @@ private:
 #include <type_traits>
 #include <utility>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // Fixed-capacity lock-free ring, safe for many producers and many consumers
 // (D. Vyukov's bounded queue). Every cell carries a sequence number that says
@@ -935,7 +959,8 @@ private:
     alignas(line) std::atomic<Cell*> cells_{nullptr};
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END
 
 #include <atomic>
 #include <chrono>
@@ -944,7 +969,8 @@ private:
 #include <mutex>
 #include <thread>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // An envelope as it waits in the incoming queue. Its id is shared with its
 // connection, so queueing a message copies no string; the receiver copies the id
@@ -1091,7 +1117,8 @@ private:
     std::condition_variable cv_;
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END
 
 // ---- mesh/detail/direct_send.hpp ----
 
@@ -1100,7 +1127,8 @@ private:
 #include <type_traits>
 #include <utility>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // A connection whose own bounded queue can take messages from any thread (inproc)
 // is sent to directly: its queue is the outgoing queue, and the reactor is not involved.
@@ -1128,16 +1156,19 @@ bool connection_sends_directly([[maybe_unused]] const C& connection) noexcept {
     else return false;
 }
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END
 
 // ---- mesh/detail/handler_slot.hpp ----
+
 
 #include <atomic>
 #include <cstddef>
 #include <memory>
 #include <new>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // Memory for one asynchronous handler at a time. A connection's writer wake-up is
 // posted from a sender's thread, where Asio's own handler cache does not reach; with
@@ -1187,7 +1218,8 @@ private:
     HandlerSlot* slot_;
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END
 
 #include <atomic>
 #include <cstdint>
@@ -1199,7 +1231,8 @@ private:
 #include <type_traits>
 #include <utility>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // Where a connection is in its life on the reactor. Every change is one of the
 // transitions named in MeshCore (attach, end_writes, die, begin_remove, close_all,
@@ -1443,7 +1476,8 @@ private:
     std::uint64_t out_at_last_check_ = 0;  // reactor
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END
 
 #include <asio/bind_allocator.hpp>
 #include <asio/executor_work_guard.hpp>
@@ -1471,7 +1505,7 @@ private:
 #include <pthread.h>
 #endif
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // What shutdown did with messages it could not deliver.
 struct ShutdownReport {
@@ -2163,13 +2197,15 @@ private:
 };
 
 } // namespace detail
-} // namespace mesh
+MESH_NAMESPACE_END
 
 // ---- mesh/detail/deadline.hpp ----
 
+
 #include <chrono>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // now + timeout, saturating: a huge timeout means "never", not an overflow into the past.
 template <class Rep, class Period>
@@ -2182,29 +2218,51 @@ std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, 
     return now + std::chrono::duration_cast<clock::duration>(timeout);
 }
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END
 
 // ---- mesh/detail/throw_error.hpp ----
 
+
+#include <string>
+#include <string_view>
 #include <system_error>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
+
+// Why the last setup call on this thread failed, in words, where the error code alone
+// does not say it ("the port is not a number", "in the TLS handshake"). Set by the
+// step that fails, read by or_throw right after the call it made on the same thread,
+// so no other thread or call can come between. Static strings only: setting it never
+// allocates.
+inline thread_local const char* failure_detail = nullptr;
+
+inline void note_failure(const char* detail) noexcept { failure_detail = detail; }
 
 // The throwing overloads of setup operations funnel through here.
 inline void throw_if(const std::error_code& ec, const char* what) {
     if (ec) throw std::system_error(ec, what);
 }
 
-// Runs the error_code form of a call and throws what it reports.
+// Runs the error_code form of a call and throws what it reports, naming the call,
+// what it was about (an endpoint or id) and the failure's detail:
+//   connect "127.0.0.1:notaport" (the port is not a number): invalid endpoint
 template <class Call>
-auto or_throw(const char* what, Call&& call) {
+auto or_throw(const char* what, std::string_view subject, Call&& call) {
+    failure_detail = nullptr;
     std::error_code ec;
     auto result = call(ec);
-    throw_if(ec, what);
+    if (ec) {
+        std::string message = std::string(what) + " \"" + std::string(subject) + "\"";
+        if (failure_detail) message += std::string(" (") + failure_detail + ")";
+        throw std::system_error(ec, message);
+    }
     return result;
 }
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END
 
 #include <chrono>
 #include <cstdint>
@@ -2214,7 +2272,7 @@ auto or_throw(const char* what, Call&& call) {
 #include <utility>
 #include <vector>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // Sends and receives across many connections from one background reactor thread.
 // Copies are cheap and share everything; receiving copies share the work (each
@@ -2242,7 +2300,8 @@ public:
     // Adds a connection under `id` and returns its internal id (never reused).
     // On error (duplicate_id, not_connected, shut_down) the connection is not moved from.
     std::uint64_t add(connection_type&& connection, std::string id) {
-        return detail::or_throw("mesh add",
+        const std::string named = id;
+        return detail::or_throw("mesh add", named,
                                 [&](std::error_code& ec) { return add(std::move(connection), std::move(id), ec); });
     }
     std::uint64_t add(connection_type&& connection, std::string id, std::error_code& ec) {
@@ -2253,7 +2312,7 @@ public:
     // Takes a connection out of the mesh, still usable on its own. A connection
     // that ended by itself can still be removed. Errors: not_found, shut_down.
     [[nodiscard]] connection_type remove(const std::string& id) {
-        return detail::or_throw("mesh remove", [&](std::error_code& ec) { return remove(id, ec); });
+        return detail::or_throw("mesh remove", id, [&](std::error_code& ec) { return remove(id, ec); });
     }
     [[nodiscard]] connection_type remove(const std::string& id, std::error_code& ec) {
         if (!owner_) return (ec = errc::shut_down), connection_type();
@@ -2302,7 +2361,7 @@ public:
 
     // A sender bound to one connection, for hot loops: no id lookup per message.
     ConnectionSender connection_sender(const std::string& id) {
-        return detail::or_throw("mesh connection_sender",
+        return detail::or_throw("mesh connection_sender", id,
                                 [&](std::error_code& ec) { return connection_sender(id, ec); });
     }
     ConnectionSender connection_sender(const std::string& id, std::error_code& ec) {
@@ -2368,7 +2427,7 @@ public:
         return owner_->core->stats(id, ec);
     }
     ConnectionStats stats(const std::string& id) const {
-        return detail::or_throw("mesh stats", [&](std::error_code& ec) { return stats(id, ec); });
+        return detail::or_throw("mesh stats", id, [&](std::error_code& ec) { return stats(id, ec); });
     }
     // Totals over every connection the mesh has had.
     ConnectionStats stats() const { return owner_ ? owner_->core->total_stats() : ConnectionStats(); }
@@ -2493,16 +2552,18 @@ private:
     Mesh mesh_;
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END
 
 // ---- mesh/wire/frame_header.hpp ----
+
 
 #include <cstddef>
 #include <cstdint>
 #include <system_error>
 
 
-namespace mesh::wire {
+MESH_NAMESPACE_BEGIN
+namespace wire {
 
 // Version 1 is the only frame format Splinter peers speak.
 constexpr std::uint16_t protocol_version = 1;
@@ -2562,9 +2623,11 @@ inline std::error_code parse_header(const std::uint8_t* seven, std::size_t max_p
     return {};
 }
 
-} // namespace mesh::wire
+} // namespace wire
+MESH_NAMESPACE_END
 
 // ---- mesh/wire/frame_decoder.hpp ----
+
 
 #include <algorithm>
 #include <array>
@@ -2575,7 +2638,8 @@ inline std::error_code parse_header(const std::uint8_t* seven, std::size_t max_p
 #include <utility>
 
 
-namespace mesh::wire {
+MESH_NAMESPACE_BEGIN
+namespace wire {
 
 // Incremental frame decoder. Unlike Splinter's reader it keeps partial headers across calls, so
 // input may be split at any byte, and it never trusts an announced length above max_payload.
@@ -2710,9 +2774,11 @@ private:
     Payload payload_;
 };
 
-} // namespace mesh::wire
+} // namespace wire
+MESH_NAMESPACE_END
 
 // ---- mesh/wire/handshake.hpp ----
+
 
 #include <array>
 #include <cstddef>
@@ -2720,7 +2786,8 @@ private:
 #include <system_error>
 
 
-namespace mesh::wire {
+MESH_NAMESPACE_BEGIN
+namespace wire {
 
 // Connector -> listener: min_version, max_version. Listener -> connector: chosen version, 0 = none.
 constexpr std::size_t hello_size = 4, reply_size = 2;
@@ -2755,12 +2822,14 @@ inline std::error_code check_reply(const std::uint8_t* reply) noexcept {
     return errc::unsupported_version;
 }
 
-} // namespace mesh::wire
+} // namespace wire
+MESH_NAMESPACE_END
 
 // ---- mesh/transport/inproc.hpp ----
 
 
 // ---- mesh/detail/signal.hpp ----
+
 
 #include <atomic>
 #include <chrono>
@@ -2769,7 +2838,8 @@ inline std::error_code check_reply(const std::uint8_t* reply) noexcept {
 #include <mutex>
 #include <utility>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // A one-waiter wake-up for lock-free queues. The waiter arms the signal, re-checks
 // its condition, then sleeps (blocking use) or returns (asynchronous use, where a
@@ -2832,9 +2902,11 @@ private:
     std::function<void()> callback_;
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END
 
 // ---- mesh/detail/inline_handler.hpp ----
+
 
 #include <cstddef>
 #include <new>
@@ -2842,7 +2914,8 @@ private:
 #include <type_traits>
 #include <utility>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // A one-shot completion handler, void(std::error_code), stored inside the object:
 // unlike std::function it never allocates (a handler too large does not compile),
@@ -2912,14 +2985,18 @@ private:
     void (*move_)(void*, void*) = nullptr;
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END
 
 // ---- mesh/transport/endpoint.hpp ----
 
+
 #include <string>
+#include <system_error>
 #include <string_view>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // "scheme://rest" -> scheme; "" when the string has no scheme.
 inline std::string_view endpoint_scheme(std::string_view endpoint) {
@@ -2933,7 +3010,14 @@ inline std::string_view endpoint_address(std::string_view endpoint) {
     return pos == std::string_view::npos ? endpoint : endpoint.substr(pos + 3);
 }
 
-} // namespace mesh::detail
+// errc::invalid_endpoint, with why for the throwing forms' message.
+inline std::error_code invalid_endpoint(const char* why) noexcept {
+    note_failure(why);
+    return errc::invalid_endpoint;
+}
+
+} // namespace detail
+MESH_NAMESPACE_END
 
 #include <asio/bind_allocator.hpp>
 #include <asio/io_context.hpp>
@@ -2952,7 +3036,7 @@ inline std::string_view endpoint_address(std::string_view endpoint) {
 #include <unordered_map>
 #include <utility>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -3273,7 +3357,7 @@ public:
 
     // Blocks until a peer connects.
     InprocConnection accept() {
-        return detail::or_throw("accept", [&](std::error_code& ec) { return accept(ec); });
+        return detail::or_throw("accept", endpoint(), [&](std::error_code& ec) { return accept(ec); });
     }
     InprocConnection accept(std::error_code& ec) {
         return accept_until(std::chrono::steady_clock::time_point::max(), ec);
@@ -3336,7 +3420,7 @@ public:
     }
 
     InprocListener listen(std::string_view bind) {
-        return detail::or_throw("listen", [&](std::error_code& ec) { return listen(bind, ec); });
+        return detail::or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
     InprocListener listen(std::string_view bind, std::error_code& ec) {
         std::string name;
@@ -3347,7 +3431,7 @@ public:
     }
 
     InprocConnection connect(std::string_view endpoint) {
-        return detail::or_throw("connect", [&](std::error_code& ec) { return connect(endpoint, ec); });
+        return detail::or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
     InprocConnection connect(std::string_view endpoint, std::error_code& ec) {
         std::string name;
@@ -3377,7 +3461,7 @@ private:
     std::size_t max_message_size_;
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END
 
 // ---- mesh/transport/tcp.hpp ----
 
@@ -3390,6 +3474,7 @@ private:
 
 // ---- mesh/transport/stream/plain_session.hpp ----
 
+
 #include <asio/buffer.hpp>
 #include <asio/error.hpp>
 #include <asio/socket_base.hpp>
@@ -3399,7 +3484,8 @@ private:
 
 #include <poll.h>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // The byte channel of a stream connection without encryption: reads and writes go
 // straight to the non-blocking socket. TlsSession offers the same members.
@@ -3455,7 +3541,8 @@ inline bool would_block(const std::error_code& ec) noexcept {
     return ec == asio::error::would_block || ec == asio::error::try_again;
 }
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END
 
 #include <asio/buffer.hpp>
 #include <asio/error.hpp>
@@ -3470,7 +3557,8 @@ inline bool would_block(const std::error_code& ec) noexcept {
 
 #include <poll.h>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 using clock = std::chrono::steady_clock;
 
@@ -3525,7 +3613,8 @@ std::error_code write_all_until(Socket& socket, Session& session, std::vector<as
     }
 }
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END
 
 // ---- mesh/transport/stream/connection.hpp ----
 
@@ -3546,7 +3635,7 @@ std::error_code write_all_until(Socket& socket, Session& session, std::vector<as
 #include <utility>
 #include <vector>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -3897,7 +3986,7 @@ private:
     std::size_t first_ = 0;  // the first buffer not yet fully written
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END
 
 // ---- mesh/transport/stream/handshake.hpp ----
 
@@ -3912,7 +4001,8 @@ private:
 #include <optional>
 #include <utility>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // A peer that goes away during a handshake makes it fail; that is not an I/O
 // error of an established connection.
@@ -3981,6 +4071,12 @@ public:
     // What to wait for after would_block.
     short events() const noexcept { return events_; }
 
+    // Where it is, in words, for an error message. Only a TLS session's own
+    // handshake can fail before the version handshake begins.
+    const char* stage() const noexcept {
+        return phase_ == Phase::secure ? "in the TLS handshake" : "in the version handshake";
+    }
+
 private:
     enum class Phase { secure, send, receive, done };
 
@@ -4004,9 +4100,12 @@ std::error_code run_handshake(Socket& socket, Session& session, Role role, clock
     StreamHandshake<Session> handshake(role);
     for (;;) {
         auto ec = handshake.step(socket, session);
-        if (!would_block(ec)) return ec;
-        if ((ec = wait_ready(socket.native_handle(), session.wants(handshake.events()), deadline)))
+        if (!would_block(ec)) {
+            if (ec) note_failure(handshake.stage());
             return ec;
+        }
+        if ((ec = wait_ready(socket.native_handle(), session.wants(handshake.events()), deadline)))
+            return note_failure(handshake.stage()), ec;
     }
 }
 
@@ -4090,7 +4189,8 @@ private:
     bool done_ = false;
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END
 
 #include <asio/error.hpp>
 #include <asio/io_context.hpp>
@@ -4102,7 +4202,8 @@ private:
 
 #include <sys/socket.h>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // Opens the socket and connects it, waiting at most `timeout`. Not socket.connect():
 // Asio's synchronous connect waits without a limit even on a non-blocking socket.
@@ -4135,7 +4236,10 @@ StreamConnection<Protocol, Session> dial(const std::shared_ptr<asio::io_context>
                                           std::chrono::milliseconds handshake_timeout, std::size_t max_message_size,
                                           std::error_code& ec) {
     typename Protocol::socket socket(*home);
-    if ((ec = connect_socket(socket, target, connect_timeout))) return {};
+    if ((ec = connect_socket(socket, target, connect_timeout))) {
+        note_failure("in the socket connect");
+        return {};
+    }
     Naming::tune(socket);
     if ((ec = session.attach(socket.native_handle()))) return {};
     if ((ec = run_handshake(socket, session, Role::connector, clock::now() + handshake_timeout))) return {};
@@ -4145,7 +4249,8 @@ StreamConnection<Protocol, Session> dial(const std::shared_ptr<asio::io_context>
                                                std::move(remote), max_message_size);
 }
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END
 
 // ---- mesh/transport/stream/listener.hpp ----
 
@@ -4163,7 +4268,7 @@ StreamConnection<Protocol, Session> dial(const std::shared_ptr<asio::io_context>
 #include <string>
 #include <utility>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -4234,7 +4339,7 @@ public:
     // Blocks for the next connection and its handshakes (bounded by
     // StreamOptions::handshake_timeout).
     connection_type accept() {
-        return detail::or_throw("accept", [&](std::error_code& ec) { return accept(ec); });
+        return detail::or_throw("accept", endpoint(), [&](std::error_code& ec) { return accept(ec); });
     }
     connection_type accept(std::error_code& ec) {
         if (!acceptor_ || !acceptor_->is_open()) return (ec = errc::not_connected), connection_type();
@@ -4373,7 +4478,7 @@ private:
     std::shared_ptr<AcceptLoop> accepting_;
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -4383,7 +4488,7 @@ private:
 #include <string>
 #include <string_view>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -4421,21 +4526,25 @@ inline std::error_code split_host_port(std::string_view address, std::string& ho
     std::string_view port_text;
     if (!address.empty() && address.front() == '[') {
         const auto close = address.find(']');
-        if (close == std::string_view::npos || close + 1 >= address.size() || address[close + 1] != ':')
-            return errc::invalid_endpoint;
+        if (close == std::string_view::npos) return invalid_endpoint("no ']' after the IPv6 address");
+        if (close + 1 >= address.size() || address[close + 1] != ':')
+            return invalid_endpoint("no ':port' after the IPv6 address");
         host = std::string(address.substr(1, close - 1));
         port_text = address.substr(close + 2);
     } else {
         const auto colon = address.rfind(':');
-        if (colon == std::string_view::npos) return errc::invalid_endpoint;
+        if (colon == std::string_view::npos) return invalid_endpoint("no ':port' after the host");
         host = std::string(address.substr(0, colon));
         port_text = address.substr(colon + 1);
     }
     unsigned value = 0;
     const auto* end = port_text.data() + port_text.size();
     const auto result = std::from_chars(port_text.data(), end, value);
-    if (host.empty() || port_text.empty() || result.ec != std::errc() || result.ptr != end || value > 65535)
-        return errc::invalid_endpoint;
+    if (host.empty()) return invalid_endpoint("no host before the port");
+    if (port_text.empty()) return invalid_endpoint("no port after the ':'");
+    if (result.ptr != end || result.ec == std::errc::invalid_argument)
+        return invalid_endpoint("the port is not a number");
+    if (result.ec != std::errc() || value > 65535) return invalid_endpoint("the port is above 65535");
     port = static_cast<std::uint16_t>(value);
     return {};
 }
@@ -4455,6 +4564,7 @@ inline std::error_code resolve_tcp(asio::io_context& io, std::string_view addres
     }
     asio::ip::tcp::resolver resolver(io);
     auto results = resolver.resolve(host, std::to_string(port), ec);
+    if (ec || results.empty()) note_failure("the host name did not resolve");
     if (ec) return ec;
     if (results.empty()) return errc::invalid_endpoint;
     out = *results.begin();
@@ -4485,7 +4595,7 @@ public:
     }
 
     TcpListener listen(std::string_view bind) {
-        return detail::or_throw("listen", [&](std::error_code& ec) { return listen(bind, ec); });
+        return detail::or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
     TcpListener listen(std::string_view bind, std::error_code& ec) {
         asio::ip::tcp::endpoint endpoint;
@@ -4497,7 +4607,7 @@ public:
 
     // Connects and runs the version handshake, each bounded by its timeout.
     TcpConnection connect(std::string_view endpoint) {
-        return detail::or_throw("connect", [&](std::error_code& ec) { return connect(endpoint, ec); });
+        return detail::or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
     TcpConnection connect(std::string_view endpoint, std::error_code& ec) {
         asio::ip::tcp::endpoint target;
@@ -4517,7 +4627,7 @@ private:
     TcpOptions options_;
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END
 
 // ---- mesh/transport/unix.hpp ----
 
@@ -4537,7 +4647,7 @@ private:
 #include <sys/un.h>
 #include <unistd.h>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -4571,8 +4681,10 @@ struct UnixNaming {
 
 inline std::error_code unix_path(std::string_view endpoint, std::string& path) {
     path = std::string(endpoint_address(endpoint));
-    if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path) || path.find('\0') != std::string::npos)
-        return errc::invalid_endpoint;
+    if (path.empty()) return invalid_endpoint("no socket path");
+    if (path.size() >= sizeof(sockaddr_un::sun_path))
+        return invalid_endpoint("the socket path is longer than the system allows");
+    if (path.find('\0') != std::string::npos) return invalid_endpoint("the socket path holds a NUL byte");
     return {};
 }
 
@@ -4636,7 +4748,7 @@ public:
 
     // Replaces a stale socket file left by a dead process, never anything else.
     UnixListener listen(std::string_view bind) {
-        return detail::or_throw("listen", [&](std::error_code& ec) { return listen(bind, ec); });
+        return detail::or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
     UnixListener listen(std::string_view bind, std::error_code& ec) {
         std::string path;
@@ -4647,7 +4759,7 @@ public:
     }
 
     UnixConnection connect(std::string_view endpoint) {
-        return detail::or_throw("connect", [&](std::error_code& ec) { return connect(endpoint, ec); });
+        return detail::or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
     UnixConnection connect(std::string_view endpoint, std::error_code& ec) {
         std::string path;
@@ -4667,7 +4779,7 @@ private:
     UnixOptions options_;
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END
 // TLS needs OpenSSL: define MESH_ENABLE_TLS=1 and link libssl and libcrypto
 // (CMake: link mesh::tls, which does both).
 #if MESH_HAS_TLS
@@ -4689,7 +4801,7 @@ private:
 #include <string>
 #include <utility>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 enum class TlsVersion { tls1_2, tls1_3 };
 
@@ -4881,12 +4993,13 @@ private:
 };
 
 } // namespace detail
-} // namespace mesh
+MESH_NAMESPACE_END
 
 // ---- mesh/transport/tls/session.hpp ----
 
 
 // ---- mesh/transport/tls/bio.hpp ----
+
 
 #include <asio/error.hpp>
 
@@ -4899,7 +5012,8 @@ private:
 
 #include <sys/socket.h>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // The socket end of a TLS session. Two reasons for our own BIO: OpenSSL's socket
 // BIO writes with write(2), which raises SIGPIPE when the peer has gone (we send
@@ -5015,7 +5129,8 @@ private:
     }
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END
 
 // ---- mesh/transport/tls/errors.hpp ----
 
@@ -5028,7 +5143,8 @@ private:
 
 #include <system_error>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // A failed certificate check, as the side that checked it saw it.
 inline std::error_code verify_error(long result) {
@@ -5066,7 +5182,8 @@ inline std::error_code tls_error(SSL* ssl) {
     }
 }
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END
 
 #include <asio/buffer.hpp>
 #include <asio/ip/address.hpp>
@@ -5084,7 +5201,7 @@ inline std::error_code tls_error(SSL* ssl) {
 #include <arpa/inet.h>
 #include <poll.h>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // Who is at the other end of a TLS connection, read once the handshake is done.
 struct TlsPeer {
@@ -5338,7 +5455,7 @@ struct TlsSecurity {
 };
 
 } // namespace detail
-} // namespace mesh
+MESH_NAMESPACE_END
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -5349,7 +5466,7 @@ struct TlsSecurity {
 #include <system_error>
 #include <utility>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 namespace detail {
 inline constexpr char tls_scheme[] = "tcps";
@@ -5383,7 +5500,7 @@ public:
     }
 
     TlsListener listen(std::string_view bind) {
-        return detail::or_throw("listen", [&](std::error_code& ec) { return listen(bind, ec); });
+        return detail::or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
     TlsListener listen(std::string_view bind, std::error_code& ec) {
         if (!context_ || !context_->server()) {
@@ -5399,7 +5516,7 @@ public:
 
     // Connects, then runs the TLS and version handshakes, within the timeouts.
     TlsConnection connect(std::string_view endpoint) {
-        return detail::or_throw("connect", [&](std::error_code& ec) { return connect(endpoint, ec); });
+        return detail::or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
     TlsConnection connect(std::string_view endpoint, std::error_code& ec) {
         if (!context_) {
@@ -5437,7 +5554,7 @@ private:
     std::shared_ptr<const detail::TlsContext> context_;
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END
 #endif
 
 // ---- mesh/transport/multi.hpp ----
@@ -5456,7 +5573,7 @@ private:
 #include <utility>
 #include <variant>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -5567,7 +5684,7 @@ private:
     std::variant<Connections...> held_;
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END
 
 // ---- mesh/transport/multi_listener.hpp ----
 
@@ -5580,7 +5697,7 @@ private:
 #include <utility>
 #include <variant>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // A listener of one of several transports (see BasicMulti); what it accepts comes
 // wrapped in the matching MultiConnection.
@@ -5604,7 +5721,7 @@ public:
     }
 
     connection_type accept() {
-        return detail::or_throw("accept", [&](std::error_code& ec) { return accept(ec); });
+        return detail::or_throw("accept", endpoint(), [&](std::error_code& ec) { return accept(ec); });
     }
     connection_type accept(std::error_code& ec) {
         return std::visit([&](auto& l) { return connection_type(l.accept(ec)); }, held_);
@@ -5632,7 +5749,7 @@ private:
     std::variant<Listeners...> held_;
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END
 #if MESH_HAS_TLS
 #endif
 
@@ -5643,7 +5760,7 @@ private:
 #include <tuple>
 #include <utility>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // Several transports behind one, chosen by the endpoint's scheme: connect and listen
 // go to the first member, in list order, whose accepts() is true, so the order
@@ -5701,7 +5818,7 @@ private:
     static auto or_throw(const char* what, std::string_view endpoint, Call&& call) {
         if (!accepts(endpoint))
             detail::throw_if(errc::unknown_scheme, ("Unknown protocol \"" + std::string(endpoint) + "\"").c_str());
-        return detail::or_throw(what, std::forward<Call>(call));
+        return detail::or_throw(what, endpoint, std::forward<Call>(call));
     }
 
     std::tuple<Transports...> members_;
@@ -5715,6 +5832,6 @@ using Multi = BasicMulti<Tcp, Tls, Unix, Inproc>;
 using Multi = BasicMulti<Tcp, Unix, Inproc>;
 #endif
 
-} // namespace mesh
+MESH_NAMESPACE_END
 
 #endif // MESH_SINGLE_HEADER_HPP

@@ -1,9 +1,11 @@
 #pragma once
 
+#include "mesh/version.hpp"
+
 #include <cstddef>
 #include <cstdint>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // Compile-time knobs. Derive from DefaultConfig and override what differs:
 //   struct SmallQueues : mesh::DefaultConfig { static constexpr std::size_t outgoing_capacity = 64; };
@@ -41,4 +43,4 @@ constexpr bool validate_config() {
 }
 
 } // namespace detail
-} // namespace mesh
+MESH_NAMESPACE_END

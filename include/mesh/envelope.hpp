@@ -1,12 +1,13 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/payload.hpp"
 
 #include <string>
 #include <string_view>
 #include <utility>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 inline Payload to_payload(std::string_view text) { return Payload(text); }
 
@@ -24,4 +25,4 @@ struct Envelope {
     friend bool operator!=(const Envelope& a, const Envelope& b) { return !(a == b); }
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END

@@ -1,10 +1,12 @@
 #pragma once
 
+#include "mesh/version.hpp"
+
 #include <string>
 #include <system_error>
 #include <type_traits>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // Every error the library reports is a std::error_code of this enum's category,
 // or an OS/Asio error passed through unchanged (connection reset, refused, ...).
@@ -105,7 +107,7 @@ inline std::error_code make_error_code(errc e) noexcept {
     return {static_cast<int>(e), error_category()};
 }
 
-} // namespace mesh
+MESH_NAMESPACE_END
 
 template <>
 struct std::is_error_code_enum<mesh::errc> : std::true_type {};

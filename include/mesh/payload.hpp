@@ -1,5 +1,7 @@
 #pragma once
 
+#include "mesh/version.hpp"
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -19,7 +21,7 @@
 #define MESH_PAYLOAD_INLINE_CAPACITY 64
 #endif
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // Message bytes: a value type that keeps small payloads inline and owns a
 // std::vector above that. Moving never copies a heap payload's bytes (its buffer
@@ -231,4 +233,4 @@ private:
 
 inline void swap(Payload& a, Payload& b) noexcept { a.swap(b); }
 
-} // namespace mesh
+MESH_NAMESPACE_END

@@ -1,8 +1,10 @@
 #pragma once
 
+#include "mesh/version.hpp"
+
 #include <system_error>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // What send reports. On failure the envelope is left untouched with the caller.
 struct [[nodiscard]] SendResult {
@@ -12,4 +14,4 @@ struct [[nodiscard]] SendResult {
     bool ok() const noexcept { return !error; }
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/core/incoming_queue.hpp"
 #include "mesh/core/shared_id.hpp"
 #include "mesh/core/stats.hpp"
@@ -20,7 +21,8 @@
 #include <type_traits>
 #include <utility>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // Where a connection is in its life on the reactor. Every change is one of the
 // transitions named in MeshCore (attach, end_writes, die, begin_remove, close_all,
@@ -264,4 +266,5 @@ private:
     std::uint64_t out_at_last_check_ = 0;  // reactor
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END

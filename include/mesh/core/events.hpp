@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/error.hpp"
 
 #include <atomic>
@@ -11,7 +12,7 @@
 #include <mutex>
 #include <string>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // Something that happened to a connection, reported with the id it was added under.
 struct ConnectionEvent {
@@ -76,4 +77,4 @@ private:
 };
 
 } // namespace detail
-} // namespace mesh
+MESH_NAMESPACE_END

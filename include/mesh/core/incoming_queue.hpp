@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/core/shared_id.hpp"
 #include "mesh/detail/ring.hpp"
 #include "mesh/envelope.hpp"
@@ -12,7 +13,8 @@
 #include <mutex>
 #include <thread>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // An envelope as it waits in the incoming queue. Its id is shared with its
 // connection, so queueing a message copies no string; the receiver copies the id
@@ -159,4 +161,5 @@ private:
     std::condition_variable cv_;
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/config.hpp"
 #include "mesh/core/events.hpp"
 #include "mesh/core/mesh_core.hpp"
@@ -18,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // Sends and receives across many connections from one background reactor thread.
 // Copies are cheap and share everything; receiving copies share the work (each
@@ -46,7 +47,8 @@ public:
     // Adds a connection under `id` and returns its internal id (never reused).
     // On error (duplicate_id, not_connected, shut_down) the connection is not moved from.
     std::uint64_t add(connection_type&& connection, std::string id) {
-        return detail::or_throw("mesh add",
+        const std::string named = id;
+        return detail::or_throw("mesh add", named,
                                 [&](std::error_code& ec) { return add(std::move(connection), std::move(id), ec); });
     }
     std::uint64_t add(connection_type&& connection, std::string id, std::error_code& ec) {
@@ -57,7 +59,7 @@ public:
     // Takes a connection out of the mesh, still usable on its own. A connection
     // that ended by itself can still be removed. Errors: not_found, shut_down.
     [[nodiscard]] connection_type remove(const std::string& id) {
-        return detail::or_throw("mesh remove", [&](std::error_code& ec) { return remove(id, ec); });
+        return detail::or_throw("mesh remove", id, [&](std::error_code& ec) { return remove(id, ec); });
     }
     [[nodiscard]] connection_type remove(const std::string& id, std::error_code& ec) {
         if (!owner_) return (ec = errc::shut_down), connection_type();
@@ -106,7 +108,7 @@ public:
 
     // A sender bound to one connection, for hot loops: no id lookup per message.
     ConnectionSender connection_sender(const std::string& id) {
-        return detail::or_throw("mesh connection_sender",
+        return detail::or_throw("mesh connection_sender", id,
                                 [&](std::error_code& ec) { return connection_sender(id, ec); });
     }
     ConnectionSender connection_sender(const std::string& id, std::error_code& ec) {
@@ -172,7 +174,7 @@ public:
         return owner_->core->stats(id, ec);
     }
     ConnectionStats stats(const std::string& id) const {
-        return detail::or_throw("mesh stats", [&](std::error_code& ec) { return stats(id, ec); });
+        return detail::or_throw("mesh stats", id, [&](std::error_code& ec) { return stats(id, ec); });
     }
     // Totals over every connection the mesh has had.
     ConnectionStats stats() const { return owner_ ? owner_->core->total_stats() : ConnectionStats(); }
@@ -297,4 +299,4 @@ private:
     Mesh mesh_;
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/config.hpp"
 #include "mesh/core/connection_state.hpp"
 #include "mesh/core/events.hpp"
@@ -35,7 +36,7 @@
 #include <pthread.h>
 #endif
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // What shutdown did with messages it could not deliver.
 struct ShutdownReport {
@@ -727,4 +728,4 @@ private:
 };
 
 } // namespace detail
-} // namespace mesh
+MESH_NAMESPACE_END

@@ -1,11 +1,14 @@
 #pragma once
 
+#include "mesh/version.hpp"
+
 #include <atomic>
 #include <cstddef>
 #include <string>
 #include <utility>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // A connection's id, shared by the connection and by each of its received messages
 // still waiting in the incoming queue, so that no message copies the string and a
@@ -119,4 +122,5 @@ private:
     std::size_t length_ = 0;
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END

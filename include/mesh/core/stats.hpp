@@ -1,10 +1,12 @@
 #pragma once
 
+#include "mesh/version.hpp"
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // Counters of one connection, or of the whole mesh (then queue_depth sums all
 // outgoing queues and connections counts the registered ids).
@@ -60,4 +62,4 @@ struct Counters {
 };
 
 } // namespace detail
-} // namespace mesh
+MESH_NAMESPACE_END

@@ -1,8 +1,11 @@
 #pragma once
 
+#include "mesh/version.hpp"
+
 #include <chrono>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // now + timeout, saturating: a huge timeout means "never", not an overflow into the past.
 template <class Rep, class Period>
@@ -15,4 +18,5 @@ std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, 
     return now + std::chrono::duration_cast<clock::duration>(timeout);
 }
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END

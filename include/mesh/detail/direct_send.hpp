@@ -1,12 +1,14 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/envelope.hpp"
 
 #include <cstddef>
 #include <type_traits>
 #include <utility>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // A connection whose own bounded queue can take messages from any thread (inproc)
 // is sent to directly: its queue is the outgoing queue, and the reactor is not involved.
@@ -34,4 +36,5 @@ bool connection_sends_directly([[maybe_unused]] const C& connection) noexcept {
     else return false;
 }
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END

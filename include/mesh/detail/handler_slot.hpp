@@ -1,11 +1,14 @@
 #pragma once
 
+#include "mesh/version.hpp"
+
 #include <atomic>
 #include <cstddef>
 #include <memory>
 #include <new>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // Memory for one asynchronous handler at a time. A connection's writer wake-up is
 // posted from a sender's thread, where Asio's own handler cache does not reach; with
@@ -55,4 +58,5 @@ private:
     HandlerSlot* slot_;
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END

@@ -1,12 +1,15 @@
 #pragma once
 
+#include "mesh/version.hpp"
+
 #include <cstddef>
 #include <new>
 #include <system_error>
 #include <type_traits>
 #include <utility>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // A one-shot completion handler, void(std::error_code), stored inside the object:
 // unlike std::function it never allocates (a handler too large does not compile),
@@ -76,4 +79,5 @@ private:
     void (*move_)(void*, void*) = nullptr;
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END

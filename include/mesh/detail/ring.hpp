@@ -1,5 +1,7 @@
 #pragma once
 
+#include "mesh/version.hpp"
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -8,7 +10,8 @@
 #include <type_traits>
 #include <utility>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // Fixed-capacity lock-free ring, safe for many producers and many consumers
 // (D. Vyukov's bounded queue). Every cell carries a sequence number that says
@@ -178,4 +181,5 @@ private:
     alignas(line) std::atomic<Cell*> cells_{nullptr};
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "mesh/version.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -7,7 +9,8 @@
 #include <mutex>
 #include <utility>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // A one-waiter wake-up for lock-free queues. The waiter arms the signal, re-checks
 // its condition, then sleeps (blocking use) or returns (asynchronous use, where a
@@ -70,4 +73,5 @@ private:
     std::function<void()> callback_;
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END

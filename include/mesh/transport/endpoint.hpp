@@ -1,9 +1,15 @@
 #pragma once
 
+#include "mesh/version.hpp"
+#include "mesh/detail/throw_error.hpp"
+#include "mesh/error.hpp"
+
 #include <string>
+#include <system_error>
 #include <string_view>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // "scheme://rest" -> scheme; "" when the string has no scheme.
 inline std::string_view endpoint_scheme(std::string_view endpoint) {
@@ -17,4 +23,11 @@ inline std::string_view endpoint_address(std::string_view endpoint) {
     return pos == std::string_view::npos ? endpoint : endpoint.substr(pos + 3);
 }
 
-} // namespace mesh::detail
+// errc::invalid_endpoint, with why for the throwing forms' message.
+inline std::error_code invalid_endpoint(const char* why) noexcept {
+    note_failure(why);
+    return errc::invalid_endpoint;
+}
+
+} // namespace detail
+MESH_NAMESPACE_END

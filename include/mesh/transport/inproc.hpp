@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/detail/ring.hpp"
 #include "mesh/detail/signal.hpp"
 #include "mesh/detail/deadline.hpp"
@@ -27,7 +28,7 @@
 #include <unordered_map>
 #include <utility>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -348,7 +349,7 @@ public:
 
     // Blocks until a peer connects.
     InprocConnection accept() {
-        return detail::or_throw("accept", [&](std::error_code& ec) { return accept(ec); });
+        return detail::or_throw("accept", endpoint(), [&](std::error_code& ec) { return accept(ec); });
     }
     InprocConnection accept(std::error_code& ec) {
         return accept_until(std::chrono::steady_clock::time_point::max(), ec);
@@ -411,7 +412,7 @@ public:
     }
 
     InprocListener listen(std::string_view bind) {
-        return detail::or_throw("listen", [&](std::error_code& ec) { return listen(bind, ec); });
+        return detail::or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
     InprocListener listen(std::string_view bind, std::error_code& ec) {
         std::string name;
@@ -422,7 +423,7 @@ public:
     }
 
     InprocConnection connect(std::string_view endpoint) {
-        return detail::or_throw("connect", [&](std::error_code& ec) { return connect(endpoint, ec); });
+        return detail::or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
     InprocConnection connect(std::string_view endpoint, std::error_code& ec) {
         std::string name;
@@ -452,4 +453,4 @@ private:
     std::size_t max_message_size_;
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/detail/throw_error.hpp"
 #include "mesh/error.hpp"
 #include "mesh/platform.hpp"
@@ -19,7 +20,7 @@
 #include <tuple>
 #include <utility>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // Several transports behind one, chosen by the endpoint's scheme: connect and listen
 // go to the first member, in list order, whose accepts() is true, so the order
@@ -77,7 +78,7 @@ private:
     static auto or_throw(const char* what, std::string_view endpoint, Call&& call) {
         if (!accepts(endpoint))
             detail::throw_if(errc::unknown_scheme, ("Unknown protocol \"" + std::string(endpoint) + "\"").c_str());
-        return detail::or_throw(what, std::forward<Call>(call));
+        return detail::or_throw(what, endpoint, std::forward<Call>(call));
     }
 
     std::tuple<Transports...> members_;
@@ -91,4 +92,4 @@ using Multi = BasicMulti<Tcp, Tls, Unix, Inproc>;
 using Multi = BasicMulti<Tcp, Unix, Inproc>;
 #endif
 
-} // namespace mesh
+MESH_NAMESPACE_END

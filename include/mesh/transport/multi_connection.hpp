@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/detail/direct_send.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
@@ -14,7 +15,7 @@
 #include <utility>
 #include <variant>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -125,4 +126,4 @@ private:
     std::variant<Connections...> held_;
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END

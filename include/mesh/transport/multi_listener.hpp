@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/detail/throw_error.hpp"
 #include "mesh/transport/multi_connection.hpp"
 
@@ -11,7 +12,7 @@
 #include <utility>
 #include <variant>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // A listener of one of several transports (see BasicMulti); what it accepts comes
 // wrapped in the matching MultiConnection.
@@ -35,7 +36,7 @@ public:
     }
 
     connection_type accept() {
-        return detail::or_throw("accept", [&](std::error_code& ec) { return accept(ec); });
+        return detail::or_throw("accept", endpoint(), [&](std::error_code& ec) { return accept(ec); });
     }
     connection_type accept(std::error_code& ec) {
         return std::visit([&](auto& l) { return connection_type(l.accept(ec)); }, held_);
@@ -63,4 +64,4 @@ private:
     std::variant<Listeners...> held_;
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/detail/throw_error.hpp"
 #include "mesh/error.hpp"
 #include "mesh/transport/endpoint.hpp"
@@ -15,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -53,21 +54,25 @@ inline std::error_code split_host_port(std::string_view address, std::string& ho
     std::string_view port_text;
     if (!address.empty() && address.front() == '[') {
         const auto close = address.find(']');
-        if (close == std::string_view::npos || close + 1 >= address.size() || address[close + 1] != ':')
-            return errc::invalid_endpoint;
+        if (close == std::string_view::npos) return invalid_endpoint("no ']' after the IPv6 address");
+        if (close + 1 >= address.size() || address[close + 1] != ':')
+            return invalid_endpoint("no ':port' after the IPv6 address");
         host = std::string(address.substr(1, close - 1));
         port_text = address.substr(close + 2);
     } else {
         const auto colon = address.rfind(':');
-        if (colon == std::string_view::npos) return errc::invalid_endpoint;
+        if (colon == std::string_view::npos) return invalid_endpoint("no ':port' after the host");
         host = std::string(address.substr(0, colon));
         port_text = address.substr(colon + 1);
     }
     unsigned value = 0;
     const auto* end = port_text.data() + port_text.size();
     const auto result = std::from_chars(port_text.data(), end, value);
-    if (host.empty() || port_text.empty() || result.ec != std::errc() || result.ptr != end || value > 65535)
-        return errc::invalid_endpoint;
+    if (host.empty()) return invalid_endpoint("no host before the port");
+    if (port_text.empty()) return invalid_endpoint("no port after the ':'");
+    if (result.ptr != end || result.ec == std::errc::invalid_argument)
+        return invalid_endpoint("the port is not a number");
+    if (result.ec != std::errc() || value > 65535) return invalid_endpoint("the port is above 65535");
     port = static_cast<std::uint16_t>(value);
     return {};
 }
@@ -87,6 +92,7 @@ inline std::error_code resolve_tcp(asio::io_context& io, std::string_view addres
     }
     asio::ip::tcp::resolver resolver(io);
     auto results = resolver.resolve(host, std::to_string(port), ec);
+    if (ec || results.empty()) note_failure("the host name did not resolve");
     if (ec) return ec;
     if (results.empty()) return errc::invalid_endpoint;
     out = *results.begin();
@@ -117,7 +123,7 @@ public:
     }
 
     TcpListener listen(std::string_view bind) {
-        return detail::or_throw("listen", [&](std::error_code& ec) { return listen(bind, ec); });
+        return detail::or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
     TcpListener listen(std::string_view bind, std::error_code& ec) {
         asio::ip::tcp::endpoint endpoint;
@@ -129,7 +135,7 @@ public:
 
     // Connects and runs the version handshake, each bounded by its timeout.
     TcpConnection connect(std::string_view endpoint) {
-        return detail::or_throw("connect", [&](std::error_code& ec) { return connect(endpoint, ec); });
+        return detail::or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
     TcpConnection connect(std::string_view endpoint, std::error_code& ec) {
         asio::ip::tcp::endpoint target;
@@ -149,4 +155,4 @@ private:
     TcpOptions options_;
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/detail/throw_error.hpp"
 #include "mesh/error.hpp"
 #include "mesh/transport/endpoint.hpp"
@@ -19,7 +20,7 @@
 #include <system_error>
 #include <utility>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 namespace detail {
 inline constexpr char tls_scheme[] = "tcps";
@@ -53,7 +54,7 @@ public:
     }
 
     TlsListener listen(std::string_view bind) {
-        return detail::or_throw("listen", [&](std::error_code& ec) { return listen(bind, ec); });
+        return detail::or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
     TlsListener listen(std::string_view bind, std::error_code& ec) {
         if (!context_ || !context_->server()) {
@@ -69,7 +70,7 @@ public:
 
     // Connects, then runs the TLS and version handshakes, within the timeouts.
     TlsConnection connect(std::string_view endpoint) {
-        return detail::or_throw("connect", [&](std::error_code& ec) { return connect(endpoint, ec); });
+        return detail::or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
     TlsConnection connect(std::string_view endpoint, std::error_code& ec) {
         if (!context_) {
@@ -107,4 +108,4 @@ private:
     std::shared_ptr<const detail::TlsContext> context_;
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END

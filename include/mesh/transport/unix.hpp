@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/detail/throw_error.hpp"
 #include "mesh/error.hpp"
 #include "mesh/transport/endpoint.hpp"
@@ -22,7 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -56,8 +57,10 @@ struct UnixNaming {
 
 inline std::error_code unix_path(std::string_view endpoint, std::string& path) {
     path = std::string(endpoint_address(endpoint));
-    if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path) || path.find('\0') != std::string::npos)
-        return errc::invalid_endpoint;
+    if (path.empty()) return invalid_endpoint("no socket path");
+    if (path.size() >= sizeof(sockaddr_un::sun_path))
+        return invalid_endpoint("the socket path is longer than the system allows");
+    if (path.find('\0') != std::string::npos) return invalid_endpoint("the socket path holds a NUL byte");
     return {};
 }
 
@@ -121,7 +124,7 @@ public:
 
     // Replaces a stale socket file left by a dead process, never anything else.
     UnixListener listen(std::string_view bind) {
-        return detail::or_throw("listen", [&](std::error_code& ec) { return listen(bind, ec); });
+        return detail::or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
     UnixListener listen(std::string_view bind, std::error_code& ec) {
         std::string path;
@@ -132,7 +135,7 @@ public:
     }
 
     UnixConnection connect(std::string_view endpoint) {
-        return detail::or_throw("connect", [&](std::error_code& ec) { return connect(endpoint, ec); });
+        return detail::or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
     UnixConnection connect(std::string_view endpoint, std::error_code& ec) {
         std::string path;
@@ -152,4 +155,4 @@ private:
     UnixOptions options_;
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "mesh/version.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -12,7 +14,8 @@
 #include "mesh/error.hpp"
 #include "mesh/wire/frame_header.hpp"
 
-namespace mesh::wire {
+MESH_NAMESPACE_BEGIN
+namespace wire {
 
 // Incremental frame decoder. Unlike Splinter's reader it keeps partial headers across calls, so
 // input may be split at any byte, and it never trusts an announced length above max_payload.
@@ -147,4 +150,5 @@ private:
     Payload payload_;
 };
 
-} // namespace mesh::wire
+} // namespace wire
+MESH_NAMESPACE_END

@@ -1,12 +1,15 @@
 #pragma once
 
+#include "mesh/version.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <system_error>
 
 #include "mesh/error.hpp"
 
-namespace mesh::wire {
+MESH_NAMESPACE_BEGIN
+namespace wire {
 
 // Version 1 is the only frame format Splinter peers speak.
 constexpr std::uint16_t protocol_version = 1;
@@ -66,4 +69,5 @@ inline std::error_code parse_header(const std::uint8_t* seven, std::size_t max_p
     return {};
 }
 
-} // namespace mesh::wire
+} // namespace wire
+MESH_NAMESPACE_END

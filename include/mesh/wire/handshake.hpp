@@ -1,5 +1,7 @@
 #pragma once
 
+#include "mesh/version.hpp"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -8,7 +10,8 @@
 #include "mesh/error.hpp"
 #include "mesh/wire/frame_header.hpp"
 
-namespace mesh::wire {
+MESH_NAMESPACE_BEGIN
+namespace wire {
 
 // Connector -> listener: min_version, max_version. Listener -> connector: chosen version, 0 = none.
 constexpr std::size_t hello_size = 4, reply_size = 2;
@@ -43,4 +46,5 @@ inline std::error_code check_reply(const std::uint8_t* reply) noexcept {
     return errc::unsupported_version;
 }
 
-} // namespace mesh::wire
+} // namespace wire
+MESH_NAMESPACE_END

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "mesh/version.hpp"
+#include "mesh/detail/throw_error.hpp"
 #include "mesh/error.hpp"
 #include "mesh/transport/stream/socket_io.hpp"
 #include "mesh/transport/stream/connection.hpp"
@@ -15,7 +17,8 @@
 
 #include <sys/socket.h>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // Opens the socket and connects it, waiting at most `timeout`. Not socket.connect():
 // Asio's synchronous connect waits without a limit even on a non-blocking socket.
@@ -48,7 +51,10 @@ StreamConnection<Protocol, Session> dial(const std::shared_ptr<asio::io_context>
                                           std::chrono::milliseconds handshake_timeout, std::size_t max_message_size,
                                           std::error_code& ec) {
     typename Protocol::socket socket(*home);
-    if ((ec = connect_socket(socket, target, connect_timeout))) return {};
+    if ((ec = connect_socket(socket, target, connect_timeout))) {
+        note_failure("in the socket connect");
+        return {};
+    }
     Naming::tune(socket);
     if ((ec = session.attach(socket.native_handle()))) return {};
     if ((ec = run_handshake(socket, session, Role::connector, clock::now() + handshake_timeout))) return {};
@@ -58,4 +64,5 @@ StreamConnection<Protocol, Session> dial(const std::shared_ptr<asio::io_context>
                                                std::move(remote), max_message_size);
 }
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END

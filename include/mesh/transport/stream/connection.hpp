@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
 #include "mesh/transport/stream/plain_session.hpp"
@@ -23,7 +24,7 @@
 #include <utility>
 #include <vector>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -374,4 +375,4 @@ private:
     std::size_t first_ = 0;  // the first buffer not yet fully written
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END

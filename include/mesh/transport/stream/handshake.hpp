@@ -1,5 +1,7 @@
 #pragma once
 
+#include "mesh/version.hpp"
+#include "mesh/detail/throw_error.hpp"
 #include "mesh/error.hpp"
 #include "mesh/transport/stream/plain_session.hpp"
 #include "mesh/transport/stream/socket_io.hpp"
@@ -15,7 +17,8 @@
 #include <optional>
 #include <utility>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // A peer that goes away during a handshake makes it fail; that is not an I/O
 // error of an established connection.
@@ -84,6 +87,12 @@ public:
     // What to wait for after would_block.
     short events() const noexcept { return events_; }
 
+    // Where it is, in words, for an error message. Only a TLS session's own
+    // handshake can fail before the version handshake begins.
+    const char* stage() const noexcept {
+        return phase_ == Phase::secure ? "in the TLS handshake" : "in the version handshake";
+    }
+
 private:
     enum class Phase { secure, send, receive, done };
 
@@ -107,9 +116,12 @@ std::error_code run_handshake(Socket& socket, Session& session, Role role, clock
     StreamHandshake<Session> handshake(role);
     for (;;) {
         auto ec = handshake.step(socket, session);
-        if (!would_block(ec)) return ec;
-        if ((ec = wait_ready(socket.native_handle(), session.wants(handshake.events()), deadline)))
+        if (!would_block(ec)) {
+            if (ec) note_failure(handshake.stage());
             return ec;
+        }
+        if ((ec = wait_ready(socket.native_handle(), session.wants(handshake.events()), deadline)))
+            return note_failure(handshake.stage()), ec;
     }
 }
 
@@ -193,4 +205,5 @@ private:
     bool done_ = false;
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/detail/throw_error.hpp"
 #include "mesh/error.hpp"
 #include "mesh/transport/stream/connection.hpp"
@@ -18,7 +19,7 @@
 #include <string>
 #include <utility>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -89,7 +90,7 @@ public:
     // Blocks for the next connection and its handshakes (bounded by
     // StreamOptions::handshake_timeout).
     connection_type accept() {
-        return detail::or_throw("accept", [&](std::error_code& ec) { return accept(ec); });
+        return detail::or_throw("accept", endpoint(), [&](std::error_code& ec) { return accept(ec); });
     }
     connection_type accept(std::error_code& ec) {
         if (!acceptor_ || !acceptor_->is_open()) return (ec = errc::not_connected), connection_type();
@@ -228,4 +229,4 @@ private:
     std::shared_ptr<AcceptLoop> accepting_;
 };
 
-} // namespace mesh
+MESH_NAMESPACE_END

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "mesh/version.hpp"
+
 #include <asio/buffer.hpp>
 #include <asio/error.hpp>
 #include <asio/socket_base.hpp>
@@ -9,7 +11,8 @@
 
 #include <poll.h>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // The byte channel of a stream connection without encryption: reads and writes go
 // straight to the non-blocking socket. TlsSession offers the same members.
@@ -65,4 +68,5 @@ inline bool would_block(const std::error_code& ec) noexcept {
     return ec == asio::error::would_block || ec == asio::error::try_again;
 }
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/error.hpp"
 #include "mesh/transport/stream/plain_session.hpp"
 
@@ -16,7 +17,8 @@
 
 #include <poll.h>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 using clock = std::chrono::steady_clock;
 
@@ -71,4 +73,5 @@ std::error_code write_all_until(Socket& socket, Session& session, std::vector<as
     }
 }
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "mesh/version.hpp"
+
 #include <asio/error.hpp>
 
 #include <openssl/bio.h>
@@ -11,7 +13,8 @@
 
 #include <sys/socket.h>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // The socket end of a TLS session. Two reasons for our own BIO: OpenSSL's socket
 // BIO writes with write(2), which raises SIGPIPE when the peer has gone (we send
@@ -127,4 +130,5 @@ private:
     }
 };
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/error.hpp"
 #include "mesh/transport/stream/listener.hpp"
 
@@ -14,7 +15,7 @@
 #include <string>
 #include <utility>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 enum class TlsVersion { tls1_2, tls1_3 };
 
@@ -206,4 +207,4 @@ private:
 };
 
 } // namespace detail
-} // namespace mesh
+MESH_NAMESPACE_END

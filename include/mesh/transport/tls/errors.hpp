@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/error.hpp"
 
 #include <asio/error.hpp>
@@ -10,7 +11,8 @@
 
 #include <system_error>
 
-namespace mesh::detail {
+MESH_NAMESPACE_BEGIN
+namespace detail {
 
 // A failed certificate check, as the side that checked it saw it.
 inline std::error_code verify_error(long result) {
@@ -48,4 +50,5 @@ inline std::error_code tls_error(SSL* ssl) {
     }
 }
 
-} // namespace mesh::detail
+} // namespace detail
+MESH_NAMESPACE_END

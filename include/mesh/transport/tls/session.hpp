@@ -1,5 +1,6 @@
 #pragma once
 
+#include "mesh/version.hpp"
 #include "mesh/error.hpp"
 #include "mesh/transport/stream/plain_session.hpp"
 #include "mesh/transport/tls/bio.hpp"
@@ -22,7 +23,7 @@
 #include <arpa/inet.h>
 #include <poll.h>
 
-namespace mesh {
+MESH_NAMESPACE_BEGIN
 
 // Who is at the other end of a TLS connection, read once the handshake is done.
 struct TlsPeer {
@@ -276,4 +277,4 @@ struct TlsSecurity {
 };
 
 } // namespace detail
-} // namespace mesh
+MESH_NAMESPACE_END
