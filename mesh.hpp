@@ -869,6 +869,16 @@ public:
     }
 
     bool try_pop(T& out) noexcept {
+        return try_consume([&out](T& value) noexcept { out = std::move(value); });
+    }
+
+    // Pops by calling use(value) on the value where it lies, then destroying it there:
+    // a consumer that copies the bytes out, or moves the value to its final place, saves
+    // a move into a temporary and leaves the cell's value bytes unwritten (only its
+    // sequence changes hands). If use throws, the value is still destroyed and the
+    // cell freed: the element is consumed either way.
+    template <class Use>
+    bool try_consume(Use&& use) noexcept(noexcept(use(std::declval<T&>()))) {
         Cell* const cells = cells_.load(std::memory_order_acquire);
         if (!cells) return false;
         Cell* cell;
@@ -890,11 +900,16 @@ public:
                 pos = tail_.load(std::memory_order_relaxed);
             }
         }
-        T* const value = cell->value();
-        out = std::move(*value);
-        value->~T();
-        // release: the cell is free for the producer one lap ahead
-        cell->sequence.store(2 * (pos + Capacity), std::memory_order_release);
+        struct Free {
+            Cell* cell;
+            std::size_t next_lap;
+            ~Free() {
+                cell->value()->~T();
+                // release: the cell is free for the producer one lap ahead
+                cell->sequence.store(next_lap, std::memory_order_release);
+            }
+        } free{cell, 2 * (pos + Capacity)};
+        use(*cell->value());
         return true;
     }
 
@@ -1087,15 +1102,15 @@ public:
 private:
     std::size_t take(Envelope* out, std::size_t max) {
         std::size_t n = 0;
-        Incoming in;
         IdRun run;  // holds each id until its text is copied, and gives a run back at once
-        while (n < max && ring_.try_pop(in)) {
+        // Straight from the ring's cell into the envelope: one move of the payload.
+        while (n < max && ring_.try_consume([&](Incoming& in) {
             SharedId* id = in.id.detach();
             run.add(id);
             out[n].id.assign(id->text());
             out[n].payload = std::move(in.payload);
+        }))
             ++n;
-        }
         return n;
     }
 
@@ -2058,8 +2073,8 @@ private:
         s.write_pending = true;
         State* raw = state.get();
         s.connection.async_write_batch(
-            [raw](Payload& payload) {
-                if (!raw->outgoing.try_pop(payload)) return false;
+            [raw](auto&& use) {
+                if (!raw->outgoing.try_consume(use)) return false;
                 ++raw->in_flight;
                 return true;
             },
@@ -3787,8 +3802,9 @@ public:
             if constexpr (Session::frame_per_write) bounds_.push_back({out_.size(), no_payload});
         }
         std::size_t messages = 0, bytes = 0, batch = 0;
-        Payload payload;
-        while (batch < batch_bytes && take(payload)) {
+        // take(encode) calls encode on the next queued payload where it lies (false when
+        // none is): small ones are copied into the batch, large ones moved out and held.
+        const auto encode = [&](Payload& payload) {
             ++messages;
             batch += wire::header_size + payload.size();
             std::array<std::uint8_t, wire::header_size> header;
@@ -3802,6 +3818,8 @@ public:
                 bounds_.push_back({out_.size(), held_.size()});
                 held_.push_back(std::move(payload));
             }
+        };
+        while (batch < batch_bytes && take(encode)) {
         }
         buffers_.clear();
         std::size_t from = 0;

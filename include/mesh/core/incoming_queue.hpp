@@ -131,15 +131,15 @@ public:
 private:
     std::size_t take(Envelope* out, std::size_t max) {
         std::size_t n = 0;
-        Incoming in;
         IdRun run;  // holds each id until its text is copied, and gives a run back at once
-        while (n < max && ring_.try_pop(in)) {
+        // Straight from the ring's cell into the envelope: one move of the payload.
+        while (n < max && ring_.try_consume([&](Incoming& in) {
             SharedId* id = in.id.detach();
             run.add(id);
             out[n].id.assign(id->text());
             out[n].payload = std::move(in.payload);
+        }))
             ++n;
-        }
         return n;
     }
 

@@ -589,8 +589,8 @@ private:
         s.write_pending = true;
         State* raw = state.get();
         s.connection.async_write_batch(
-            [raw](Payload& payload) {
-                if (!raw->outgoing.try_pop(payload)) return false;
+            [raw](auto&& use) {
+                if (!raw->outgoing.try_consume(use)) return false;
                 ++raw->in_flight;
                 return true;
             },

@@ -91,6 +91,16 @@ public:
     }
 
     bool try_pop(T& out) noexcept {
+        return try_consume([&out](T& value) noexcept { out = std::move(value); });
+    }
+
+    // Pops by calling use(value) on the value where it lies, then destroying it there:
+    // a consumer that copies the bytes out, or moves the value to its final place, saves
+    // a move into a temporary and leaves the cell's value bytes unwritten (only its
+    // sequence changes hands). If use throws, the value is still destroyed and the
+    // cell freed: the element is consumed either way.
+    template <class Use>
+    bool try_consume(Use&& use) noexcept(noexcept(use(std::declval<T&>()))) {
         Cell* const cells = cells_.load(std::memory_order_acquire);
         if (!cells) return false;
         Cell* cell;
@@ -112,11 +122,16 @@ public:
                 pos = tail_.load(std::memory_order_relaxed);
             }
         }
-        T* const value = cell->value();
-        out = std::move(*value);
-        value->~T();
-        // release: the cell is free for the producer one lap ahead
-        cell->sequence.store(2 * (pos + Capacity), std::memory_order_release);
+        struct Free {
+            Cell* cell;
+            std::size_t next_lap;
+            ~Free() {
+                cell->value()->~T();
+                // release: the cell is free for the producer one lap ahead
+                cell->sequence.store(next_lap, std::memory_order_release);
+            }
+        } free{cell, 2 * (pos + Capacity)};
+        use(*cell->value());
         return true;
     }
 

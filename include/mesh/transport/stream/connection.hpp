@@ -176,8 +176,9 @@ public:
             if constexpr (Session::frame_per_write) bounds_.push_back({out_.size(), no_payload});
         }
         std::size_t messages = 0, bytes = 0, batch = 0;
-        Payload payload;
-        while (batch < batch_bytes && take(payload)) {
+        // take(encode) calls encode on the next queued payload where it lies (false when
+        // none is): small ones are copied into the batch, large ones moved out and held.
+        const auto encode = [&](Payload& payload) {
             ++messages;
             batch += wire::header_size + payload.size();
             std::array<std::uint8_t, wire::header_size> header;
@@ -191,6 +192,8 @@ public:
                 bounds_.push_back({out_.size(), held_.size()});
                 held_.push_back(std::move(payload));
             }
+        };
+        while (batch < batch_bytes && take(encode)) {
         }
         buffers_.clear();
         std::size_t from = 0;
