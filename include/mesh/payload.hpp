@@ -132,9 +132,12 @@ public:
             return;
         }
         if (!on_heap_) {
+            // min: never more than the buffer holds, which GCC's -Warray-bounds cannot
+            // tell from inline_size_ alone at -O2 (it warned of reading past the object).
+            const size_type kept = std::min<size_type>(inline_size_, inline_capacity);
             std::vector<std::uint8_t> grown;
-            grown.reserve(std::max(inline_size_ + n, 2 * inline_capacity));
-            grown.assign(bytes_, bytes_ + inline_size_);
+            grown.reserve(std::max(kept + n, 2 * inline_capacity));
+            grown.assign(bytes_, bytes_ + kept);
             adopt(std::move(grown));
         }
         heap().insert(heap().end(), in, in + n);

@@ -24,6 +24,11 @@ namespace {
 std::atomic<std::uint64_t> allocations{0};
 }
 
+// These replacements take their memory from malloc and give it back with free; GCC's
+// -Wmismatched-new-delete sees a free of what a new returned once they are inlined.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 void* operator new(std::size_t size) {
     allocations.fetch_add(1, std::memory_order_relaxed);
     if (void* p = std::malloc(size ? size : 1)) return p;
