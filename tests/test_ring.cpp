@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -69,6 +70,30 @@ TEST_CASE("push moves only on success and pop returns in FIFO order") {
     mesh::Payload out;
     CHECK_FALSE(ring.try_pop(out));
     CHECK(ring.empty());
+}
+
+TEST_CASE("try_consume hands the value over in its cell, and frees the cell even when the consumer throws") {
+    Counted::alive = 0;
+    {
+        mesh::detail::Ring<Counted, 4> ring;
+        for (int i = 0; i < 3; ++i) {
+            Counted c(i);
+            REQUIRE(ring.try_push(c));
+        }
+        int seen = -1;
+        CHECK(ring.try_consume([&](Counted& c) { seen = c.value; }));
+        CHECK(seen == 0);
+        CHECK(Counted::alive == 2);  // consumed in place, nothing moved out
+        CHECK_THROWS_AS(ring.try_consume([](Counted&) { throw std::runtime_error("consumer failed"); }),
+                        std::runtime_error);
+        CHECK(Counted::alive == 1);  // the value was destroyed all the same
+        CHECK(ring.size() == 1);     // and its cell freed: the next one is next
+        CHECK(ring.try_consume([&](Counted& c) { seen = c.value; }));
+        CHECK(seen == 2);
+        CHECK_FALSE(ring.try_consume([&](Counted&) { seen = -2; }));
+        CHECK(seen == 2);
+    }
+    CHECK(Counted::alive == 0);
 }
 
 TEST_CASE("capacity one holds exactly one element") {
