@@ -89,6 +89,17 @@ TEST_CASE("a duplicate or unknown id is named") {
     CHECK(thrown([&] { (void)m.stats("nobody"); }) == "mesh stats \"nobody\": no connection with that id");
 }
 
+TEST_CASE("a connect that fails says in which stage: the socket connect") {
+    mesh::Tcp tcp;
+    std::string endpoint;
+    {
+        auto closed = tcp.listen("127.0.0.1:0");
+        endpoint = closed.endpoint();
+    }  // nobody listens there now
+    CHECK(thrown([&] { (void)tcp.connect(endpoint); }) ==
+          "connect \"" + endpoint + "\" (in the socket connect): connection refused");
+}
+
 TEST_CASE("a connect that times out says in which stage: the version handshake") {
     mesh::Tcp silent_side;
     auto silent = silent_side.listen("127.0.0.1:0");  // never accepted, never answers
