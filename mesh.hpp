@@ -6,14 +6,16 @@
 
 // ---- mesh/mesh.hpp ----
 
-// mesh.hpp: one background reactor thread moving messages between many connections.
-// This umbrella header is what single_include_gen.py amalgamates into ../../mesh.hpp.
+/// @file
+/// mesh.hpp: one background reactor thread moving messages between many connections.
+/// This umbrella header is what single_include_gen.py amalgamates into ../../mesh.hpp.
 
 
 // ---- mesh/platform.hpp ----
 
-// What the library needs of its platform and build, checked before anything else is
-// compiled, and whether the TLS transport is compiled in.
+/// @file
+/// What the library needs of its platform and build, checked before anything else is
+/// compiled, and whether the TLS transport is compiled in.
 
 #if !defined(__unix__) && !defined(__APPLE__)
 #error "mesh.hpp needs a POSIX system: it uses BSD sockets, SOCK_NONBLOCK and MSG_NOSIGNAL (built and tested on Linux)"
@@ -22,8 +24,9 @@
 #error "mesh.hpp needs C++ exceptions: do not compile it with -fno-exceptions"
 #endif
 
-// MESH_HAS_TLS is 1 when MESH_ENABLE_TLS is defined as 1 or as nothing, else 0
-// (so -DMESH_ENABLE_TLS=0 leaves TLS out). TLS then needs OpenSSL's libssl and libcrypto.
+/// @def MESH_HAS_TLS
+/// 1 when MESH_ENABLE_TLS is defined as 1 or as nothing, else 0
+/// (so -DMESH_ENABLE_TLS=0 leaves TLS out). TLS then needs OpenSSL's libssl and libcrypto.
 #if !defined(MESH_ENABLE_TLS)
 #define MESH_HAS_TLS 0
 #elif ~(~MESH_ENABLE_TLS + 0) == 0 && ~(~MESH_ENABLE_TLS + 1) == 1  // defined as nothing
@@ -36,11 +39,24 @@
 
 // ---- mesh/version.hpp ----
 
+/// @file
+/// The version macros and the versioned inline namespace every declaration lives in.
+
+/// The major version number.
 #define MESH_VERSION_MAJOR 0
+/// The minor version number.
 #define MESH_VERSION_MINOR 1
+/// The patch version number.
 #define MESH_VERSION_PATCH 0
+/// The version as one number: major * 10000 + minor * 100 + patch.
 #define MESH_VERSION (MESH_VERSION_MAJOR * 10000 + MESH_VERSION_MINOR * 100 + MESH_VERSION_PATCH)
+/// The version as text, "major.minor.patch".
 #define MESH_VERSION_STRING "0.1.0"
+
+/// @namespace mesh
+/// The library: Mesh, its transports, payloads, envelopes and errors. Everything is
+/// declared in the inline namespace MESH_ABI_NAMESPACE (mesh::v0_1_0 for 0.1.0), so
+/// that two versions in one program do not silently mix; code writes plain mesh::.
 
 // Everything the library declares lives in an inline namespace named after its version
 // (mesh::v0_1_0), so that two versions in one program do not silently mix: their
@@ -48,10 +64,13 @@
 // other fails to link. Code names it as plain mesh::.
 #define MESH_DETAIL_ABI_NAME(major, minor, patch) v##major##_##minor##_##patch
 #define MESH_DETAIL_ABI_EXPAND(major, minor, patch) MESH_DETAIL_ABI_NAME(major, minor, patch)
+/// The name of the versioned inline namespace inside mesh: `v<major>_<minor>_<patch>`.
 #define MESH_ABI_NAMESPACE MESH_DETAIL_ABI_EXPAND(MESH_VERSION_MAJOR, MESH_VERSION_MINOR, MESH_VERSION_PATCH)
+/// Opens namespace mesh and its versioned inline namespace (MESH_ABI_NAMESPACE).
 #define MESH_NAMESPACE_BEGIN \
     namespace mesh {         \
     inline namespace MESH_ABI_NAMESPACE {
+/// Closes what MESH_NAMESPACE_BEGIN opened.
 #define MESH_NAMESPACE_END \
     }                      \
     }
@@ -65,36 +84,36 @@
 
 MESH_NAMESPACE_BEGIN
 
-// Every error the library reports is a std::error_code of this enum's category,
-// or an OS/Asio error passed through unchanged (connection reset, refused, ...).
+/// Every error the library reports is a std::error_code of this enum's category,
+/// or an OS/Asio error passed through unchanged (connection reset, refused, ...).
 enum class errc {
-    not_found = 1,        // no connection is registered under that id
-    queue_full,           // a bounded queue has no room; the envelope was handed back
-    disconnected,         // the connection has ended; the envelope was handed back
-    message_too_large,    // payload above the configured maximum (send) or announced by a peer
-    shut_down,            // the mesh was shut down
-    duplicate_id,         // add: the id is already in use; the connection was handed back
-    timeout,              // recv_timeout, connect or handshake deadline passed
-    would_block,          // try_recv: nothing is waiting
-    end_of_stream,        // the peer closed the connection cleanly
-    bad_checksum,         // frame header checksum mismatch
-    unsupported_version,  // frame or handshake version not supported
-    handshake_failed,     // the version handshake did not complete
-    truncated_frame,      // the stream ended in the middle of a frame
-    address_in_use,       // listen: the name or address is taken
-    connection_refused,   // connect: nobody listens there
-    invalid_endpoint,     // the endpoint string cannot be parsed
-    unknown_scheme,       // no transport accepts the endpoint's scheme
-    not_connected,        // the connection was never connected or is already closed
-    tls_config,           // TLS settings are missing, unreadable or unsafe
-    tls_failure,          // a TLS protocol error (bad record, not TLS at all, internal error)
-    tls_version_refused,  // no TLS version both sides allow (never below 1.2)
-    certificate_untrusted,      // the peer's certificate does not chain to a trusted CA
-    certificate_self_signed,    // the peer's certificate signs itself and is not trusted
-    certificate_expired,        // the peer's certificate is expired or not yet valid
-    certificate_name_mismatch,  // the peer's certificate is not for the name or address dialled
-    certificate_missing,        // the peer presented no certificate, and one is required
-    on_reactor_thread,  // a blocking call (remove, recv, next_event) made on the mesh's own reactor thread
+    not_found = 1,        ///< no connection is registered under that id
+    queue_full,           ///< a bounded queue has no room; the envelope was handed back
+    disconnected,         ///< the connection has ended; the envelope was handed back
+    message_too_large,    ///< payload above the configured maximum (send) or announced by a peer
+    shut_down,            ///< the mesh was shut down
+    duplicate_id,         ///< add: the id is already in use; the connection was handed back
+    timeout,              ///< recv_timeout, connect or handshake deadline passed
+    would_block,          ///< try_recv: nothing is waiting
+    end_of_stream,        ///< the peer closed the connection cleanly
+    bad_checksum,         ///< frame header checksum mismatch
+    unsupported_version,  ///< frame or handshake version not supported
+    handshake_failed,     ///< the version handshake did not complete
+    truncated_frame,      ///< the stream ended in the middle of a frame
+    address_in_use,       ///< listen: the name or address is taken
+    connection_refused,   ///< connect: nobody listens there
+    invalid_endpoint,     ///< the endpoint string cannot be parsed
+    unknown_scheme,       ///< no transport accepts the endpoint's scheme
+    not_connected,        ///< the connection was never connected or is already closed
+    tls_config,           ///< TLS settings are missing, unreadable or unsafe
+    tls_failure,          ///< a TLS protocol error (bad record, not TLS at all, internal error)
+    tls_version_refused,  ///< no TLS version both sides allow (never below 1.2)
+    certificate_untrusted,      ///< the peer's certificate does not chain to a trusted CA
+    certificate_self_signed,    ///< the peer's certificate signs itself and is not trusted
+    certificate_expired,        ///< the peer's certificate is expired or not yet valid
+    certificate_name_mismatch,  ///< the peer's certificate is not for the name or address dialled
+    certificate_missing,        ///< the peer presented no certificate, and one is required
+    on_reactor_thread,  ///< a blocking call (remove, recv, next_event) made on the mesh's own reactor thread
 };
 
 namespace detail {
@@ -153,21 +172,29 @@ public:
 
 } // namespace detail
 
-// Never destroyed: a mesh still running while the program exits (a static Mesh,
-// exit() with a mesh alive) may still make and compare error codes.
+/// The category of every errc code; its name() is "mesh". Never destroyed: a mesh
+/// still running while the program exits (a static Mesh, exit() with a mesh alive)
+/// may still make and compare error codes. Its conditions compare some values equal
+/// to std::errc ones: queue_full and would_block to resource_unavailable_try_again,
+/// message_too_large to message_size, timeout to timed_out, and address_in_use,
+/// connection_refused and not_connected to their namesakes.
 inline const std::error_category& error_category() noexcept {
     static const detail::error_category_impl* const category = new detail::error_category_impl();
     return *category;
 }
 
+/// An error_code of error_category(); lets an errc be used wherever a std::error_code is.
 inline std::error_code make_error_code(errc e) noexcept {
     return {static_cast<int>(e), error_category()};
 }
 
 MESH_NAMESPACE_END
 
+/// @cond
+// Lets an errc convert to std::error_code and compare with one.
 template <>
 struct std::is_error_code_enum<mesh::errc> : std::true_type {};
+/// @endcond
 
 // ---- mesh/config.hpp ----
 
@@ -177,17 +204,21 @@ struct std::is_error_code_enum<mesh::errc> : std::true_type {};
 
 MESH_NAMESPACE_BEGIN
 
-// Compile-time knobs. Derive from DefaultConfig and override what differs:
-//   struct SmallQueues : mesh::DefaultConfig { static constexpr std::size_t outgoing_capacity = 64; };
-//   mesh::Mesh<mesh::Inproc, SmallQueues> m;
+/// Compile-time knobs. Derive from DefaultConfig and override what differs:
+/// @code
+/// struct SmallQueues : mesh::DefaultConfig { static constexpr std::size_t outgoing_capacity = 64; };
+/// mesh::Mesh<mesh::Inproc, SmallQueues> m;
+/// @endcode
+/// A Mesh checks its Config at compile time (static_assert): both capacities must be
+/// powers of two, every knob at least 1, and max_message_size at most 0xFFFFFFFF.
 struct DefaultConfig {
-    // Envelopes waiting between the reactor and the receivers (shared by all copies).
+    /// Envelopes waiting between the reactor and the receivers (shared by all copies).
     static constexpr std::size_t incoming_capacity = 4096;
-    // Messages waiting to be written, per connection.
+    /// Messages waiting to be written, per connection.
     static constexpr std::size_t outgoing_capacity = 1024;
-    // Largest payload accepted by send and from peers.
+    /// Largest payload accepted by send and from peers.
     static constexpr std::size_t max_message_size = 16 * 1024 * 1024;
-    // Connection events waiting for next_event; beyond it new ones are dropped and counted.
+    /// Connection events waiting for next_event; beyond it new ones are dropped and counted.
     static constexpr std::size_t event_capacity = 4096;
 };
 
@@ -233,58 +264,71 @@ MESH_NAMESPACE_END
 #include <utility>
 #include <vector>
 
-// Payloads up to this many bytes live inside the Payload object, with no heap
-// allocation. Define it before including the library to change it (every
-// translation unit of a program must agree, as for any type's layout).
+/// @file
+/// Payload, the message bytes, kept inline up to MESH_PAYLOAD_INLINE_CAPACITY bytes.
+
+/// Payloads up to this many bytes live inside the Payload object, with no heap
+/// allocation. Define it before including the library to change it (every
+/// translation unit of a program must agree, as for any type's layout).
 #ifndef MESH_PAYLOAD_INLINE_CAPACITY
 #define MESH_PAYLOAD_INLINE_CAPACITY 64
 #endif
 
 MESH_NAMESPACE_BEGIN
 
-// Message bytes: a value type that keeps small payloads inline and owns a
-// std::vector above that. Moving never copies a heap payload's bytes (its buffer
-// changes hands), and a std::vector is adopted or handed back without a copy.
+/// Message bytes: a value type that keeps small payloads inline and owns a
+/// std::vector above that. Moving never copies a heap payload's bytes (its buffer
+/// changes hands), and a std::vector is adopted or handed back without a copy.
 class Payload {
 public:
+    /// Payloads up to this many bytes are inline: MESH_PAYLOAD_INLINE_CAPACITY (1 to 255).
     static constexpr std::size_t inline_capacity = MESH_PAYLOAD_INLINE_CAPACITY;
     static_assert(inline_capacity >= 1 && inline_capacity <= 255,
                   "MESH_PAYLOAD_INLINE_CAPACITY must be between 1 and 255");
 
-    using value_type = std::uint8_t;
-    using size_type = std::size_t;
-    using iterator = std::uint8_t*;
-    using const_iterator = const std::uint8_t*;
+    using value_type = std::uint8_t;             ///< a byte
+    using size_type = std::size_t;               ///< a count of bytes
+    using iterator = std::uint8_t*;              ///< a pointer to a byte
+    using const_iterator = const std::uint8_t*;  ///< a pointer to a read-only byte
 
+    /// Empty (and inline).
     Payload() noexcept {}
-    // size zero bytes, or size copies of `byte`
+    /// `size` zero bytes.
     explicit Payload(size_type size) { construct_filled(size, 0); }
+    /// `size` copies of `byte`.
     Payload(size_type size, std::uint8_t byte) { construct_filled(size, byte); }
-    // Copies the bytes.
+    /// Copies the bytes: `size` of them from `data`.
     Payload(const void* data, size_type size) { construct_copy(static_cast<const std::uint8_t*>(data), size); }
+    /// Copies the bytes of `bytes`.
     explicit Payload(std::string_view bytes) : Payload(bytes.data(), bytes.size()) {}
+    /// Copies the bytes listed.
     Payload(std::initializer_list<std::uint8_t> bytes) : Payload(bytes.begin(), bytes.size()) {}
+    /// Copies the elements of [first, last), each converted to a byte.
     template <class It, class = std::enable_if_t<!std::is_integral<It>::value>>
     Payload(It first, It last) {
         const auto n = static_cast<size_type>(std::distance(first, last));
         std::uint8_t* out = construct_uninitialised(n);
         for (; first != last; ++first) *out++ = static_cast<std::uint8_t>(*first);
     }
-    // Adopts the vector's buffer when it is above the inline size (no copy);
-    // copies a small one inline, so that it costs no heap from here on.
+    /// Adopts the vector's buffer when it is above the inline size (no copy);
+    /// copies a small one inline, so that it costs no heap from here on.
     Payload(std::vector<std::uint8_t>&& bytes) {  // NOLINT: implicit on purpose, it is free
         if (bytes.size() <= inline_capacity) construct_copy(bytes.data(), bytes.size());
         else adopt(std::move(bytes));
     }
+    /// Copies the vector's bytes.
     Payload(const std::vector<std::uint8_t>& bytes) : Payload(bytes.data(), bytes.size()) {}  // NOLINT: a copy, as asked
 
+    /// Copies the bytes (inline when they fit).
     Payload(const Payload& other) { construct_copy(other.data(), other.size()); }
+    /// Takes other's bytes (a heap buffer changes hands) and leaves `other` empty.
     Payload(Payload&& other) noexcept { take(other); }
+    /// Copies other's bytes.
     Payload& operator=(const Payload& other) {
         if (this != &other) assign(other.data(), other.size());
         return *this;
     }
-    // Leaves `other` empty.
+    /// Takes other's bytes (a heap buffer changes hands). Leaves `other` empty.
     Payload& operator=(Payload&& other) noexcept {
         if (this != &other) {
             destroy();
@@ -292,42 +336,56 @@ public:
         }
         return *this;
     }
+    /// Frees the heap buffer, if there is one.
     ~Payload() { destroy(); }
 
+    /// The bytes, read-only.
     const std::uint8_t* data() const noexcept { return on_heap_ ? heap().data() : bytes_; }
+    /// The bytes, writable.
     std::uint8_t* data() noexcept { return on_heap_ ? heap().data() : bytes_; }
+    /// How many bytes there are.
     size_type size() const noexcept { return on_heap_ ? heap().size() : inline_size_; }
+    /// True when there are no bytes.
     bool empty() const noexcept { return size() == 0; }
-    // True while the bytes live inside the object.
+    /// True while the bytes live inside the object.
     bool is_inline() const noexcept { return !on_heap_; }
-    // Heap bytes held (0 while inline).
+    /// Heap bytes held (0 while inline).
     size_type heap_capacity() const noexcept { return on_heap_ ? heap().capacity() : 0; }
 
+    /// The first byte.
     iterator begin() noexcept { return data(); }
+    /// Past the last byte.
     iterator end() noexcept { return data() + size(); }
+    /// The first byte, read-only.
     const_iterator begin() const noexcept { return data(); }
+    /// Past the last byte, read-only.
     const_iterator end() const noexcept { return data() + size(); }
+    /// The byte at `i`, unchecked (`i` must be below size()).
     std::uint8_t& operator[](size_type i) noexcept { return data()[i]; }
+    /// The byte at `i`, read-only and unchecked (`i` must be below size()).
     const std::uint8_t& operator[](size_type i) const noexcept { return data()[i]; }
+    /// The bytes as characters, viewed where they lie (no copy).
     std::string_view view() const noexcept { return {reinterpret_cast<const char*>(data()), size()}; }
 
-    // The bytes as a vector: handed over without a copy when on the heap (this is
-    // left empty), copied from the inline buffer otherwise.
+    /// The bytes as a vector: handed over without a copy when on the heap (this is
+    /// left empty), copied from the inline buffer otherwise.
     std::vector<std::uint8_t> to_vector() && {
         if (!on_heap_) return std::vector<std::uint8_t>(begin(), end());
         std::vector<std::uint8_t> out = std::move(heap());
         destroy();
         return out;
     }
+    /// A copy of the bytes as a vector.
     std::vector<std::uint8_t> to_vector() const& { return std::vector<std::uint8_t>(begin(), end()); }
 
-    // Grows with zero bytes or shrinks, keeping the bytes in front. A heap payload
-    // stays on the heap when it shrinks (its buffer is kept, not reallocated).
+    /// As resize(n), but grows with copies of `byte`.
     void resize(size_type n, std::uint8_t byte) {
         const size_type old = size();
         resize(n);
         if (n > old) std::memset(data() + old, byte, n - old);
     }
+    /// Grows with zero bytes or shrinks, keeping the bytes in front. A heap payload
+    /// stays on the heap when it shrinks (its buffer is kept, not reallocated).
     void resize(size_type n) {
         if (on_heap_) {
             heap().resize(n);
@@ -341,7 +399,7 @@ public:
         }
     }
 
-    // Appends bytes; a heap payload grows geometrically, as a vector does.
+    /// Appends bytes (`n` from `data`); a heap payload grows geometrically, as a vector does.
     void append(const void* data, size_type n) {
         if (n == 0) return;
         const auto* in = static_cast<const std::uint8_t*>(data);
@@ -362,29 +420,41 @@ public:
         heap().insert(heap().end(), in, in + n);
     }
 
+    /// Drops the bytes and frees a heap buffer: empty and inline again.
     void clear() noexcept {
         destroy();
     }
 
+    /// Exchanges the bytes with `other` (heap buffers change hands).
     void swap(Payload& other) noexcept {
         Payload t(std::move(other));
         other = std::move(*this);
         *this = std::move(t);
     }
 
+    /// Equal when the bytes are.
     friend bool operator==(const Payload& a, const Payload& b) noexcept {
         return a.size() == b.size() && (a.size() == 0 || std::memcmp(a.data(), b.data(), a.size()) == 0);
     }
+    /// Not equal when the bytes differ.
     friend bool operator!=(const Payload& a, const Payload& b) noexcept { return !(a == b); }
+    /// Equal when the payload's bytes are the vector's.
     friend bool operator==(const Payload& a, const std::vector<std::uint8_t>& b) noexcept {
         return a.size() == b.size() && (a.size() == 0 || std::memcmp(a.data(), b.data(), a.size()) == 0);
     }
+    /// Equal when the vector's bytes are the payload's.
     friend bool operator==(const std::vector<std::uint8_t>& a, const Payload& b) noexcept { return b == a; }
+    /// Not equal when the payload's bytes differ from the vector's.
     friend bool operator!=(const Payload& a, const std::vector<std::uint8_t>& b) noexcept { return !(a == b); }
+    /// Not equal when the vector's bytes differ from the payload's.
     friend bool operator!=(const std::vector<std::uint8_t>& a, const Payload& b) noexcept { return !(b == a); }
+    /// Lexicographic order of the bytes (as view() compares them).
     friend bool operator<(const Payload& a, const Payload& b) noexcept { return a.view() < b.view(); }
+    /// `b < a`, in the order of operator<.
     friend bool operator>(const Payload& a, const Payload& b) noexcept { return b < a; }
+    /// `!(b < a)`, in the order of operator<.
     friend bool operator<=(const Payload& a, const Payload& b) noexcept { return !(b < a); }
+    /// `!(a < b)`, in the order of operator<.
     friend bool operator>=(const Payload& a, const Payload& b) noexcept { return !(a < b); }
 
 private:
@@ -453,6 +523,7 @@ private:
     bool on_heap_ = false;
 };
 
+/// Exchanges the bytes of `a` and `b` (a.swap(b)); found by argument-dependent lookup.
 inline void swap(Payload& a, Payload& b) noexcept { a.swap(b); }
 
 MESH_NAMESPACE_END
@@ -463,19 +534,24 @@ MESH_NAMESPACE_END
 
 MESH_NAMESPACE_BEGIN
 
+/// A Payload holding a copy of the bytes of `text`.
 inline Payload to_payload(std::string_view text) { return Payload(text); }
 
-// On send, `id` names the destination connection; on receive, the connection it came from.
+/// On send, `id` names the destination connection; on receive, the connection it came from.
 struct Envelope {
-    std::string id;
-    Payload payload;
+    std::string id;   ///< the connection: destination on send, origin on receive
+    Payload payload;  ///< the message bytes
 
+    /// An empty id and an empty payload.
     Envelope() = default;
+    /// Takes the id and the payload (moved in).
     Envelope(std::string id_, Payload payload_) : id(std::move(id_)), payload(std::move(payload_)) {}
 
+    /// Equal when the ids and the payload bytes are.
     friend bool operator==(const Envelope& a, const Envelope& b) {
         return a.id == b.id && a.payload == b.payload;
     }
+    /// Not equal when the ids or the payload bytes differ.
     friend bool operator!=(const Envelope& a, const Envelope& b) { return !(a == b); }
 };
 
@@ -488,11 +564,12 @@ MESH_NAMESPACE_END
 
 MESH_NAMESPACE_BEGIN
 
-// What send reports. On failure the envelope is left untouched with the caller.
+/// What send reports. On failure the envelope is left untouched with the caller.
 struct [[nodiscard]] SendResult {
-    std::error_code error;   // empty on success; errc::not_found, queue_full, disconnected, ...
-    std::error_code reason;  // with errc::disconnected: why the connection ended
+    std::error_code error;   ///< empty on success; errc::not_found, queue_full, disconnected, ...
+    std::error_code reason;  ///< with errc::disconnected: why the connection ended
 
+    /// True on success (`error` is empty): the payload was queued.
     bool ok() const noexcept { return !error; }
 };
 
@@ -512,16 +589,20 @@ MESH_NAMESPACE_END
 
 MESH_NAMESPACE_BEGIN
 
-// Something that happened to a connection, reported with the id it was added under.
+/// Something that happened to a connection, reported with the id it was added under.
 struct ConnectionEvent {
-    // connected: accept_from added it. disconnected: it ended by itself. refused:
-    // accept_from closed it because its id rule gave an id already in use (duplicate_id).
-    enum class Kind { connected, disconnected, refused };
+    /// connected: accept_from added it. disconnected: it ended by itself. refused:
+    /// accept_from closed it because its id rule gave an id already in use (duplicate_id).
+    enum class Kind {
+        connected,     ///< accept_from added the connection
+        disconnected,  ///< the connection ended by itself
+        refused        ///< accept_from closed it: its id was in use (reason: duplicate_id)
+    };
 
-    Kind kind = Kind::disconnected;
-    std::string id;
-    std::error_code reason;     // disconnected: end_of_stream for a clean close, else the error
-    std::size_t discarded = 0;  // disconnected: accepted messages that were never written
+    Kind kind = Kind::disconnected;  ///< what happened
+    std::string id;                  ///< the connection's id
+    std::error_code reason;     ///< disconnected: end_of_stream for a clean close, else the error
+    std::size_t discarded = 0;  ///< disconnected: accepted messages that were never written
 };
 
 namespace detail {
@@ -586,22 +667,22 @@ MESH_NAMESPACE_END
 
 MESH_NAMESPACE_BEGIN
 
-// Counters of one connection, or of the whole mesh (then queue_depth sums all
-// outgoing queues and connections counts the registered ids).
+/// Counters of one connection, or of the whole mesh (then queue_depth sums all
+/// outgoing queues and connections counts the registered ids).
 struct ConnectionStats {
-    std::uint64_t messages_in = 0;
-    std::uint64_t bytes_in = 0;
-    std::uint64_t messages_out = 0;
-    std::uint64_t bytes_out = 0;
-    std::uint64_t rejected_full = 0;    // sends refused with queue_full
-    std::uint64_t protocol_errors = 0;  // connections ended by a malformed or oversize frame
-    std::uint64_t discarded = 0;        // accepted messages never written (connection ended or removed)
-    std::size_t queue_depth = 0;        // messages waiting in the outgoing queue now
-    std::size_t queue_memory = 0;       // bytes the outgoing queue's storage takes now (0 once given back)
-    std::size_t connections = 0;
+    std::uint64_t messages_in = 0;      ///< messages received from the peer
+    std::uint64_t bytes_in = 0;         ///< payload bytes received
+    std::uint64_t messages_out = 0;     ///< messages sent: written, or (inproc) put in the peer's queue
+    std::uint64_t bytes_out = 0;        ///< payload bytes of those messages
+    std::uint64_t rejected_full = 0;    ///< sends refused with queue_full
+    std::uint64_t protocol_errors = 0;  ///< connections ended by a malformed or oversize frame
+    std::uint64_t discarded = 0;        ///< accepted messages never written (connection ended or removed)
+    std::size_t queue_depth = 0;        ///< messages waiting in the outgoing queue now
+    std::size_t queue_memory = 0;       ///< bytes the outgoing queue's storage takes now (0 once given back)
+    std::size_t connections = 0;        ///< 1 for one connection; for the mesh, the ids registered now
     // Mesh totals only (zero per connection):
-    std::uint64_t refused = 0;         // accepted connections closed for a duplicate id
-    std::uint64_t events_dropped = 0;  // connection events dropped because the event queue was full
+    std::uint64_t refused = 0;         ///< accepted connections closed for a duplicate id (0 per connection)
+    std::uint64_t events_dropped = 0;  ///< connection events dropped because the event queue was full (0 per connection)
 };
 
 namespace detail {
@@ -1525,10 +1606,10 @@ MESH_NAMESPACE_END
 
 MESH_NAMESPACE_BEGIN
 
-// What shutdown did with messages it could not deliver.
+/// What shutdown did with messages it could not deliver.
 struct ShutdownReport {
-    std::size_t discarded_outgoing = 0;  // accepted by send, never written
-    std::size_t discarded_incoming = 0;  // received, never taken by recv
+    std::size_t discarded_outgoing = 0;  ///< accepted by send, never written
+    std::size_t discarded_incoming = 0;  ///< received, never taken by recv
 };
 
 namespace detail {
@@ -2292,31 +2373,33 @@ MESH_NAMESPACE_END
 
 MESH_NAMESPACE_BEGIN
 
-// Sends and receives across many connections from one background reactor thread.
-// Copies are cheap and share everything; receiving copies share the work (each
-// envelope reaches one receiver). Destroying the last copy shuts the mesh down.
-// Every member may be called from any thread.
+/// Sends and receives across many connections from one background reactor thread.
+/// Copies are cheap and share everything; receiving copies share the work (each
+/// envelope reaches one receiver). Destroying the last copy shuts the mesh down.
+/// Every member may be called from any thread.
 template <class Transport, class Config = DefaultConfig>
 class Mesh {
     static_assert(detail::validate_config<Config>(), "invalid mesh configuration");
     using Core = detail::MeshCore<Transport, Config>;
 
 public:
-    using transport_type = Transport;
-    using config_type = Config;
-    using connection_type = typename Transport::connection_type;
-    using clock = std::chrono::steady_clock;
+    using transport_type = Transport;                             ///< the Transport parameter
+    using config_type = Config;                                   ///< the Config parameter (its knobs)
+    using connection_type = typename Transport::connection_type;  ///< what add takes and remove gives back
+    using clock = std::chrono::steady_clock;                      ///< the clock timeouts are measured on
 
     class ConnectionSender;
     class LifeCycle;
     class Sender;
     class Receiver;
 
-    // Starts the reactor thread.
+    /// Starts the reactor thread.
     Mesh() : owner_(std::make_shared<Owner>()) {}
 
-    // Adds a connection under `id` and returns its internal id (never reused).
-    // On error (duplicate_id, not_connected, shut_down) the connection is not moved from.
+    /// Adds a connection under `id` and returns its internal id (never reused).
+    /// On error (duplicate_id, not_connected, shut_down) the connection is not moved from.
+    /// The first form throws std::system_error; the second sets `ec` and returns 0.
+    ///@{
     std::uint64_t add(connection_type&& connection, std::string id) {
         const std::string named = id;
         return detail::or_throw("mesh add", named,
@@ -2326,9 +2409,13 @@ public:
         if (!owner_) return (ec = errc::shut_down), 0;
         return core().add(std::move(connection), std::move(id), ec);
     }
+    ///@}
 
-    // Takes a connection out of the mesh, still usable on its own. A connection
-    // that ended by itself can still be removed. Errors: not_found, shut_down.
+    /// Takes a connection out of the mesh, still usable on its own. A connection
+    /// that ended by itself can still be removed. Errors: not_found, shut_down, and
+    /// on_reactor_thread from an id rule. The first form throws std::system_error; the
+    /// second sets `ec` and returns a connection that is not open.
+    ///@{
     [[nodiscard]] connection_type remove(const std::string& id) {
         return detail::or_throw("mesh remove", id, [&](std::error_code& ec) { return remove(id, ec); });
     }
@@ -2336,15 +2423,18 @@ public:
         if (!owner_) return (ec = errc::shut_down), connection_type();
         return core().remove(id, ec);
     }
+    ///@}
 
-    // Lets the reactor accept from `listener` (an rvalue: the mesh now owns it): each
-    // connection is added under id_rule(connection) and announced by a
-    // ConnectionEvent::Kind::connected; an id already in use closes it with a
-    // Kind::refused event. The default rule is the remote endpoint, made unique with a
-    // "#n" suffix when taken. An accepted connection that dies is reported and then
-    // forgotten (its id is free again). No accept thread is needed; handshakes run
-    // concurrently with their deadlines. id_rule runs on the reactor thread: there,
-    // remove, recv and next_event return on_reactor_thread, and shutdown only begins.
+    /// Lets the reactor accept from `listener` (an rvalue: the mesh now owns it): each
+    /// connection is added under id_rule(connection) and announced by a
+    /// ConnectionEvent::Kind::connected; an id already in use closes it with a
+    /// Kind::refused event. The default rule is the remote endpoint, made unique with a
+    /// `"#n"` suffix when taken. An accepted connection that dies is reported and then
+    /// forgotten (its id is free again). No accept thread is needed; handshakes run
+    /// concurrently with their deadlines. id_rule runs on the reactor thread: there,
+    /// remove, recv and next_event return on_reactor_thread, and shutdown only begins.
+    /// Error: shut_down. The form with `ec` sets it; the other throws std::system_error.
+    ///@{
     template <class Listener, class IdRule>
     void accept_from(Listener&& listener, IdRule id_rule, std::error_code& ec) {
         if (!owner_) return (void)(ec = errc::shut_down);
@@ -2356,28 +2446,36 @@ public:
         accept_from(std::forward<Listener>(listener), std::move(id_rule), ec);
         detail::throw_if(ec, "mesh accept_from");
     }
+    ///@}
+    /// accept_from with the default id rule: the remote endpoint, made unique with a
+    /// `"#n"` suffix when taken. Throws std::system_error (shut_down).
     template <class Listener>
     void accept_from(Listener&& listener) {
         accept_from(std::forward<Listener>(listener), detail::RemoteEndpointId());
     }
 
-    // Queues the payload for envelope.id. Never blocks. On failure the envelope is
-    // untouched: message_too_large, not_found, queue_full, disconnected (see
-    // SendResult::reason), shut_down.
+    /// Queues the payload for envelope.id. Never blocks. On failure the envelope is
+    /// untouched: message_too_large, not_found, queue_full, disconnected (see
+    /// SendResult::reason), shut_down.
     SendResult send(Envelope&& envelope) { return send(envelope.id, std::move(envelope.payload)); }
+    /// Queues the payload for `id`, as send(Envelope&&): on failure `payload` is untouched.
     SendResult send(const std::string& id, Payload&& payload) {
         if (!owner_) return {errc::shut_down, {}};
         return core().send(id, payload);
     }
-    // Copies the bytes straight into the queue: no payload for the caller to build,
-    // and none to give back on failure (the bytes stay where they are).
+    /// Copies the bytes straight into the queue: no payload for the caller to build,
+    /// and none to give back on failure (the bytes stay where they are).
     SendResult send(const std::string& id, std::string_view bytes) { return send(id, bytes.data(), bytes.size()); }
+    /// As send(id, bytes), for the `size` bytes at `data`.
     SendResult send(const std::string& id, const void* data, std::size_t size) {
         Payload payload(data, size);
         return send(id, std::move(payload));
     }
 
-    // A sender bound to one connection, for hot loops: no id lookup per message.
+    /// A sender bound to one connection, for hot loops: no id lookup per message.
+    /// Errors: not_found, shut_down. The first form throws std::system_error; the
+    /// second sets `ec` and returns a sender bound to nothing.
+    ///@{
     ConnectionSender connection_sender(const std::string& id) {
         return detail::or_throw("mesh connection_sender", id,
                                 [&](std::error_code& ec) { return connection_sender(id, ec); });
@@ -2389,34 +2487,36 @@ public:
         ec = {};
         return ConnectionSender(owner_->core, std::move(state));
     }
+    ///@}
 
-    // Blocks until an envelope arrives or the mesh shuts down (errc::shut_down).
+    /// Blocks until an envelope arrives or the mesh shuts down (errc::shut_down).
     [[nodiscard]] std::error_code recv(Envelope& out) {
         std::size_t taken = 0;
         return recv(&out, 1, taken);
     }
 
-    // As recv, or errc::timeout.
+    /// As recv, or errc::timeout.
     template <class Rep, class Period>
     [[nodiscard]] std::error_code recv_timeout(Envelope& out, std::chrono::duration<Rep, Period> timeout) {
         std::size_t taken = 0;
         return recv_timeout(&out, 1, taken, timeout);
     }
 
-    // Never waits: errc::would_block when nothing is queued.
+    /// Never waits: errc::would_block when nothing is queued.
     [[nodiscard]] std::error_code try_recv(Envelope& out) {
         std::size_t taken = 0;
         return try_recv(&out, 1, taken);
     }
 
-    // Batches: up to `max` envelopes into out[0..max), from any connections, each
-    // connection's in order. They wait as the single forms do for the first envelope,
-    // then take whatever else is queued without waiting; `taken` says how many (0 on
-    // an error; max == 0 returns at once). The queue's fence and checks are paid once
-    // per call, not per envelope.
+    /// Batches: up to `max` envelopes into out[0..max), from any connections, each
+    /// connection's in order. They wait as the single forms do for the first envelope,
+    /// then take whatever else is queued without waiting; `taken` says how many (0 on
+    /// an error; max == 0 returns at once). The queue's fence and checks are paid once
+    /// per call, not per envelope.
     [[nodiscard]] std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken) {
         return recv_until(out, max, taken, clock::time_point::max());
     }
+    /// The batch form of recv_timeout (see the batch recv): errc::timeout when nothing came in time.
     template <class Rep, class Period>
     [[nodiscard]] std::error_code recv_timeout(Envelope* out, std::size_t max, std::size_t& taken,
                                  std::chrono::duration<Rep, Period> timeout) {
@@ -2425,21 +2525,26 @@ public:
         if (ec != errc::would_block) return ec;
         return recv_until(out, max, taken, detail::deadline_after(timeout));
     }
+    /// The batch form of try_recv (see the batch recv): errc::would_block when nothing is queued.
     [[nodiscard]] std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
         taken = 0;
         if (!owner_) return errc::shut_down;
         return core().try_recv(out, max, taken);
     }
 
-    // The next connection event, waiting up to `timeout`: errc::timeout, or
-    // errc::shut_down once the mesh is shut down and every event was taken.
+    /// The next connection event, waiting up to `timeout`: errc::timeout, or
+    /// errc::shut_down once the mesh is shut down and every event was taken.
     template <class Rep, class Period>
     [[nodiscard]] std::error_code next_event(ConnectionEvent& out, std::chrono::duration<Rep, Period> timeout) {
         if (!owner_) return errc::shut_down;
         return core().next_event(out, detail::deadline_after(timeout));
     }
+    /// next_event without waiting: errc::timeout when no event is queued.
     [[nodiscard]] std::error_code try_event(ConnectionEvent& out) { return next_event(out, clock::duration::zero()); }
 
+    /// Counters of the connection registered under `id`; error: not_found. The form
+    /// with `ec` sets it; the other throws std::system_error.
+    ///@{
     ConnectionStats stats(const std::string& id, std::error_code& ec) const {
         if (!owner_) return (ec = errc::shut_down), ConnectionStats();
         return owner_->core->stats(id, ec);
@@ -2447,27 +2552,34 @@ public:
     ConnectionStats stats(const std::string& id) const {
         return detail::or_throw("mesh stats", id, [&](std::error_code& ec) { return stats(id, ec); });
     }
-    // Totals over every connection the mesh has had.
+    ///@}
+    /// Totals over every connection the mesh has had.
     ConnectionStats stats() const { return owner_ ? owner_->core->total_stats() : ConnectionStats(); }
-    // The ids registered now, sorted. An added connection that died stays until it is
-    // removed; an accepted one is forgotten when it dies. Empty once shut down.
+    /// The ids registered now, sorted. An added connection that died stays until it is
+    /// removed; an accepted one is forgotten when it dies. Empty once shut down.
     std::vector<std::string> ids() const { return is_shut_down() ? std::vector<std::string>() : core().ids(); }
 
-    // Wakes every receiver with shut_down, closes every connection and joins the
-    // reactor thread. Queued outgoing messages are discarded and counted.
+    /// Wakes every receiver with shut_down, closes every connection and joins the
+    /// reactor thread. Queued outgoing messages are discarded and counted. Later calls
+    /// return an empty report, and so does a call from the reactor thread (an id rule),
+    /// which only begins the shutdown.
     ShutdownReport shutdown() { return shutdown(clock::duration::zero()); }
 
-    // Graceful: queued outgoing messages get up to `flush` to be written first.
+    /// Graceful: queued outgoing messages get up to `flush` to be written first.
     template <class Rep, class Period>
     ShutdownReport shutdown(std::chrono::duration<Rep, Period> flush) {
         if (!owner_) return {};
         return core().shutdown(std::chrono::duration_cast<clock::duration>(flush));
     }
 
+    /// True once a shutdown has begun.
     bool is_shut_down() const { return !owner_ || owner_->core->is_shut_down(); }
 
+    /// A handle offering add and remove; it holds a copy of this mesh.
     LifeCycle get_life_cycle() const { return LifeCycle(*this); }
+    /// A handle offering send; it holds a copy of this mesh.
     Sender get_sender() const { return Sender(*this); }
+    /// A handle offering recv, recv_timeout and try_recv; it holds a copy of this mesh.
     Receiver get_receiver() const { return Receiver(*this); }
 
 private:
@@ -2488,21 +2600,27 @@ private:
     std::shared_ptr<Owner> owner_;
 };
 
-// Sends to one connection without looking its id up. Does not keep the mesh running.
+/// Sends to one connection without looking its id up. Does not keep the mesh running.
 template <class Transport, class Config>
 class Mesh<Transport, Config>::ConnectionSender {
 public:
+    /// Bound to nothing: send returns not_found.
     ConnectionSender() = default;
 
+    /// Queues the payload for the bound connection, with Mesh::send's errors (not_found
+    /// once it was removed); on failure `payload` is untouched.
     SendResult send(Payload&& payload) {
         if (!core_) return {errc::not_found, {}};
         return core_->send_to(state_, payload);
     }
+    /// Copies the bytes into the queue, as Mesh::send(id, bytes).
     SendResult send(std::string_view bytes) { return send(bytes.data(), bytes.size()); }
+    /// As send(bytes), for the `size` bytes at `data`.
     SendResult send(const void* data, std::size_t size) {
         Payload payload(data, size);
         return send(std::move(payload));
     }
+    /// The bound connection's id; empty when bound to nothing.
     const std::string& id() const {
         static const std::string none;
         return state_ ? state_->id : none;
@@ -2517,51 +2635,72 @@ private:
     typename Core::StatePtr state_;
 };
 
-// Capability handles mirroring Splinter's matrix traits: each wraps a mesh copy and
-// offers one part of the API, so a component gets only what it needs.
+/// The add and remove part of a Mesh.
+/// Capability handles mirroring Splinter's matrix traits: each wraps a mesh copy and
+/// offers one part of the API, so a component gets only what it needs.
 template <class Transport, class Config>
 class Mesh<Transport, Config>::LifeCycle {
 public:
+    /// Wraps `mesh` (a copy, which keeps it running).
     explicit LifeCycle(Mesh mesh) : mesh_(std::move(mesh)) {}
+    /// As Mesh::add.
+    ///@{
     std::uint64_t add(connection_type&& c, std::string id) { return mesh_.add(std::move(c), std::move(id)); }
     std::uint64_t add(connection_type&& c, std::string id, std::error_code& ec) {
         return mesh_.add(std::move(c), std::move(id), ec);
     }
+    ///@}
+    /// As Mesh::remove.
+    ///@{
     [[nodiscard]] connection_type remove(const std::string& id) { return mesh_.remove(id); }
     [[nodiscard]] connection_type remove(const std::string& id, std::error_code& ec) { return mesh_.remove(id, ec); }
+    ///@}
 
 private:
     Mesh mesh_;
 };
 
+/// The sending part of a Mesh: a capability handle, as LifeCycle is.
 template <class Transport, class Config>
 class Mesh<Transport, Config>::Sender {
 public:
+    /// Wraps `mesh` (a copy, which keeps it running).
     explicit Sender(Mesh mesh) : mesh_(std::move(mesh)) {}
+    /// As Mesh::send(id, payload).
     SendResult send(const std::string& id, Payload&& payload) { return mesh_.send(id, std::move(payload)); }
+    /// As Mesh::send(id, bytes).
     SendResult send(const std::string& id, std::string_view bytes) { return mesh_.send(id, bytes); }
+    /// As Mesh::send(id, data, size).
     SendResult send(const std::string& id, const void* data, std::size_t size) { return mesh_.send(id, data, size); }
 
 private:
     Mesh mesh_;
 };
 
+/// The receiving part of a Mesh: a capability handle, as LifeCycle is.
 template <class Transport, class Config>
 class Mesh<Transport, Config>::Receiver {
 public:
+    /// Wraps `mesh` (a copy, which keeps it running).
     explicit Receiver(Mesh mesh) : mesh_(std::move(mesh)) {}
+    /// As Mesh::recv(out).
     [[nodiscard]] std::error_code recv(Envelope& out) { return mesh_.recv(out); }
+    /// As Mesh::recv_timeout(out, timeout).
     template <class Rep, class Period>
     [[nodiscard]] std::error_code recv_timeout(Envelope& out, std::chrono::duration<Rep, Period> timeout) {
         return mesh_.recv_timeout(out, timeout);
     }
+    /// As Mesh::try_recv(out).
     [[nodiscard]] std::error_code try_recv(Envelope& out) { return mesh_.try_recv(out); }
+    /// As the batch Mesh::recv(out, max, taken).
     [[nodiscard]] std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken) { return mesh_.recv(out, max, taken); }
+    /// As the batch Mesh::recv_timeout(out, max, taken, timeout).
     template <class Rep, class Period>
     [[nodiscard]] std::error_code recv_timeout(Envelope* out, std::size_t max, std::size_t& taken,
                                  std::chrono::duration<Rep, Period> timeout) {
         return mesh_.recv_timeout(out, max, taken, timeout);
     }
+    /// As the batch Mesh::try_recv(out, max, taken).
     [[nodiscard]] std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
         return mesh_.try_recv(out, max, taken);
     }
@@ -2581,12 +2720,14 @@ MESH_NAMESPACE_END
 
 
 MESH_NAMESPACE_BEGIN
+/// Splinter's v1 protocol over bytes: the version handshake, the frame header and an
+/// incremental frame decoder. The stream transports use it; it does no I/O.
 namespace wire {
 
-// Version 1 is the only frame format Splinter peers speak.
+/// Version 1 is the only frame format Splinter peers speak.
 constexpr std::uint16_t protocol_version = 1;
 
-// version (2) + payload length (4) + checksum (1).
+/// The header's size in bytes: version (2) + payload length (4) + checksum (1).
 constexpr std::size_t header_size = 7;
 
 namespace detail {
@@ -2615,22 +2756,27 @@ inline void store_u32_be(std::uint8_t* p, std::uint32_t v) noexcept {
 
 } // namespace detail
 
-// LRC: chosen so that all seven header bytes sum to zero modulo 256, which catches every
-// single-bit error in the header. The payload is deliberately not covered (Splinter compatibility).
+/// The header's checksum byte, from its first six bytes.
+/// LRC: chosen so that all seven header bytes sum to zero modulo 256, which catches every
+/// single-bit error in the header. The payload is deliberately not covered (Splinter compatibility).
 inline std::uint8_t header_checksum(const std::uint8_t* first_six) noexcept {
     unsigned sum = 0;
     for (std::size_t i = 0; i < header_size - 1; ++i) sum += first_six[i];
     return static_cast<std::uint8_t>(0x100u - (sum & 0xFFu));
 }
 
+/// Writes the header_size bytes of a frame header at `out`: the protocol version and
+/// `payload_length`, big-endian, then the checksum.
 inline void write_header(std::uint8_t* out, std::uint32_t payload_length) noexcept {
     detail::store_u16_be(out, protocol_version);
     detail::store_u32_be(out + 2, payload_length);
     out[6] = header_checksum(out);
 }
 
-// The checksum is checked first so that line noise is reported as corruption rather than as a
-// version or size problem; the size limit is checked before anyone allocates for the payload.
+/// Reads the header at `seven` into `payload_length`, or returns bad_checksum,
+/// unsupported_version or message_too_large (a length above `max_payload`).
+/// The checksum is checked first so that line noise is reported as corruption rather than as a
+/// version or size problem; the size limit is checked before anyone allocates for the payload.
 inline std::error_code parse_header(const std::uint8_t* seven, std::size_t max_payload,
                                     std::uint32_t& payload_length) noexcept {
     if (header_checksum(seven) != seven[6]) return errc::bad_checksum;
@@ -2659,21 +2805,23 @@ MESH_NAMESPACE_END
 MESH_NAMESPACE_BEGIN
 namespace wire {
 
-// Incremental frame decoder. Unlike Splinter's reader it keeps partial headers across calls, so
-// input may be split at any byte, and it never trusts an announced length above max_payload.
+/// Incremental frame decoder. Unlike Splinter's reader it keeps partial headers across calls, so
+/// input may be split at any byte, and it never trusts an announced length above max_payload.
 class FrameDecoder {
 public:
+    /// Refuses frames that announce more than `max_payload` bytes (message_too_large).
     explicit FrameDecoder(std::size_t max_payload) noexcept : max_payload_(max_payload) {}
 
+    /// The largest payload accepted.
     std::size_t max_payload() const noexcept { return max_payload_; }
-    // Lowers the maximum (a mesh may allow less than its transport); never raises it.
+    /// Lowers the maximum (a mesh may allow less than its transport); never raises it.
     void limit(std::size_t max_payload) noexcept {
         if (max_payload < max_payload_) max_payload_ = max_payload;
     }
 
-    // Consumes bytes until one frame is complete or the input ends; returns how many bytes it used.
-    // Consumes nothing while ready(). A bad header sets ec and the error sticks until reset():
-    // after a corrupt header the stream position is meaningless, so nothing more can be decoded.
+    /// Consumes bytes until one frame is complete or the input ends; returns how many bytes it used.
+    /// Consumes nothing while ready(). A bad header sets ec and the error sticks until reset():
+    /// after a corrupt header the stream position is meaningless, so nothing more can be decoded.
     std::size_t consume(const std::uint8_t* data, std::size_t size, std::error_code& ec) {
         if (error_) {
             ec = error_;
@@ -2700,9 +2848,10 @@ public:
         return used;
     }
 
+    /// True when a whole frame is decoded and waits for take().
     bool ready() const noexcept { return state_ == state::ready; }
 
-    // Moves the finished frame out; returns an empty payload if none is ready.
+    /// Moves the finished frame out; returns an empty payload if none is ready.
     Payload take() noexcept {
         if (state_ != state::ready) return {};
         Payload out = std::move(payload_);
@@ -2711,29 +2860,33 @@ public:
         return out;
     }
 
-    // Lets the reader tell a clean end of stream (false) from one that cut a frame short (true).
+    /// Lets the reader tell a clean end of stream (false) from one that cut a frame short (true).
     bool mid_frame() const noexcept {
         return state_ == state::body || (state_ == state::header && header_have_ != 0);
     }
 
-    // Zero-copy path: a socket reader may write the body straight into the payload,
-    // at most body_room() bytes at body_tail(), then report them with body_filled().
-    // The payload grows with what arrives (the room is bounded by what is already
-    // there, or a 64 KiB step), never to an announced length that may never come.
+    /// Zero-copy path: a socket reader may write the body straight into the payload,
+    /// at most body_room() bytes at body_tail(), then report them with body_filled().
+    /// The payload grows with what arrives (the room is bounded by what is already
+    /// there, or a 64 KiB step), never to an announced length that may never come.
+    /// Null unless a body is being read.
     std::uint8_t* body_tail() {
         if (state_ != state::body) return nullptr;
         payload_.resize(body_have_ + body_room());
         return payload_.data() + body_have_;
     }
 
+    /// How many bytes may be written at body_tail() (see there).
     std::size_t body_room() const noexcept {
         return std::min(body_missing(), std::max(growth_step, body_have_));
     }
 
+    /// The body bytes still to come; 0 unless a body is being read.
     std::size_t body_missing() const noexcept {
         return state_ == state::body ? body_length_ - body_have_ : 0;
     }
 
+    /// Reports `n` bytes written at body_tail(); the frame is ready() once its body is whole.
     void body_filled(std::size_t n) noexcept {
         if (state_ != state::body) return;
         body_have_ += std::min(n, body_missing());
@@ -2741,10 +2894,10 @@ public:
         if (body_have_ == body_length_) state_ = state::ready;
     }
 
-    // Heap bytes the partial frame holds now: bounded by twice what arrived plus 64 KiB.
+    /// Heap bytes the partial frame holds now: bounded by twice what arrived plus 64 KiB.
     std::size_t held_bytes() const noexcept { return payload_.heap_capacity(); }
 
-    // Drops a partial frame and its memory; the decoder starts again at a header.
+    /// Drops a partial frame and its memory; the decoder starts again at a header.
     void reset() noexcept {
         payload_ = Payload();
         error_.clear();
@@ -2807,9 +2960,13 @@ MESH_NAMESPACE_END
 MESH_NAMESPACE_BEGIN
 namespace wire {
 
-// Connector -> listener: min_version, max_version. Listener -> connector: chosen version, 0 = none.
+/// The handshake's two messages, in bytes. Connector -> listener: min_version,
+/// max_version. Listener -> connector: chosen version, 0 = none.
+///@{
 constexpr std::size_t hello_size = 4, reply_size = 2;
+///@}
 
+/// The connector's hello: `min_version` and `max_version`, big-endian.
 inline std::array<std::uint8_t, hello_size> make_hello(std::uint16_t min_version = protocol_version,
                                                        std::uint16_t max_version = protocol_version) noexcept {
     std::array<std::uint8_t, hello_size> hello{};
@@ -2818,8 +2975,10 @@ inline std::array<std::uint8_t, hello_size> make_hello(std::uint16_t min_version
     return hello;
 }
 
-// Listener side. On refusal the 00 00 reply is still returned so the caller can tell the peer
-// why before closing, as Splinter does.
+/// The listener's reply to `hello`: protocol_version when the hello's range holds it,
+/// else 00 00 with `ec` = unsupported_version.
+/// Listener side. On refusal the 00 00 reply is still returned so the caller can tell the peer
+/// why before closing, as Splinter does.
 inline std::array<std::uint8_t, reply_size> make_reply(const std::uint8_t* hello, std::error_code& ec) noexcept {
     const std::uint16_t min_version = detail::load_u16_be(hello);
     const std::uint16_t max_version = detail::load_u16_be(hello + 2);
@@ -2833,8 +2992,9 @@ inline std::array<std::uint8_t, reply_size> make_reply(const std::uint8_t* hello
     return reply;
 }
 
-// Connector side. Only an exact "1" is acceptable: we cannot speak anything else, whatever
-// range we offered.
+/// Checks the listener's reply: {} for version 1, else unsupported_version.
+/// Connector side. Only an exact "1" is acceptable: we cannot speak anything else, whatever
+/// range we offered.
 inline std::error_code check_reply(const std::uint8_t* reply) noexcept {
     if (detail::load_u16_be(reply) == protocol_version) return {};
     return errc::unsupported_version;
@@ -3115,19 +3275,23 @@ private:
 
 } // namespace detail
 
-// A connection of the in-process transport. Used on its own, its blocking send and
-// recv may each be called by one thread at a time. Added to a Mesh, the mesh's
-// senders push into the peer's queue directly (try_send_direct) and the reactor
-// reads through the asynchronous members below.
+/// A connection of the in-process transport. Used on its own, its blocking send and
+/// recv may each be called by one thread at a time. Added to a Mesh, the mesh's
+/// senders push into the peer's queue directly (try_send_direct) and the reactor
+/// reads through the asynchronous members below.
 class InprocConnection {
 public:
+    /// Not open.
     InprocConnection() = default;
+    /// One end of a pair of queues; Inproc::connect makes both ends.
     InprocConnection(std::shared_ptr<detail::InprocPipe> in, std::shared_ptr<detail::InprocPipe> out,
                      std::string endpoint, std::size_t max_message_size)
         : in_(std::move(in)), out_(std::move(out)), endpoint_(std::move(endpoint)),
           max_message_size_(max_message_size) {}
 
+    /// Moves the connection; `other` is left not open.
     InprocConnection(InprocConnection&&) = default;
+    /// Disconnects this one first, then takes over `other`, which is left not open.
     InprocConnection& operator=(InprocConnection&& other) noexcept {
         if (this != &other) {
             disconnect();
@@ -3139,13 +3303,18 @@ public:
         }
         return *this;
     }
+    /// Disconnects (see disconnect).
     ~InprocConnection() { disconnect(); }
 
+    /// True until disconnected (or moved from).
     bool is_open() const noexcept { return in_ != nullptr; }
+    /// The listener's endpoint, "inproc://name": both ends name it.
     const std::string& remote_endpoint() const noexcept { return endpoint_; }
+    /// The same as remote_endpoint: the listener's "inproc://name".
     const std::string& local_endpoint() const noexcept { return endpoint_; }
 
-    // Blocks while the peer's queue is full. The payload is moved, not copied.
+    /// Blocks while the peer's queue is full. The payload is moved, not copied.
+    /// Errors: not_connected, message_too_large, disconnected (the peer is gone).
     [[nodiscard]] std::error_code send(Payload&& payload) {
         if (!out_) return errc::not_connected;
         if (payload.size() > max_message_size_) return errc::message_too_large;
@@ -3158,18 +3327,21 @@ public:
         pipe.readable.notify();
         return {};
     }
+    /// Sends a copy of `payload`, as send(Payload&&).
     [[nodiscard]] std::error_code send(const Payload& payload) { return send(Payload(payload)); }
 
-    // Blocks until a message arrives; end_of_stream once the peer is gone and all
-    // it sent has been received.
+    /// Blocks until a message arrives; end_of_stream once the peer is gone and all
+    /// it sent has been received.
     [[nodiscard]] std::error_code recv(Payload& out) {
         return recv_until(out, std::chrono::steady_clock::time_point::max());
     }
+    /// As recv, waiting at most `timeout`: errc::timeout when nothing came.
     [[nodiscard]] std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
         return recv_until(out, detail::deadline_after(timeout));
     }
 
-    // Closes both directions: the peer's recv sees end_of_stream, its send disconnected.
+    /// Closes both directions: the peer's recv sees end_of_stream, its send disconnected.
+    /// not_connected when it was not open.
     std::error_code disconnect() {
         if (!in_) return errc::not_connected;
         detach();
@@ -3180,10 +3352,10 @@ public:
         return {};
     }
 
-    // Thread-safe and non-blocking: a Mesh's senders push straight into the peer's
-    // queue with it, holding at most `limit` waiting messages (approximately, while
-    // several threads send at once). Returns {}, queue_full, message_too_large or
-    // end_of_stream.
+    /// Thread-safe and non-blocking: a Mesh's senders push straight into the peer's
+    /// queue with it, holding at most `limit` waiting messages (approximately, while
+    /// several threads send at once). Returns {}, queue_full, message_too_large or
+    /// end_of_stream.
     [[nodiscard]] std::error_code try_send_direct(Payload& payload, std::size_t limit) {
         if (payload.size() > max_message_size_) return errc::message_too_large;
         auto& pipe = *out_;
@@ -3194,14 +3366,16 @@ public:
         return {};
     }
 
-    // Sent with try_send_direct and not yet taken by the peer: a mesh's outgoing queue depth.
+    /// Sent with try_send_direct and not yet taken by the peer: a mesh's outgoing queue depth.
     std::size_t direct_queue_depth() const noexcept { return out_ ? out_->ring.size() : 0; }
 
-    // A mesh always sends with try_send_direct: there is no reactor writer to hand batches to.
+    /// A mesh always sends with try_send_direct: there is no reactor writer to hand batches to.
     static constexpr bool sends_directly() noexcept { return true; }
 
     // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
 
+    /// Hands the connection to a Mesh's reactor: arrivals wake it on `io`. Its own
+    /// size limit stays; the mesh checks `max_message_size` before every send.
     void attach(asio::io_context& io, std::size_t max_message_size) {
         io_ = &io;
         cancelled_ = false;
@@ -3216,11 +3390,11 @@ public:
         });
     }
 
-    // Takes the next received message, if one is waiting. At the end of the stream
-    // it returns false with ec = end_of_stream.
-    // Gives back a message that was read but not delivered: the next take returns it.
+    /// Gives back a message that was read but not delivered: the next take returns it.
     void unread(Payload&& payload) { unread_.emplace(std::move(payload)); }
 
+    /// Takes the next received message, if one is waiting. At the end of the stream
+    /// it returns false with ec = end_of_stream.
     bool try_take(Payload& out, std::error_code& ec) {
         if (unread_) {
             out = std::move(*unread_);
@@ -3237,7 +3411,7 @@ public:
         return false;
     }
 
-    // Calls handler(error_code) on the reactor when try_take may have more to give.
+    /// Calls handler(error_code) on the reactor when try_take may have more to give.
     template <class Handler>
     void async_fill(Handler&& handler) {
         fill_handler_.emplace(std::forward<Handler>(handler));
@@ -3246,14 +3420,14 @@ public:
             asio::post(*io_, [this] { complete_fill(); });
     }
 
-    // Pending asynchronous operations complete with operation_aborted.
+    /// Pending asynchronous operations complete with operation_aborted.
     void cancel() {
         if (!io_) return;
         cancelled_ = true;
         if (fill_handler_ && in_->readable.disarm()) asio::post(*io_, [this] { complete_fill(); });
     }
 
-    // Back to standalone use; called when no asynchronous operation is pending.
+    /// Back to standalone use; called when no asynchronous operation is pending.
     void detach() {
         if (!io_) return;
         in_->readable.set_callback(nullptr);
@@ -3351,15 +3525,21 @@ private:
 
 } // namespace detail
 
+/// A listening name of the in-process transport (Inproc::listen). Connections wait
+/// in its backlog until accepted.
 class InprocListener {
 public:
-    using connection_type = InprocConnection;
+    using connection_type = InprocConnection;  ///< what accept returns
 
+    /// Listens on nothing: accept fails with not_connected.
     InprocListener() = default;
+    /// Holds `name` in `registry` until closed; Inproc::listen makes it.
     InprocListener(std::shared_ptr<detail::InprocRegistry> registry, std::string name,
                    std::shared_ptr<detail::InprocListenerCore> core)
         : registry_(std::move(registry)), name_(std::move(name)), core_(std::move(core)) {}
+    /// Moves the listener; `other` then listens on nothing.
     InprocListener(InprocListener&&) = default;
+    /// Closes this one first, then takes over `other`, which then listens on nothing.
     InprocListener& operator=(InprocListener&& other) noexcept {
         if (this != &other) {
             close();
@@ -3369,22 +3549,29 @@ public:
         }
         return *this;
     }
+    /// Closes it (see close).
     ~InprocListener() { close(); }
 
+    /// "inproc://name".
     std::string endpoint() const { return "inproc://" + name_; }
 
-    // Blocks until a peer connects.
+    /// Blocks until a peer connects. Error: not_connected once closed (or never
+    /// listening). The first form throws std::system_error; the second sets `ec` and
+    /// returns a connection that is not open.
+    ///@{
     InprocConnection accept() {
         return detail::or_throw("accept", endpoint(), [&](std::error_code& ec) { return accept(ec); });
     }
     InprocConnection accept(std::error_code& ec) {
         return accept_until(std::chrono::steady_clock::time_point::max(), ec);
     }
+    ///@}
+    /// As accept(ec), waiting at most `timeout`: errc::timeout when nobody connected.
     InprocConnection accept_for(std::chrono::steady_clock::duration timeout, std::error_code& ec) {
         return accept_until(detail::deadline_after(timeout), ec);
     }
 
-    // Frees the name; connections not yet accepted are closed.
+    /// Frees the name; connections not yet accepted are closed.
     void close() {
         if (!core_) return;
         registry_->unbind(name_, core_.get());
@@ -3394,8 +3581,8 @@ public:
 
     // ---- Driven by a Mesh's reactor ----
 
-    // Until close(), hands each connection to on_connection(InprocConnection&&) on `io`,
-    // including those that connected before this was called.
+    /// Until close(), hands each connection to on_connection(InprocConnection&&) on `io`,
+    /// including those that connected before this was called.
     template <class OnConnection>
     void async_accept_loop(asio::io_context& io, OnConnection on_connection) {
         if (!core_) return;
@@ -3422,21 +3609,29 @@ private:
     std::shared_ptr<detail::InprocListenerCore> core_;
 };
 
-// The in-process transport: "inproc://name" (or a bare name). Copies share one
-// namespace of names; separately constructed transports have separate ones.
+/// The in-process transport: "inproc://name" (or a bare name). Copies share one
+/// namespace of names; separately constructed transports have separate ones.
 class Inproc {
 public:
-    using connection_type = InprocConnection;
-    using listener_type = InprocListener;
+    using connection_type = InprocConnection;  ///< what connect returns and a listener accepts
+    using listener_type = InprocListener;      ///< what listen returns
 
+    /// A transport with a namespace of its own; its connections refuse payloads
+    /// above `max_message_size`.
     explicit Inproc(std::size_t max_message_size = 16 * 1024 * 1024)
         : registry_(std::make_shared<detail::InprocRegistry>()), max_message_size_(max_message_size) {}
 
+    /// True for an "inproc://" endpoint, and for a non-empty one without a scheme.
     static bool accepts(std::string_view endpoint) {
         const auto scheme = detail::endpoint_scheme(endpoint);
         return scheme.empty() ? !endpoint.empty() : scheme == "inproc";
     }
 
+    /// Takes the name `bind` gives in this transport's namespace. Errors:
+    /// unknown_scheme, invalid_endpoint (no name), address_in_use (the name is taken).
+    /// The first form throws std::system_error; the second sets `ec` and returns a
+    /// listener that listens on nothing.
+    ///@{
     InprocListener listen(std::string_view bind) {
         return detail::or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
@@ -3447,7 +3642,13 @@ public:
         if ((ec = registry_->bind(name, core))) return {};
         return InprocListener(registry_, std::move(name), std::move(core));
     }
+    ///@}
 
+    /// Connects at once, with no handshake: the other end waits in the listener's
+    /// backlog until accepted. Errors: unknown_scheme, invalid_endpoint,
+    /// connection_refused (nobody listens on the name). The first form throws
+    /// std::system_error; the second sets `ec` and returns a connection that is not open.
+    ///@{
     InprocConnection connect(std::string_view endpoint) {
         return detail::or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
@@ -3466,6 +3667,7 @@ public:
         if ((ec = listener->push(std::move(server)))) return {};
         return InprocConnection(to_client, to_server, full, max_message_size_);
     }
+    ///@}
 
 private:
     static std::error_code parse(std::string_view endpoint, std::string& name) {
@@ -3667,24 +3869,29 @@ struct BufferSpan {
 
 } // namespace detail
 
-// One framed connection over a stream socket (TCP or Unix, plain or TLS):
-// Splinter's v1 frames, read and written in batches. Used on its own it offers
-// blocking send and recv; added to a Mesh, the reactor drives it through attach ...
-// detach. All bytes pass through the Session (PlainSession or TlsSession).
+/// One framed connection over a stream socket (TCP or Unix, plain or TLS):
+/// Splinter's v1 frames, read and written in batches. Used on its own it offers
+/// blocking send and recv; added to a Mesh, the reactor drives it through attach ...
+/// detach. All bytes pass through the Session (PlainSession or TlsSession).
 template <class Protocol, class Session = detail::PlainSession>
 class StreamConnection {
 public:
-    using protocol_type = Protocol;
-    using socket_type = typename Protocol::socket;
-    using session_type = Session;
+    using protocol_type = Protocol;                 ///< the Protocol parameter (TCP or Unix stream)
+    using socket_type = typename Protocol::socket;  ///< the Protocol's socket
+    using session_type = Session;                   ///< the Session parameter
 
-    // Frames up to this size are copied into one contiguous write buffer; larger
-    // payloads go out as their own gather buffer, without a copy.
+    /// Frames up to this size are copied into one contiguous write buffer; larger
+    /// payloads go out as their own gather buffer, without a copy.
     static constexpr std::size_t copy_limit = 16 * 1024;
+    /// A write batch takes queued messages until it holds this many bytes or more.
     static constexpr std::size_t batch_bytes = 256 * 1024;
+    /// The read buffer's size; idle connections hold no read buffer.
     static constexpr std::size_t read_buffer_size = 64 * 1024;
 
+    /// Not open.
     StreamConnection() = default;
+    /// Wraps a connected `socket` and its `session`, handshakes done (a transport's
+    /// connect or a listener's accept makes it), refusing payloads above `max_message_size`.
     StreamConnection(std::shared_ptr<asio::io_context> home, socket_type socket, Session session,
                      std::string local_endpoint, std::string remote_endpoint, std::size_t max_message_size)
         : home_(std::move(home)), socket_(std::move(socket)), session_(std::move(session)),
@@ -3694,18 +3901,25 @@ public:
         socket_->non_blocking(true, ignored);
     }
 
+    /// Moves the connection.
     StreamConnection(StreamConnection&&) = default;
+    /// Moves the connection.
     StreamConnection& operator=(StreamConnection&&) = default;
 
+    /// True while the socket is open.
     bool is_open() const noexcept { return socket_ && socket_->is_open(); }
-    // Captured when the connection was made, so they never fail later.
+    /// The peer's endpoint, as the transport names it ("tcp://127.0.0.1:5000").
+    /// Captured when the connection was made, so it never fails later.
     const std::string& remote_endpoint() const noexcept { return remote_; }
+    /// This end's endpoint, captured with remote_endpoint, so it never fails later either.
     const std::string& local_endpoint() const noexcept { return local_; }
+    /// The socket (a connection that is not open may have none: check is_open first).
     socket_type& socket() noexcept { return *socket_; }
-    // The TLS session, for its peer identity; nothing to see in a plain one.
+    /// The TLS session, for its peer identity; nothing to see in a plain one.
     const Session& session() const noexcept { return session_; }
 
-    // Writes one frame (header and payload in one gather write), blocking.
+    /// Writes one frame (header and payload in one gather write), blocking.
+    /// Errors include not_connected and message_too_large.
     [[nodiscard]] std::error_code send(const Payload& payload) {
         if (!is_open()) return errc::not_connected;
         if (payload.size() > decoder_.max_payload()) return errc::message_too_large;
@@ -3718,15 +3932,17 @@ public:
         return ec;
     }
 
-    // Blocks until a whole frame arrived; end_of_stream when the peer closed
-    // between frames, truncated_frame when it closed inside one.
+    /// Blocks until a whole frame arrived; end_of_stream when the peer closed
+    /// between frames, truncated_frame when it closed inside one.
     [[nodiscard]] std::error_code recv(Payload& out) { return recv_until(out, detail::clock::time_point::max()); }
+    /// As recv, waiting at most `timeout`: errc::timeout when no whole frame came.
     [[nodiscard]] std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
         return recv_until(out, detail::clock::now() + timeout);
     }
 
-    // Ends the session (a TLS close_notify), shuts both directions down and closes.
-    // The read and write buffers, and any partial frame, are released with it.
+    /// Ends the session (a TLS close_notify), shuts both directions down and closes.
+    /// The read and write buffers, and any partial frame, are released with it.
+    /// not_connected when it was not open.
     std::error_code disconnect() {
         if (!is_open()) return errc::not_connected;
         session_.close(*socket_);
@@ -3737,7 +3953,7 @@ public:
         return {};
     }
 
-    // Heap bytes the connection holds for input and output now (not counting its session).
+    /// Heap bytes the connection holds for input and output now (not counting its session).
     std::size_t buffered_bytes() const noexcept {
         return (in_ ? read_buffer_size : 0) + decoder_.held_bytes() + unsent_.capacity() + out_.capacity() +
                held_.capacity() * sizeof(Payload) + bounds_.capacity() * sizeof(Bound) +
@@ -3746,14 +3962,19 @@ public:
 
     // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
 
+    /// Hands the connection to a Mesh's reactor: its socket is served by `io` from now
+    /// on, and payloads above `max_message_size` are refused (the limit only goes down).
     void attach(asio::io_context& io, std::size_t max_message_size) {
         if (&socket_->get_executor().context() != &io) rebind(io);
         decoder_.limit(max_message_size);
     }
 
-    // Gives back a message that was read but not delivered: the next take returns it.
+    /// Gives back a message that was read but not delivered: the next take returns it.
     void unread(Payload&& payload) { unread_.emplace(std::move(payload)); }
 
+    /// Takes the next whole frame already read, if there is one. Never reads the
+    /// socket (async_fill does); false with `ec` set once the stream has ended
+    /// (end_of_stream, truncated_frame) or failed, false with `ec` empty otherwise.
     bool try_take(Payload& out, std::error_code& ec) {
         if (unread_) {
             out = std::move(*unread_);
@@ -3775,8 +3996,8 @@ public:
         return false;
     }
 
-    // Reads what the socket has now; if nothing, waits for it to become readable.
-    // Then handler(error_code) runs on the reactor and try_take has more to give.
+    /// Reads what the socket has now; if nothing, waits for it to become readable.
+    /// Then handler(error_code) runs on the reactor and try_take has more to give.
     template <class Handler>
     void async_fill(Handler&& handler) {
         std::error_code ec;
@@ -3793,8 +4014,9 @@ public:
                             });
     }
 
-    // Encodes as many queued messages as fit a batch and writes them with gather
-    // writes; handler(error_code, messages, payload bytes) follows.
+    /// Encodes as many queued messages as fit a batch and writes them with gather
+    /// writes; handler(error_code, messages, payload bytes) follows. take(encode) calls
+    /// encode on the next queued payload and returns false when none is left.
     template <class Take, class Handler>
     void async_write_batch(Take&& take, Handler&& handler) {
         out_.clear();
@@ -3836,12 +4058,13 @@ public:
         write_more(Written<std::decay_t<Handler>>{std::forward<Handler>(handler), messages, bytes}, true);
     }
 
+    /// Cancels the pending asynchronous operations: they complete with operation_aborted.
     void cancel() {
         std::error_code ignored;
         if (socket_) socket_->cancel(ignored);
     }
 
-    // Back to standalone use; called when no asynchronous operation is pending.
+    /// Back to standalone use; called when no asynchronous operation is pending.
     void detach() {
         if (!is_open()) return;
         if (home_ && &socket_->get_executor().context() != home_.get()) rebind(*home_);
@@ -4310,55 +4533,64 @@ std::error_code open_acceptor(Acceptor& acceptor, const Endpoint& endpoint, bool
 
 } // namespace detail
 
-// Settings shared by the stream transports (tcp://, tcps://, unix://).
+/// Settings shared by the stream transports (tcp://, tcps://, unix://).
 struct StreamOptions {
-    std::size_t max_message_size = 16 * 1024 * 1024;  // larger frames are refused, before allocation
-    std::chrono::milliseconds connect_timeout{10000};
-    std::chrono::milliseconds handshake_timeout{10000};  // TLS and version handshakes, both roles
-    // accept_from: a connection arriving while this many handshakes are running is
-    // closed at once and counted (0: no limit). Bounds what a flood of slow or silent
-    // clients can hold (descriptors, TLS state) and the reactor time it can take.
+    std::size_t max_message_size = 16 * 1024 * 1024;  ///< larger frames are refused, before allocation
+    std::chrono::milliseconds connect_timeout{10000};    ///< connect: the limit on the socket connect
+    std::chrono::milliseconds handshake_timeout{10000};  ///< TLS and version handshakes, both roles
+    /// accept_from: a connection arriving while this many handshakes are running is
+    /// closed at once and counted (0: no limit). Bounds what a flood of slow or silent
+    /// clients can hold (descriptors, TLS state) and the reactor time it can take.
     std::size_t max_pending_handshakes = 256;
 };
 
-// What a listener's accepts came to; readable from any thread, also after the
-// listener was handed to a Mesh (keep the pointer from stats()).
+/// What a listener's accepts came to; readable from any thread, also after the
+/// listener was handed to a Mesh (keep the pointer from stats()).
 struct ListenerStats {
-    std::atomic<std::uint64_t> accepted{0};           // connections whose handshakes completed
-    std::atomic<std::uint64_t> handshakes_failed{0};  // refused, broken or timed out
-    std::atomic<std::uint64_t> over_limit{0};         // closed at once: max_pending_handshakes reached
-    std::atomic<std::uint64_t> handshaking{0};        // handshakes running now
+    std::atomic<std::uint64_t> accepted{0};           ///< connections whose handshakes completed
+    std::atomic<std::uint64_t> handshakes_failed{0};  ///< refused, broken or timed out
+    std::atomic<std::uint64_t> over_limit{0};         ///< closed at once: max_pending_handshakes reached
+    std::atomic<std::uint64_t> handshaking{0};        ///< handshakes running now
 };
 
-// A listening stream socket. accept() blocks, as Splinter's does; a Mesh can
-// instead run the accepts on its reactor (Mesh::accept_from), handshakes included.
-// Naming formats endpoints; Security makes each accepted connection's session.
+/// A listening stream socket. accept() blocks, as Splinter's does; a Mesh can
+/// instead run the accepts on its reactor (Mesh::accept_from), handshakes included.
+/// Naming formats endpoints; Security makes each accepted connection's session.
 template <class Protocol, class Naming, class Security = detail::PlainSecurity>
 class StreamListener {
 public:
-    using session_type = typename Security::session_type;
-    using connection_type = StreamConnection<Protocol, session_type>;
-    using acceptor_type = typename Protocol::acceptor;
-    using socket_type = typename Protocol::socket;
+    using session_type = typename Security::session_type;              ///< the session of each accepted connection
+    using connection_type = StreamConnection<Protocol, session_type>;  ///< what accept returns
+    using acceptor_type = typename Protocol::acceptor;                 ///< the Protocol's acceptor
+    using socket_type = typename Protocol::socket;                     ///< the Protocol's socket
 
+    /// Listens on nothing: accept fails with not_connected.
     StreamListener() = default;
-    // `bound` lives as long as the listener is open: a Unix listener's socket file.
+    /// Takes over `acceptor`, which listens already (a transport's listen makes it).
+    /// `bound` lives as long as the listener is open: a Unix listener's socket file.
     StreamListener(std::shared_ptr<asio::io_context> home, acceptor_type acceptor, StreamOptions options,
                    Security security = {}, std::shared_ptr<void> bound = nullptr)
         : home_(std::move(home)), acceptor_(std::move(acceptor)), options_(options), security_(std::move(security)),
           bound_(std::move(bound)), stats_(std::make_shared<ListenerStats>()) {
         endpoint_ = Naming::listener(*acceptor_);
     }
+    /// Moves the listener.
     StreamListener(StreamListener&&) = default;
+    /// Moves the listener.
     StreamListener& operator=(StreamListener&&) = default;
+    /// Closes it (see close).
     ~StreamListener() { close(); }
 
-    // The bound endpoint (the real port when port 0 was asked for).
+    /// The bound endpoint (the real port when port 0 was asked for).
     const std::string& endpoint() const noexcept { return endpoint_; }
+    /// Its accept counters (see ListenerStats); null for a default-constructed listener.
     std::shared_ptr<const ListenerStats> stats() const noexcept { return stats_; }
 
-    // Blocks for the next connection and its handshakes (bounded by
-    // StreamOptions::handshake_timeout).
+    /// Blocks for the next connection and its handshakes (bounded by
+    /// StreamOptions::handshake_timeout). Errors include not_connected (closed, or
+    /// never listening) and the handshakes' errors. The first form throws
+    /// std::system_error; the second sets `ec` and returns a connection that is not open.
+    ///@{
     connection_type accept() {
         return detail::or_throw("accept", endpoint(), [&](std::error_code& ec) { return accept(ec); });
     }
@@ -4369,7 +4601,10 @@ public:
         if (ec) return connection_type();
         return finish_accept(std::move(socket), ec);
     }
+    ///@}
 
+    /// Stops accepting, on the reactor too, and closes the socket; a Unix listener's
+    /// socket file is deleted then (unless another has replaced it).
     void close() {
         if (accepting_) accepting_->close();
         accepting_.reset();
@@ -4382,9 +4617,9 @@ public:
 
     // ---- Driven by a Mesh's reactor ----
 
-    // Accepts on `io` until close(): each connection whose handshake completes in
-    // time is handed to on_connection(connection_type&&). Handshakes run
-    // concurrently, so a silent client delays nobody.
+    /// Accepts on `io` until close(): each connection whose handshake completes in
+    /// time is handed to on_connection(connection_type&&). Handshakes run
+    /// concurrently, so a silent client delays nobody.
     template <class OnConnection>
     void async_accept_loop(asio::io_context& io, OnConnection on_connection) {
         // A listener from a failed listen() has no acceptor; a closed one has no descriptor.
@@ -4594,27 +4829,35 @@ inline std::error_code resolve_tcp(asio::io_context& io, std::string_view addres
 
 } // namespace detail
 
-using TcpOptions = StreamOptions;
-using TcpConnection = StreamConnection<asio::ip::tcp>;
-using TcpListener = StreamListener<asio::ip::tcp, detail::TcpNaming>;
+using TcpOptions = StreamOptions;                                      ///< the settings of a Tcp transport
+using TcpConnection = StreamConnection<asio::ip::tcp>;                ///< a tcp:// connection
+using TcpListener = StreamListener<asio::ip::tcp, detail::TcpNaming>;  ///< a tcp:// listener
 
-// The TCP transport: "tcp://host:port" or a bare "host:port", IPv4, [IPv6] or a DNS
-// name. Speaks Splinter's version handshake and v1 frames.
+/// The TCP transport: "tcp://host:port" or a bare "host:port", IPv4, [IPv6] or a DNS
+/// name. Speaks Splinter's version handshake and v1 frames.
 class Tcp {
 public:
-    using connection_type = TcpConnection;
-    using listener_type = TcpListener;
+    using connection_type = TcpConnection;  ///< what connect returns and a listener accepts
+    using listener_type = TcpListener;      ///< what listen returns
 
+    /// A transport whose listeners and connections use `options`.
     explicit Tcp(TcpOptions options = {})
         : home_(std::make_shared<asio::io_context>()), options_(options) {}
 
+    /// The options it was made with.
     const TcpOptions& options() const noexcept { return options_; }
 
+    /// True for a "tcp://" endpoint, and for a non-empty one without a scheme.
     static bool accepts(std::string_view endpoint) {
         const auto scheme = detail::endpoint_scheme(endpoint);
         return scheme.empty() ? !endpoint.empty() : scheme == "tcp";
     }
 
+    /// Listens on `bind`, an address (or host name) and port; port 0 takes a free one
+    /// (TcpListener::endpoint tells which). Errors include unknown_scheme,
+    /// invalid_endpoint and address_in_use. The first form throws std::system_error;
+    /// the second sets `ec` and returns a listener that accepts nothing.
+    ///@{
     TcpListener listen(std::string_view bind) {
         return detail::or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
@@ -4625,8 +4868,13 @@ public:
         if ((ec = detail::open_acceptor(acceptor, endpoint, true))) return {};
         return TcpListener(home_, std::move(acceptor), options_);
     }
+    ///@}
 
-    // Connects and runs the version handshake, each bounded by its timeout.
+    /// Connects and runs the version handshake, each bounded by its timeout.
+    /// Errors include unknown_scheme, invalid_endpoint, connection_refused and timeout.
+    /// The first form throws std::system_error; the second sets `ec` and returns a
+    /// connection that is not open.
+    ///@{
     TcpConnection connect(std::string_view endpoint) {
         return detail::or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
@@ -4637,6 +4885,7 @@ public:
                                                              options_.connect_timeout, options_.handshake_timeout,
                                                              options_.max_message_size, ec);
     }
+    ///@}
 
 private:
     [[nodiscard]] std::error_code resolve(std::string_view endpoint, asio::ip::tcp::endpoint& out) {
@@ -4750,24 +4999,33 @@ inline std::shared_ptr<void> own_socket_file(const std::string& path) {
 
 } // namespace detail
 
-using UnixOptions = StreamOptions;
-using UnixConnection = StreamConnection<detail::unix_protocol>;
-using UnixListener = StreamListener<detail::unix_protocol, detail::UnixNaming>;
+using UnixOptions = StreamOptions;                                               ///< the settings of a Unix transport
+using UnixConnection = StreamConnection<detail::unix_protocol>;                  ///< a unix:// connection
+using UnixListener = StreamListener<detail::unix_protocol, detail::UnixNaming>;  ///< a unix:// listener
 
-// Unix domain stream sockets, "unix:///path/to/socket" (or "unix://relative"):
-// the frames and handshake of tcp:// between processes on one host.
+/// Unix domain stream sockets, "unix:///path/to/socket" (or "unix://relative"):
+/// the frames and handshake of tcp:// between processes on one host.
 class Unix {
 public:
-    using connection_type = UnixConnection;
-    using listener_type = UnixListener;
+    using connection_type = UnixConnection;  ///< what connect returns and a listener accepts
+    using listener_type = UnixListener;      ///< what listen returns
 
+    /// A transport whose listeners and connections use `options`.
     explicit Unix(UnixOptions options = {}) : home_(std::make_shared<asio::io_context>()), options_(options) {}
 
+    /// The options it was made with.
     const UnixOptions& options() const noexcept { return options_; }
 
+    /// True for a "unix://" endpoint.
     static bool accepts(std::string_view endpoint) { return detail::endpoint_scheme(endpoint) == "unix"; }
 
-    // Replaces a stale socket file left by a dead process, never anything else.
+    /// Listens on the socket path of `bind`; the listener deletes the socket file when
+    /// it closes, unless another has replaced it.
+    /// Replaces a stale socket file left by a dead process, never anything else.
+    /// Errors include unknown_scheme, invalid_endpoint and address_in_use. The first
+    /// form throws std::system_error; the second sets `ec` and returns a listener that
+    /// accepts nothing.
+    ///@{
     UnixListener listen(std::string_view bind) {
         return detail::or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
@@ -4778,7 +5036,14 @@ public:
         if ((ec = detail::open_acceptor(acceptor, detail::unix_protocol::endpoint(path), false))) return {};
         return UnixListener(home_, std::move(acceptor), options_, {}, detail::own_socket_file(path));
     }
+    ///@}
 
+    /// Connects to the socket path of `endpoint` and runs the version handshake, each
+    /// bounded by its timeout. Errors include unknown_scheme, invalid_endpoint,
+    /// connection_refused (also when no socket file is there) and timeout. The first
+    /// form throws std::system_error; the second sets `ec` and returns a connection
+    /// that is not open.
+    ///@{
     UnixConnection connect(std::string_view endpoint) {
         return detail::or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
@@ -4789,6 +5054,7 @@ public:
             home_, detail::unix_protocol::endpoint(path), detail::PlainSession(), options_.connect_timeout,
             options_.handshake_timeout, options_.max_message_size, ec);
     }
+    ///@}
 
 private:
     static std::error_code parse(std::string_view endpoint, std::string& path) {
@@ -4824,29 +5090,42 @@ MESH_NAMESPACE_END
 
 MESH_NAMESPACE_BEGIN
 
-enum class TlsVersion { tls1_2, tls1_3 };
-
-// Each item comes from a PEM file or from PEM text; a role may leave any empty.
-struct TlsCredentials {
-    std::string ca_file, ca_pem;      // CAs trusted to sign the peer's certificate (a bundle)
-    std::string cert_file, cert_pem;  // our certificate chain, leaf first
-    std::string key_file, key_pem;    // our private key (unencrypted PEM)
+/// A TLS protocol version (TlsOptions::min_version, max_version).
+enum class TlsVersion {
+    tls1_2,  ///< TLS 1.2
+    tls1_3   ///< TLS 1.3
 };
 
-// TLS for tcps://. Peers are verified in both directions by default (mutual TLS):
-// a CA is required unless `insecure` is chosen explicitly, which logs a warning.
-struct TlsOptions {
-    TlsCredentials server;  // used when listening; a listener needs a certificate
-    TlsCredentials client;  // used when connecting; a role without a CA uses the other's
-    TlsVersion min_version = TlsVersion::tls1_2;  // TLS 1.3 is chosen whenever both sides allow it
-    TlsVersion max_version = TlsVersion::tls1_3;
-    bool insecure = false;          // encrypt but verify nothing (Splinter's --tls-insecure)
-    bool localhost_for_ip = false;  // as Splinter: an IP endpoint's certificate must name "localhost"
-    std::string server_name;        // the name the server's certificate must carry; default: the endpoint's host
-    std::function<void(const std::string&)> on_warning;  // default: one line on stderr
-    StreamOptions stream;
+/// Each item comes from a PEM file or from PEM text; a role may leave any empty.
+struct TlsCredentials {
+    /// CAs trusted to sign the peer's certificate (a bundle).
+    ///@{
+    std::string ca_file, ca_pem;
+    ///@}
+    /// Our certificate chain, leaf first.
+    ///@{
+    std::string cert_file, cert_pem;
+    ///@}
+    /// Our private key (unencrypted PEM).
+    ///@{
+    std::string key_file, key_pem;
+    ///@}
+};
 
-    // Splinter's layout: one CA, one certificate and key, for both roles.
+/// TLS for tcps://. Peers are verified in both directions by default (mutual TLS):
+/// a CA is required unless `insecure` is chosen explicitly, which logs a warning.
+struct TlsOptions {
+    TlsCredentials server;  ///< used when listening; a listener needs a certificate
+    TlsCredentials client;  ///< used when connecting; a role without a CA uses the other's
+    TlsVersion min_version = TlsVersion::tls1_2;  ///< the oldest version allowed; TLS 1.3 is chosen whenever both sides allow it
+    TlsVersion max_version = TlsVersion::tls1_3;  ///< the newest version allowed
+    bool insecure = false;          ///< encrypt but verify nothing (Splinter's `--tls-insecure`)
+    bool localhost_for_ip = false;  ///< as Splinter: an IP endpoint's certificate must name "localhost"
+    std::string server_name;        ///< the name the server's certificate must carry; default: the endpoint's host
+    std::function<void(const std::string&)> on_warning;  ///< default: one line on stderr
+    StreamOptions stream;  ///< the stream settings: message size limit, timeouts, handshake limit
+
+    /// Splinter's layout: one CA, one certificate and key, for both roles.
     static TlsOptions from_files(const std::string& ca_file, const std::string& cert_file,
                                  const std::string& key_file) {
         TlsOptions options;
@@ -5224,15 +5503,17 @@ MESH_NAMESPACE_END
 
 MESH_NAMESPACE_BEGIN
 
-// Who is at the other end of a TLS connection, read once the handshake is done.
+/// Who is at the other end of a TLS connection, read once the handshake is done
+/// (TlsConnection::session().peer()). The certificate's fields stay empty when the
+/// peer sent none.
 struct TlsPeer {
-    bool verified = false;      // the certificate chained to our CA (and matched the name, when we dialled)
-    std::string subject;        // RFC 2253, e.g. "CN=node-1,O=example"
-    std::string common_name;
-    std::vector<std::string> dns_names;     // subjectAltName DNS entries
-    std::vector<std::string> ip_addresses;  // subjectAltName IP entries, as text
-    std::string version;                    // "TLSv1.3", "TLSv1.2"
-    std::string cipher;
+    bool verified = false;      ///< the certificate chained to our CA (and matched the name, when we dialled)
+    std::string subject;        ///< RFC 2253, e.g. "CN=node-1,O=example"
+    std::string common_name;    ///< the subject's CN
+    std::vector<std::string> dns_names;     ///< subjectAltName DNS entries
+    std::vector<std::string> ip_addresses;  ///< subjectAltName IP entries, as text
+    std::string version;                    ///< "TLSv1.3", "TLSv1.2"
+    std::string cipher;                     ///< the cipher suite, as OpenSSL names it
 };
 
 namespace detail {
@@ -5494,32 +5775,42 @@ inline constexpr char tls_scheme[] = "tcps";
 using TlsNaming = IpNaming<tls_scheme>;
 } // namespace detail
 
+/// A tcps:// connection; session().peer() tells who is at the other end (TlsPeer).
 using TlsConnection = StreamConnection<asio::ip::tcp, detail::TlsSession>;
+/// A tcps:// listener: each connection's TLS and version handshakes run in accept
+/// (or on the reactor, with Mesh::accept_from).
 using TlsListener = StreamListener<asio::ip::tcp, detail::TlsNaming, detail::TlsSecurity>;
 
-// TLS over TCP, "tcps://host:port" (also the older "tls://", or a bare "host:port"):
-// the TLS handshake, then Splinter's version handshake and frames inside it, so
-// Splinter's tcps:// nodes interoperate (TLS 1.2; TLS 1.3 when both sides have it).
+/// TLS over TCP, "tcps://host:port" (also the older "tls://", or a bare "host:port"):
+/// the TLS handshake, then Splinter's version handshake and frames inside it, so
+/// Splinter's tcps:// nodes interoperate (TLS 1.2; TLS 1.3 when both sides have it).
 class Tls {
 public:
-    using connection_type = TlsConnection;
-    using listener_type = TlsListener;
+    using connection_type = TlsConnection;  ///< what connect returns and a listener accepts
+    using listener_type = TlsListener;      ///< what listen returns
 
-    // Not configured: every listen and connect fails with tls_config. Lets a Multi
-    // transport exist before (or without) TLS settings.
+    /// Not configured: every listen and connect fails with tls_config. Lets a Multi
+    /// transport exist before (or without) TLS settings.
     Tls() : home_(std::make_shared<asio::io_context>()) {}
-    // Throws std::system_error (tls_config) saying what is wrong with the options.
+    /// Throws std::system_error (tls_config) saying what is wrong with the options.
     explicit Tls(TlsOptions options) : Tls(std::move(options), nullptr) {}
-    // On failure ec is tls_config and every listen and connect fails with it.
+    /// On failure ec is tls_config and every listen and connect fails with it.
     Tls(TlsOptions options, std::error_code& ec) : Tls(std::move(options), &ec) {}
 
+    /// The options it was made with.
     const TlsOptions& options() const noexcept { return options_; }
 
+    /// True for a "tcps://" or "tls://" endpoint, and for a non-empty one without a scheme.
     static bool accepts(std::string_view endpoint) {
         const auto scheme = detail::endpoint_scheme(endpoint);
         return scheme.empty() ? !endpoint.empty() : scheme == "tcps" || scheme == "tls";
     }
 
+    /// Listens on `bind`, an address (or host name) and port, as Tcp::listen does.
+    /// Errors include tls_config (not configured, or no server certificate), unknown_scheme,
+    /// invalid_endpoint and address_in_use. The first form throws std::system_error;
+    /// the second sets `ec` and returns a listener that accepts nothing.
+    ///@{
     TlsListener listen(std::string_view bind) {
         return detail::or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
@@ -5534,8 +5825,14 @@ public:
         if ((ec = detail::open_acceptor(acceptor, endpoint, true))) return {};
         return TlsListener(home_, std::move(acceptor), options_.stream, detail::TlsSecurity{context_});
     }
+    ///@}
 
-    // Connects, then runs the TLS and version handshakes, within the timeouts.
+    /// Connects, then runs the TLS and version handshakes, within the timeouts.
+    /// Errors include tls_config, unknown_scheme, invalid_endpoint, connection_refused,
+    /// timeout and the certificate errors (certificate_untrusted, ...). The first form
+    /// throws std::system_error; the second sets `ec` and returns a connection that is
+    /// not open.
+    ///@{
     TlsConnection connect(std::string_view endpoint) {
         return detail::or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
@@ -5554,6 +5851,7 @@ public:
                                                               stream.connect_timeout, stream.handshake_timeout,
                                                               stream.max_message_size, ec);
     }
+    ///@}
 
 private:
     Tls(TlsOptions options, std::error_code* out)
@@ -5603,53 +5901,65 @@ inline constexpr bool is_one_of = (std::is_same_v<T, Ts> || ...);
 
 } // namespace detail
 
-// A connection of one of several transports (see BasicMulti), standing in for it
-// everywhere: on its own and in a Mesh. A default-constructed one is not open.
+/// A connection of one of several transports (see BasicMulti), standing in for it
+/// everywhere: on its own and in a Mesh. A default-constructed one is not open.
 template <class... Connections>
 class MultiConnection {
 public:
+    /// Not open.
     MultiConnection() = default;
+    /// Holds `connection`, moved in.
     template <class C, class = std::enable_if_t<detail::is_one_of<C, Connections...>>>
     explicit MultiConnection(C&& connection) : held_(std::move(connection)) {}
 
-    // The connection held, when it is a C; nullptr otherwise.
+    /// The connection held, when it is a C; nullptr otherwise.
     template <class C>
     C* get_if() noexcept { return std::get_if<C>(&held_); }
+    /// The connection held, read-only, when it is a C; nullptr otherwise.
     template <class C>
     const C* get_if() const noexcept { return std::get_if<C>(&held_); }
 
+    /// The held connection's is_open.
     bool is_open() const noexcept { return visit([](const auto& c) { return c.is_open(); }); }
+    /// The held connection's remote_endpoint.
     const std::string& remote_endpoint() const noexcept {
         return visit([](const auto& c) -> const std::string& { return c.remote_endpoint(); });
     }
+    /// The held connection's local_endpoint.
     const std::string& local_endpoint() const noexcept {
         return visit([](const auto& c) -> const std::string& { return c.local_endpoint(); });
     }
 
+    /// The held connection's blocking send, moving the payload.
     [[nodiscard]] std::error_code send(Payload&& payload) {
         return visit([&](auto& c) { return c.send(std::move(payload)); });
     }
+    /// The held connection's blocking send of `payload` (as const).
     [[nodiscard]] std::error_code send(const Payload& payload) {
         return visit([&](auto& c) { return c.send(payload); });
     }
+    /// The held connection's blocking recv.
     [[nodiscard]] std::error_code recv(Payload& out) {
         return visit([&](auto& c) { return c.recv(out); });
     }
+    /// The held connection's recv_for: recv, waiting at most `timeout`.
     [[nodiscard]] std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
         return visit([&](auto& c) { return c.recv_for(out, timeout); });
     }
+    /// The held connection's disconnect.
     std::error_code disconnect() {
         return visit([](auto& c) { return c.disconnect(); });
     }
 
     // ---- Driven by a Mesh ----
 
-    // True when the connection held sends directly (inproc). A mesh asks once, in add:
-    // the answer never changes for a connection.
+    /// True when the connection held sends directly (inproc). A mesh asks once, in add:
+    /// the answer never changes for a connection.
     bool sends_directly() const noexcept {
         return visit([](const auto& c) { return detail::connection_sends_directly(c); });
     }
-    // Called only when sends_directly() is true; from any thread, as the held one allows.
+    /// Called only when sends_directly() is true; from any thread, as the held one allows.
+    /// not_connected when the held connection has no direct send.
     [[nodiscard]] std::error_code try_send_direct(Payload& payload, std::size_t limit) {
         return visit([&](auto& c) -> std::error_code {
             if constexpr (detail::has_direct_send<std::decay_t<decltype(c)>>::value)
@@ -5658,6 +5968,7 @@ public:
                 return errc::not_connected;
         });
     }
+    /// The held connection's direct_queue_depth; 0 when it has no direct send.
     std::size_t direct_queue_depth() const noexcept {
         return visit([](const auto& c) -> std::size_t {
             if constexpr (detail::has_direct_send<std::decay_t<decltype(c)>>::value) return c.direct_queue_depth();
@@ -5665,19 +5976,25 @@ public:
         });
     }
 
+    /// The held connection's attach: a Mesh's reactor drives it on `io` from now on.
     void attach(asio::io_context& io, std::size_t max_message_size) {
         visit([&](auto& c) { c.attach(io, max_message_size); });
     }
+    /// The held connection's unread: the next try_take returns `payload`.
     void unread(Payload&& payload) {
         visit([&](auto& c) { c.unread(std::move(payload)); });
     }
+    /// The held connection's try_take: the next received message, if one is waiting.
     bool try_take(Payload& out, std::error_code& ec) {
         return visit([&](auto& c) { return c.try_take(out, ec); });
     }
+    /// The held connection's async_fill: handler(error_code) runs when try_take may have more.
     template <class Handler>
     void async_fill(Handler&& handler) {
         visit([&](auto& c) { c.async_fill(std::forward<Handler>(handler)); });
     }
+    /// The held connection's async_write_batch. A connection that sends directly has
+    /// none: the handler gets operation_not_supported (a mesh never asks it).
     template <class Take, class Handler>
     void async_write_batch(Take&& take, Handler&& handler) {
         visit([&](auto& c) {
@@ -5689,9 +6006,11 @@ public:
             }
         });
     }
+    /// The held connection's cancel: pending asynchronous operations complete with operation_aborted.
     void cancel() {
         visit([](auto& c) { c.cancel(); });
     }
+    /// The held connection's detach: back to standalone use.
     void detach() {
         visit([](auto& c) { c.detach(); });
     }
@@ -5720,40 +6039,51 @@ MESH_NAMESPACE_END
 
 MESH_NAMESPACE_BEGIN
 
-// A listener of one of several transports (see BasicMulti); what it accepts comes
-// wrapped in the matching MultiConnection.
+/// A listener of one of several transports (see BasicMulti); what it accepts comes
+/// wrapped in the matching MultiConnection.
 template <class... Listeners>
 class MultiListener {
 public:
-    using connection_type = MultiConnection<typename Listeners::connection_type...>;
+    using connection_type = MultiConnection<typename Listeners::connection_type...>;  ///< what accept returns
 
+    /// Holds a default-constructed listener of the first type, which listens on nothing.
     MultiListener() = default;
+    /// Holds `listener`, moved in.
     template <class L, class = std::enable_if_t<detail::is_one_of<L, Listeners...>>>
     explicit MultiListener(L&& listener) : held_(std::move(listener)) {}
 
-    // The listener held, when it is an L; nullptr otherwise.
+    /// The listener held, when it is an L; nullptr otherwise.
     template <class L>
     L* get_if() noexcept { return std::get_if<L>(&held_); }
+    /// The listener held, read-only, when it is an L; nullptr otherwise.
     template <class L>
     const L* get_if() const noexcept { return std::get_if<L>(&held_); }
 
+    /// The held listener's endpoint.
     std::string endpoint() const {
         return std::visit([](const auto& l) { return std::string(l.endpoint()); }, held_);
     }
 
+    /// The held listener's accept, its connection wrapped in a MultiConnection. The
+    /// first form throws std::system_error; the second sets `ec`.
+    ///@{
     connection_type accept() {
         return detail::or_throw("accept", endpoint(), [&](std::error_code& ec) { return accept(ec); });
     }
     connection_type accept(std::error_code& ec) {
         return std::visit([&](auto& l) { return connection_type(l.accept(ec)); }, held_);
     }
+    ///@}
 
+    /// The held listener's close.
     void close() {
         std::visit([](auto& l) { l.close(); }, held_);
     }
 
     // ---- Driven by a Mesh's reactor ----
 
+    /// The held listener's async_accept_loop: until close(), each accepted connection
+    /// goes to on_connection(connection_type&&), wrapped in a MultiConnection.
     template <class OnConnection>
     void async_accept_loop(asio::io_context& io, OnConnection on_connection) {
         std::visit(
@@ -5783,43 +6113,55 @@ MESH_NAMESPACE_END
 
 MESH_NAMESPACE_BEGIN
 
-// Several transports behind one, chosen by the endpoint's scheme: connect and listen
-// go to the first member, in list order, whose accepts() is true, so the order
-// decides who takes a bare address. Splinter's MultiTransport.
+/// Several transports behind one, chosen by the endpoint's scheme: connect and listen
+/// go to the first member, in list order, whose accepts() is true, so the order
+/// decides who takes a bare address. Splinter's MultiTransport.
 template <class... Transports>
 class BasicMulti {
     static_assert(sizeof...(Transports) > 0, "BasicMulti needs at least one transport");
 
 public:
-    using connection_type = MultiConnection<typename Transports::connection_type...>;
-    using listener_type = MultiListener<typename Transports::listener_type...>;
+    using connection_type = MultiConnection<typename Transports::connection_type...>;  ///< holds any member's connection
+    using listener_type = MultiListener<typename Transports::listener_type...>;        ///< holds any member's listener
 
+    /// Each member default-constructed.
     BasicMulti() = default;
+    /// Takes the members given.
     explicit BasicMulti(Transports... transports) : members_(std::move(transports)...) {}
 
-    // The member of type T, e.g. to reach its options.
+    /// The member of type T, for instance to reach its options.
     template <class T>
     T& get() noexcept { return std::get<T>(members_); }
+    /// The member of type T, read-only.
     template <class T>
     const T& get() const noexcept { return std::get<T>(members_); }
 
+    /// True when some member accepts the endpoint.
     static bool accepts(std::string_view endpoint) { return (Transports::accepts(endpoint) || ...); }
 
-    // errc::unknown_scheme when no member accepts the endpoint; the throwing form
-    // says so with Splinter's message: Unknown protocol "<endpoint>".
+    /// Connects with the member that takes the endpoint. errc::unknown_scheme when no
+    /// member accepts the endpoint; the throwing form says so with Splinter's message:
+    /// Unknown protocol `"<endpoint>"`. Otherwise the member's errors. The first form
+    /// throws std::system_error; the second sets `ec`.
+    ///@{
     connection_type connect(std::string_view endpoint) {
         return or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
     connection_type connect(std::string_view endpoint, std::error_code& ec) {
         return dispatch<connection_type, 0>(endpoint, ec, [&](auto& member) { return member.connect(endpoint, ec); });
     }
+    ///@}
 
+    /// Listens with the member that takes `bind`; errors as connect's (unknown_scheme,
+    /// then the member's). The first form throws std::system_error; the second sets `ec`.
+    ///@{
     listener_type listen(std::string_view bind) {
         return or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
     listener_type listen(std::string_view bind, std::error_code& ec) {
         return dispatch<listener_type, 0>(bind, ec, [&](auto& member) { return member.listen(bind, ec); });
     }
+    ///@}
 
 private:
     // Calls call(member) on the first member from the I-th on that accepts the endpoint.
@@ -5845,8 +6187,8 @@ private:
     std::tuple<Transports...> members_;
 };
 
-// Every transport of the library, by scheme; a bare address means TCP, as in
-// splinterd. Configure TLS with get<Tls>() = Tls(options).
+/// Every transport of the library, by scheme; a bare address means TCP, as in
+/// splinterd. Configure TLS with get<Tls>() = Tls(options).
 #if MESH_HAS_TLS
 using Multi = BasicMulti<Tcp, Tls, Unix, Inproc>;
 #else

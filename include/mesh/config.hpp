@@ -7,17 +7,21 @@
 
 MESH_NAMESPACE_BEGIN
 
-// Compile-time knobs. Derive from DefaultConfig and override what differs:
-//   struct SmallQueues : mesh::DefaultConfig { static constexpr std::size_t outgoing_capacity = 64; };
-//   mesh::Mesh<mesh::Inproc, SmallQueues> m;
+/// Compile-time knobs. Derive from DefaultConfig and override what differs:
+/// @code
+/// struct SmallQueues : mesh::DefaultConfig { static constexpr std::size_t outgoing_capacity = 64; };
+/// mesh::Mesh<mesh::Inproc, SmallQueues> m;
+/// @endcode
+/// A Mesh checks its Config at compile time (static_assert): both capacities must be
+/// powers of two, every knob at least 1, and max_message_size at most 0xFFFFFFFF.
 struct DefaultConfig {
-    // Envelopes waiting between the reactor and the receivers (shared by all copies).
+    /// Envelopes waiting between the reactor and the receivers (shared by all copies).
     static constexpr std::size_t incoming_capacity = 4096;
-    // Messages waiting to be written, per connection.
+    /// Messages waiting to be written, per connection.
     static constexpr std::size_t outgoing_capacity = 1024;
-    // Largest payload accepted by send and from peers.
+    /// Largest payload accepted by send and from peers.
     static constexpr std::size_t max_message_size = 16 * 1024 * 1024;
-    // Connection events waiting for next_event; beyond it new ones are dropped and counted.
+    /// Connection events waiting for next_event; beyond it new ones are dropped and counted.
     static constexpr std::size_t event_capacity = 4096;
 };
 

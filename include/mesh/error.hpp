@@ -8,36 +8,36 @@
 
 MESH_NAMESPACE_BEGIN
 
-// Every error the library reports is a std::error_code of this enum's category,
-// or an OS/Asio error passed through unchanged (connection reset, refused, ...).
+/// Every error the library reports is a std::error_code of this enum's category,
+/// or an OS/Asio error passed through unchanged (connection reset, refused, ...).
 enum class errc {
-    not_found = 1,        // no connection is registered under that id
-    queue_full,           // a bounded queue has no room; the envelope was handed back
-    disconnected,         // the connection has ended; the envelope was handed back
-    message_too_large,    // payload above the configured maximum (send) or announced by a peer
-    shut_down,            // the mesh was shut down
-    duplicate_id,         // add: the id is already in use; the connection was handed back
-    timeout,              // recv_timeout, connect or handshake deadline passed
-    would_block,          // try_recv: nothing is waiting
-    end_of_stream,        // the peer closed the connection cleanly
-    bad_checksum,         // frame header checksum mismatch
-    unsupported_version,  // frame or handshake version not supported
-    handshake_failed,     // the version handshake did not complete
-    truncated_frame,      // the stream ended in the middle of a frame
-    address_in_use,       // listen: the name or address is taken
-    connection_refused,   // connect: nobody listens there
-    invalid_endpoint,     // the endpoint string cannot be parsed
-    unknown_scheme,       // no transport accepts the endpoint's scheme
-    not_connected,        // the connection was never connected or is already closed
-    tls_config,           // TLS settings are missing, unreadable or unsafe
-    tls_failure,          // a TLS protocol error (bad record, not TLS at all, internal error)
-    tls_version_refused,  // no TLS version both sides allow (never below 1.2)
-    certificate_untrusted,      // the peer's certificate does not chain to a trusted CA
-    certificate_self_signed,    // the peer's certificate signs itself and is not trusted
-    certificate_expired,        // the peer's certificate is expired or not yet valid
-    certificate_name_mismatch,  // the peer's certificate is not for the name or address dialled
-    certificate_missing,        // the peer presented no certificate, and one is required
-    on_reactor_thread,  // a blocking call (remove, recv, next_event) made on the mesh's own reactor thread
+    not_found = 1,        ///< no connection is registered under that id
+    queue_full,           ///< a bounded queue has no room; the envelope was handed back
+    disconnected,         ///< the connection has ended; the envelope was handed back
+    message_too_large,    ///< payload above the configured maximum (send) or announced by a peer
+    shut_down,            ///< the mesh was shut down
+    duplicate_id,         ///< add: the id is already in use; the connection was handed back
+    timeout,              ///< recv_timeout, connect or handshake deadline passed
+    would_block,          ///< try_recv: nothing is waiting
+    end_of_stream,        ///< the peer closed the connection cleanly
+    bad_checksum,         ///< frame header checksum mismatch
+    unsupported_version,  ///< frame or handshake version not supported
+    handshake_failed,     ///< the version handshake did not complete
+    truncated_frame,      ///< the stream ended in the middle of a frame
+    address_in_use,       ///< listen: the name or address is taken
+    connection_refused,   ///< connect: nobody listens there
+    invalid_endpoint,     ///< the endpoint string cannot be parsed
+    unknown_scheme,       ///< no transport accepts the endpoint's scheme
+    not_connected,        ///< the connection was never connected or is already closed
+    tls_config,           ///< TLS settings are missing, unreadable or unsafe
+    tls_failure,          ///< a TLS protocol error (bad record, not TLS at all, internal error)
+    tls_version_refused,  ///< no TLS version both sides allow (never below 1.2)
+    certificate_untrusted,      ///< the peer's certificate does not chain to a trusted CA
+    certificate_self_signed,    ///< the peer's certificate signs itself and is not trusted
+    certificate_expired,        ///< the peer's certificate is expired or not yet valid
+    certificate_name_mismatch,  ///< the peer's certificate is not for the name or address dialled
+    certificate_missing,        ///< the peer presented no certificate, and one is required
+    on_reactor_thread,  ///< a blocking call (remove, recv, next_event) made on the mesh's own reactor thread
 };
 
 namespace detail {
@@ -96,18 +96,26 @@ public:
 
 } // namespace detail
 
-// Never destroyed: a mesh still running while the program exits (a static Mesh,
-// exit() with a mesh alive) may still make and compare error codes.
+/// The category of every errc code; its name() is "mesh". Never destroyed: a mesh
+/// still running while the program exits (a static Mesh, exit() with a mesh alive)
+/// may still make and compare error codes. Its conditions compare some values equal
+/// to std::errc ones: queue_full and would_block to resource_unavailable_try_again,
+/// message_too_large to message_size, timeout to timed_out, and address_in_use,
+/// connection_refused and not_connected to their namesakes.
 inline const std::error_category& error_category() noexcept {
     static const detail::error_category_impl* const category = new detail::error_category_impl();
     return *category;
 }
 
+/// An error_code of error_category(); lets an errc be used wherever a std::error_code is.
 inline std::error_code make_error_code(errc e) noexcept {
     return {static_cast<int>(e), error_category()};
 }
 
 MESH_NAMESPACE_END
 
+/// @cond
+// Lets an errc convert to std::error_code and compare with one.
 template <>
 struct std::is_error_code_enum<mesh::errc> : std::true_type {};
+/// @endcond

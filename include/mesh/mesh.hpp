@@ -1,7 +1,8 @@
 #pragma once
 
-// mesh.hpp: one background reactor thread moving messages between many connections.
-// This umbrella header is what single_include_gen.py amalgamates into ../../mesh.hpp.
+/// @file
+/// mesh.hpp: one background reactor thread moving messages between many connections.
+/// This umbrella header is what single_include_gen.py amalgamates into ../../mesh.hpp.
 
 #include "mesh/platform.hpp"
 #include "mesh/version.hpp"

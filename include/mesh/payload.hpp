@@ -14,58 +14,71 @@
 #include <utility>
 #include <vector>
 
-// Payloads up to this many bytes live inside the Payload object, with no heap
-// allocation. Define it before including the library to change it (every
-// translation unit of a program must agree, as for any type's layout).
+/// @file
+/// Payload, the message bytes, kept inline up to MESH_PAYLOAD_INLINE_CAPACITY bytes.
+
+/// Payloads up to this many bytes live inside the Payload object, with no heap
+/// allocation. Define it before including the library to change it (every
+/// translation unit of a program must agree, as for any type's layout).
 #ifndef MESH_PAYLOAD_INLINE_CAPACITY
 #define MESH_PAYLOAD_INLINE_CAPACITY 64
 #endif
 
 MESH_NAMESPACE_BEGIN
 
-// Message bytes: a value type that keeps small payloads inline and owns a
-// std::vector above that. Moving never copies a heap payload's bytes (its buffer
-// changes hands), and a std::vector is adopted or handed back without a copy.
+/// Message bytes: a value type that keeps small payloads inline and owns a
+/// std::vector above that. Moving never copies a heap payload's bytes (its buffer
+/// changes hands), and a std::vector is adopted or handed back without a copy.
 class Payload {
 public:
+    /// Payloads up to this many bytes are inline: MESH_PAYLOAD_INLINE_CAPACITY (1 to 255).
     static constexpr std::size_t inline_capacity = MESH_PAYLOAD_INLINE_CAPACITY;
     static_assert(inline_capacity >= 1 && inline_capacity <= 255,
                   "MESH_PAYLOAD_INLINE_CAPACITY must be between 1 and 255");
 
-    using value_type = std::uint8_t;
-    using size_type = std::size_t;
-    using iterator = std::uint8_t*;
-    using const_iterator = const std::uint8_t*;
+    using value_type = std::uint8_t;             ///< a byte
+    using size_type = std::size_t;               ///< a count of bytes
+    using iterator = std::uint8_t*;              ///< a pointer to a byte
+    using const_iterator = const std::uint8_t*;  ///< a pointer to a read-only byte
 
+    /// Empty (and inline).
     Payload() noexcept {}
-    // size zero bytes, or size copies of `byte`
+    /// `size` zero bytes.
     explicit Payload(size_type size) { construct_filled(size, 0); }
+    /// `size` copies of `byte`.
     Payload(size_type size, std::uint8_t byte) { construct_filled(size, byte); }
-    // Copies the bytes.
+    /// Copies the bytes: `size` of them from `data`.
     Payload(const void* data, size_type size) { construct_copy(static_cast<const std::uint8_t*>(data), size); }
+    /// Copies the bytes of `bytes`.
     explicit Payload(std::string_view bytes) : Payload(bytes.data(), bytes.size()) {}
+    /// Copies the bytes listed.
     Payload(std::initializer_list<std::uint8_t> bytes) : Payload(bytes.begin(), bytes.size()) {}
+    /// Copies the elements of [first, last), each converted to a byte.
     template <class It, class = std::enable_if_t<!std::is_integral<It>::value>>
     Payload(It first, It last) {
         const auto n = static_cast<size_type>(std::distance(first, last));
         std::uint8_t* out = construct_uninitialised(n);
         for (; first != last; ++first) *out++ = static_cast<std::uint8_t>(*first);
     }
-    // Adopts the vector's buffer when it is above the inline size (no copy);
-    // copies a small one inline, so that it costs no heap from here on.
+    /// Adopts the vector's buffer when it is above the inline size (no copy);
+    /// copies a small one inline, so that it costs no heap from here on.
     Payload(std::vector<std::uint8_t>&& bytes) {  // NOLINT: implicit on purpose, it is free
         if (bytes.size() <= inline_capacity) construct_copy(bytes.data(), bytes.size());
         else adopt(std::move(bytes));
     }
+    /// Copies the vector's bytes.
     Payload(const std::vector<std::uint8_t>& bytes) : Payload(bytes.data(), bytes.size()) {}  // NOLINT: a copy, as asked
 
+    /// Copies the bytes (inline when they fit).
     Payload(const Payload& other) { construct_copy(other.data(), other.size()); }
+    /// Takes other's bytes (a heap buffer changes hands) and leaves `other` empty.
     Payload(Payload&& other) noexcept { take(other); }
+    /// Copies other's bytes.
     Payload& operator=(const Payload& other) {
         if (this != &other) assign(other.data(), other.size());
         return *this;
     }
-    // Leaves `other` empty.
+    /// Takes other's bytes (a heap buffer changes hands). Leaves `other` empty.
     Payload& operator=(Payload&& other) noexcept {
         if (this != &other) {
             destroy();
@@ -73,42 +86,56 @@ public:
         }
         return *this;
     }
+    /// Frees the heap buffer, if there is one.
     ~Payload() { destroy(); }
 
+    /// The bytes, read-only.
     const std::uint8_t* data() const noexcept { return on_heap_ ? heap().data() : bytes_; }
+    /// The bytes, writable.
     std::uint8_t* data() noexcept { return on_heap_ ? heap().data() : bytes_; }
+    /// How many bytes there are.
     size_type size() const noexcept { return on_heap_ ? heap().size() : inline_size_; }
+    /// True when there are no bytes.
     bool empty() const noexcept { return size() == 0; }
-    // True while the bytes live inside the object.
+    /// True while the bytes live inside the object.
     bool is_inline() const noexcept { return !on_heap_; }
-    // Heap bytes held (0 while inline).
+    /// Heap bytes held (0 while inline).
     size_type heap_capacity() const noexcept { return on_heap_ ? heap().capacity() : 0; }
 
+    /// The first byte.
     iterator begin() noexcept { return data(); }
+    /// Past the last byte.
     iterator end() noexcept { return data() + size(); }
+    /// The first byte, read-only.
     const_iterator begin() const noexcept { return data(); }
+    /// Past the last byte, read-only.
     const_iterator end() const noexcept { return data() + size(); }
+    /// The byte at `i`, unchecked (`i` must be below size()).
     std::uint8_t& operator[](size_type i) noexcept { return data()[i]; }
+    /// The byte at `i`, read-only and unchecked (`i` must be below size()).
     const std::uint8_t& operator[](size_type i) const noexcept { return data()[i]; }
+    /// The bytes as characters, viewed where they lie (no copy).
     std::string_view view() const noexcept { return {reinterpret_cast<const char*>(data()), size()}; }
 
-    // The bytes as a vector: handed over without a copy when on the heap (this is
-    // left empty), copied from the inline buffer otherwise.
+    /// The bytes as a vector: handed over without a copy when on the heap (this is
+    /// left empty), copied from the inline buffer otherwise.
     std::vector<std::uint8_t> to_vector() && {
         if (!on_heap_) return std::vector<std::uint8_t>(begin(), end());
         std::vector<std::uint8_t> out = std::move(heap());
         destroy();
         return out;
     }
+    /// A copy of the bytes as a vector.
     std::vector<std::uint8_t> to_vector() const& { return std::vector<std::uint8_t>(begin(), end()); }
 
-    // Grows with zero bytes or shrinks, keeping the bytes in front. A heap payload
-    // stays on the heap when it shrinks (its buffer is kept, not reallocated).
+    /// As resize(n), but grows with copies of `byte`.
     void resize(size_type n, std::uint8_t byte) {
         const size_type old = size();
         resize(n);
         if (n > old) std::memset(data() + old, byte, n - old);
     }
+    /// Grows with zero bytes or shrinks, keeping the bytes in front. A heap payload
+    /// stays on the heap when it shrinks (its buffer is kept, not reallocated).
     void resize(size_type n) {
         if (on_heap_) {
             heap().resize(n);
@@ -122,7 +149,7 @@ public:
         }
     }
 
-    // Appends bytes; a heap payload grows geometrically, as a vector does.
+    /// Appends bytes (`n` from `data`); a heap payload grows geometrically, as a vector does.
     void append(const void* data, size_type n) {
         if (n == 0) return;
         const auto* in = static_cast<const std::uint8_t*>(data);
@@ -143,29 +170,41 @@ public:
         heap().insert(heap().end(), in, in + n);
     }
 
+    /// Drops the bytes and frees a heap buffer: empty and inline again.
     void clear() noexcept {
         destroy();
     }
 
+    /// Exchanges the bytes with `other` (heap buffers change hands).
     void swap(Payload& other) noexcept {
         Payload t(std::move(other));
         other = std::move(*this);
         *this = std::move(t);
     }
 
+    /// Equal when the bytes are.
     friend bool operator==(const Payload& a, const Payload& b) noexcept {
         return a.size() == b.size() && (a.size() == 0 || std::memcmp(a.data(), b.data(), a.size()) == 0);
     }
+    /// Not equal when the bytes differ.
     friend bool operator!=(const Payload& a, const Payload& b) noexcept { return !(a == b); }
+    /// Equal when the payload's bytes are the vector's.
     friend bool operator==(const Payload& a, const std::vector<std::uint8_t>& b) noexcept {
         return a.size() == b.size() && (a.size() == 0 || std::memcmp(a.data(), b.data(), a.size()) == 0);
     }
+    /// Equal when the vector's bytes are the payload's.
     friend bool operator==(const std::vector<std::uint8_t>& a, const Payload& b) noexcept { return b == a; }
+    /// Not equal when the payload's bytes differ from the vector's.
     friend bool operator!=(const Payload& a, const std::vector<std::uint8_t>& b) noexcept { return !(a == b); }
+    /// Not equal when the vector's bytes differ from the payload's.
     friend bool operator!=(const std::vector<std::uint8_t>& a, const Payload& b) noexcept { return !(b == a); }
+    /// Lexicographic order of the bytes (as view() compares them).
     friend bool operator<(const Payload& a, const Payload& b) noexcept { return a.view() < b.view(); }
+    /// `b < a`, in the order of operator<.
     friend bool operator>(const Payload& a, const Payload& b) noexcept { return b < a; }
+    /// `!(b < a)`, in the order of operator<.
     friend bool operator<=(const Payload& a, const Payload& b) noexcept { return !(b < a); }
+    /// `!(a < b)`, in the order of operator<.
     friend bool operator>=(const Payload& a, const Payload& b) noexcept { return !(a < b); }
 
 private:
@@ -234,6 +273,7 @@ private:
     bool on_heap_ = false;
 };
 
+/// Exchanges the bytes of `a` and `b` (a.swap(b)); found by argument-dependent lookup.
 inline void swap(Payload& a, Payload& b) noexcept { a.swap(b); }
 
 MESH_NAMESPACE_END

@@ -14,16 +14,20 @@
 
 MESH_NAMESPACE_BEGIN
 
-// Something that happened to a connection, reported with the id it was added under.
+/// Something that happened to a connection, reported with the id it was added under.
 struct ConnectionEvent {
-    // connected: accept_from added it. disconnected: it ended by itself. refused:
-    // accept_from closed it because its id rule gave an id already in use (duplicate_id).
-    enum class Kind { connected, disconnected, refused };
+    /// connected: accept_from added it. disconnected: it ended by itself. refused:
+    /// accept_from closed it because its id rule gave an id already in use (duplicate_id).
+    enum class Kind {
+        connected,     ///< accept_from added the connection
+        disconnected,  ///< the connection ended by itself
+        refused        ///< accept_from closed it: its id was in use (reason: duplicate_id)
+    };
 
-    Kind kind = Kind::disconnected;
-    std::string id;
-    std::error_code reason;     // disconnected: end_of_stream for a clean close, else the error
-    std::size_t discarded = 0;  // disconnected: accepted messages that were never written
+    Kind kind = Kind::disconnected;  ///< what happened
+    std::string id;                  ///< the connection's id
+    std::error_code reason;     ///< disconnected: end_of_stream for a clean close, else the error
+    std::size_t discarded = 0;  ///< disconnected: accepted messages that were never written
 };
 
 namespace detail {

@@ -38,10 +38,10 @@
 
 MESH_NAMESPACE_BEGIN
 
-// What shutdown did with messages it could not deliver.
+/// What shutdown did with messages it could not deliver.
 struct ShutdownReport {
-    std::size_t discarded_outgoing = 0;  // accepted by send, never written
-    std::size_t discarded_incoming = 0;  // received, never taken by recv
+    std::size_t discarded_outgoing = 0;  ///< accepted by send, never written
+    std::size_t discarded_incoming = 0;  ///< received, never taken by recv
 };
 
 namespace detail {

@@ -8,22 +8,22 @@
 
 MESH_NAMESPACE_BEGIN
 
-// Counters of one connection, or of the whole mesh (then queue_depth sums all
-// outgoing queues and connections counts the registered ids).
+/// Counters of one connection, or of the whole mesh (then queue_depth sums all
+/// outgoing queues and connections counts the registered ids).
 struct ConnectionStats {
-    std::uint64_t messages_in = 0;
-    std::uint64_t bytes_in = 0;
-    std::uint64_t messages_out = 0;
-    std::uint64_t bytes_out = 0;
-    std::uint64_t rejected_full = 0;    // sends refused with queue_full
-    std::uint64_t protocol_errors = 0;  // connections ended by a malformed or oversize frame
-    std::uint64_t discarded = 0;        // accepted messages never written (connection ended or removed)
-    std::size_t queue_depth = 0;        // messages waiting in the outgoing queue now
-    std::size_t queue_memory = 0;       // bytes the outgoing queue's storage takes now (0 once given back)
-    std::size_t connections = 0;
+    std::uint64_t messages_in = 0;      ///< messages received from the peer
+    std::uint64_t bytes_in = 0;         ///< payload bytes received
+    std::uint64_t messages_out = 0;     ///< messages sent: written, or (inproc) put in the peer's queue
+    std::uint64_t bytes_out = 0;        ///< payload bytes of those messages
+    std::uint64_t rejected_full = 0;    ///< sends refused with queue_full
+    std::uint64_t protocol_errors = 0;  ///< connections ended by a malformed or oversize frame
+    std::uint64_t discarded = 0;        ///< accepted messages never written (connection ended or removed)
+    std::size_t queue_depth = 0;        ///< messages waiting in the outgoing queue now
+    std::size_t queue_memory = 0;       ///< bytes the outgoing queue's storage takes now (0 once given back)
+    std::size_t connections = 0;        ///< 1 for one connection; for the mesh, the ids registered now
     // Mesh totals only (zero per connection):
-    std::uint64_t refused = 0;         // accepted connections closed for a duplicate id
-    std::uint64_t events_dropped = 0;  // connection events dropped because the event queue was full
+    std::uint64_t refused = 0;         ///< accepted connections closed for a duplicate id (0 per connection)
+    std::uint64_t events_dropped = 0;  ///< connection events dropped because the event queue was full (0 per connection)
 };
 
 namespace detail {

@@ -89,19 +89,23 @@ private:
 
 } // namespace detail
 
-// A connection of the in-process transport. Used on its own, its blocking send and
-// recv may each be called by one thread at a time. Added to a Mesh, the mesh's
-// senders push into the peer's queue directly (try_send_direct) and the reactor
-// reads through the asynchronous members below.
+/// A connection of the in-process transport. Used on its own, its blocking send and
+/// recv may each be called by one thread at a time. Added to a Mesh, the mesh's
+/// senders push into the peer's queue directly (try_send_direct) and the reactor
+/// reads through the asynchronous members below.
 class InprocConnection {
 public:
+    /// Not open.
     InprocConnection() = default;
+    /// One end of a pair of queues; Inproc::connect makes both ends.
     InprocConnection(std::shared_ptr<detail::InprocPipe> in, std::shared_ptr<detail::InprocPipe> out,
                      std::string endpoint, std::size_t max_message_size)
         : in_(std::move(in)), out_(std::move(out)), endpoint_(std::move(endpoint)),
           max_message_size_(max_message_size) {}
 
+    /// Moves the connection; `other` is left not open.
     InprocConnection(InprocConnection&&) = default;
+    /// Disconnects this one first, then takes over `other`, which is left not open.
     InprocConnection& operator=(InprocConnection&& other) noexcept {
         if (this != &other) {
             disconnect();
@@ -113,13 +117,18 @@ public:
         }
         return *this;
     }
+    /// Disconnects (see disconnect).
     ~InprocConnection() { disconnect(); }
 
+    /// True until disconnected (or moved from).
     bool is_open() const noexcept { return in_ != nullptr; }
+    /// The listener's endpoint, "inproc://name": both ends name it.
     const std::string& remote_endpoint() const noexcept { return endpoint_; }
+    /// The same as remote_endpoint: the listener's "inproc://name".
     const std::string& local_endpoint() const noexcept { return endpoint_; }
 
-    // Blocks while the peer's queue is full. The payload is moved, not copied.
+    /// Blocks while the peer's queue is full. The payload is moved, not copied.
+    /// Errors: not_connected, message_too_large, disconnected (the peer is gone).
     [[nodiscard]] std::error_code send(Payload&& payload) {
         if (!out_) return errc::not_connected;
         if (payload.size() > max_message_size_) return errc::message_too_large;
@@ -132,18 +141,21 @@ public:
         pipe.readable.notify();
         return {};
     }
+    /// Sends a copy of `payload`, as send(Payload&&).
     [[nodiscard]] std::error_code send(const Payload& payload) { return send(Payload(payload)); }
 
-    // Blocks until a message arrives; end_of_stream once the peer is gone and all
-    // it sent has been received.
+    /// Blocks until a message arrives; end_of_stream once the peer is gone and all
+    /// it sent has been received.
     [[nodiscard]] std::error_code recv(Payload& out) {
         return recv_until(out, std::chrono::steady_clock::time_point::max());
     }
+    /// As recv, waiting at most `timeout`: errc::timeout when nothing came.
     [[nodiscard]] std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
         return recv_until(out, detail::deadline_after(timeout));
     }
 
-    // Closes both directions: the peer's recv sees end_of_stream, its send disconnected.
+    /// Closes both directions: the peer's recv sees end_of_stream, its send disconnected.
+    /// not_connected when it was not open.
     std::error_code disconnect() {
         if (!in_) return errc::not_connected;
         detach();
@@ -154,10 +166,10 @@ public:
         return {};
     }
 
-    // Thread-safe and non-blocking: a Mesh's senders push straight into the peer's
-    // queue with it, holding at most `limit` waiting messages (approximately, while
-    // several threads send at once). Returns {}, queue_full, message_too_large or
-    // end_of_stream.
+    /// Thread-safe and non-blocking: a Mesh's senders push straight into the peer's
+    /// queue with it, holding at most `limit` waiting messages (approximately, while
+    /// several threads send at once). Returns {}, queue_full, message_too_large or
+    /// end_of_stream.
     [[nodiscard]] std::error_code try_send_direct(Payload& payload, std::size_t limit) {
         if (payload.size() > max_message_size_) return errc::message_too_large;
         auto& pipe = *out_;
@@ -168,14 +180,16 @@ public:
         return {};
     }
 
-    // Sent with try_send_direct and not yet taken by the peer: a mesh's outgoing queue depth.
+    /// Sent with try_send_direct and not yet taken by the peer: a mesh's outgoing queue depth.
     std::size_t direct_queue_depth() const noexcept { return out_ ? out_->ring.size() : 0; }
 
-    // A mesh always sends with try_send_direct: there is no reactor writer to hand batches to.
+    /// A mesh always sends with try_send_direct: there is no reactor writer to hand batches to.
     static constexpr bool sends_directly() noexcept { return true; }
 
     // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
 
+    /// Hands the connection to a Mesh's reactor: arrivals wake it on `io`. Its own
+    /// size limit stays; the mesh checks `max_message_size` before every send.
     void attach(asio::io_context& io, std::size_t max_message_size) {
         io_ = &io;
         cancelled_ = false;
@@ -190,11 +204,11 @@ public:
         });
     }
 
-    // Takes the next received message, if one is waiting. At the end of the stream
-    // it returns false with ec = end_of_stream.
-    // Gives back a message that was read but not delivered: the next take returns it.
+    /// Gives back a message that was read but not delivered: the next take returns it.
     void unread(Payload&& payload) { unread_.emplace(std::move(payload)); }
 
+    /// Takes the next received message, if one is waiting. At the end of the stream
+    /// it returns false with ec = end_of_stream.
     bool try_take(Payload& out, std::error_code& ec) {
         if (unread_) {
             out = std::move(*unread_);
@@ -211,7 +225,7 @@ public:
         return false;
     }
 
-    // Calls handler(error_code) on the reactor when try_take may have more to give.
+    /// Calls handler(error_code) on the reactor when try_take may have more to give.
     template <class Handler>
     void async_fill(Handler&& handler) {
         fill_handler_.emplace(std::forward<Handler>(handler));
@@ -220,14 +234,14 @@ public:
             asio::post(*io_, [this] { complete_fill(); });
     }
 
-    // Pending asynchronous operations complete with operation_aborted.
+    /// Pending asynchronous operations complete with operation_aborted.
     void cancel() {
         if (!io_) return;
         cancelled_ = true;
         if (fill_handler_ && in_->readable.disarm()) asio::post(*io_, [this] { complete_fill(); });
     }
 
-    // Back to standalone use; called when no asynchronous operation is pending.
+    /// Back to standalone use; called when no asynchronous operation is pending.
     void detach() {
         if (!io_) return;
         in_->readable.set_callback(nullptr);
@@ -325,15 +339,21 @@ private:
 
 } // namespace detail
 
+/// A listening name of the in-process transport (Inproc::listen). Connections wait
+/// in its backlog until accepted.
 class InprocListener {
 public:
-    using connection_type = InprocConnection;
+    using connection_type = InprocConnection;  ///< what accept returns
 
+    /// Listens on nothing: accept fails with not_connected.
     InprocListener() = default;
+    /// Holds `name` in `registry` until closed; Inproc::listen makes it.
     InprocListener(std::shared_ptr<detail::InprocRegistry> registry, std::string name,
                    std::shared_ptr<detail::InprocListenerCore> core)
         : registry_(std::move(registry)), name_(std::move(name)), core_(std::move(core)) {}
+    /// Moves the listener; `other` then listens on nothing.
     InprocListener(InprocListener&&) = default;
+    /// Closes this one first, then takes over `other`, which then listens on nothing.
     InprocListener& operator=(InprocListener&& other) noexcept {
         if (this != &other) {
             close();
@@ -343,22 +363,29 @@ public:
         }
         return *this;
     }
+    /// Closes it (see close).
     ~InprocListener() { close(); }
 
+    /// "inproc://name".
     std::string endpoint() const { return "inproc://" + name_; }
 
-    // Blocks until a peer connects.
+    /// Blocks until a peer connects. Error: not_connected once closed (or never
+    /// listening). The first form throws std::system_error; the second sets `ec` and
+    /// returns a connection that is not open.
+    ///@{
     InprocConnection accept() {
         return detail::or_throw("accept", endpoint(), [&](std::error_code& ec) { return accept(ec); });
     }
     InprocConnection accept(std::error_code& ec) {
         return accept_until(std::chrono::steady_clock::time_point::max(), ec);
     }
+    ///@}
+    /// As accept(ec), waiting at most `timeout`: errc::timeout when nobody connected.
     InprocConnection accept_for(std::chrono::steady_clock::duration timeout, std::error_code& ec) {
         return accept_until(detail::deadline_after(timeout), ec);
     }
 
-    // Frees the name; connections not yet accepted are closed.
+    /// Frees the name; connections not yet accepted are closed.
     void close() {
         if (!core_) return;
         registry_->unbind(name_, core_.get());
@@ -368,8 +395,8 @@ public:
 
     // ---- Driven by a Mesh's reactor ----
 
-    // Until close(), hands each connection to on_connection(InprocConnection&&) on `io`,
-    // including those that connected before this was called.
+    /// Until close(), hands each connection to on_connection(InprocConnection&&) on `io`,
+    /// including those that connected before this was called.
     template <class OnConnection>
     void async_accept_loop(asio::io_context& io, OnConnection on_connection) {
         if (!core_) return;
@@ -396,21 +423,29 @@ private:
     std::shared_ptr<detail::InprocListenerCore> core_;
 };
 
-// The in-process transport: "inproc://name" (or a bare name). Copies share one
-// namespace of names; separately constructed transports have separate ones.
+/// The in-process transport: "inproc://name" (or a bare name). Copies share one
+/// namespace of names; separately constructed transports have separate ones.
 class Inproc {
 public:
-    using connection_type = InprocConnection;
-    using listener_type = InprocListener;
+    using connection_type = InprocConnection;  ///< what connect returns and a listener accepts
+    using listener_type = InprocListener;      ///< what listen returns
 
+    /// A transport with a namespace of its own; its connections refuse payloads
+    /// above `max_message_size`.
     explicit Inproc(std::size_t max_message_size = 16 * 1024 * 1024)
         : registry_(std::make_shared<detail::InprocRegistry>()), max_message_size_(max_message_size) {}
 
+    /// True for an "inproc://" endpoint, and for a non-empty one without a scheme.
     static bool accepts(std::string_view endpoint) {
         const auto scheme = detail::endpoint_scheme(endpoint);
         return scheme.empty() ? !endpoint.empty() : scheme == "inproc";
     }
 
+    /// Takes the name `bind` gives in this transport's namespace. Errors:
+    /// unknown_scheme, invalid_endpoint (no name), address_in_use (the name is taken).
+    /// The first form throws std::system_error; the second sets `ec` and returns a
+    /// listener that listens on nothing.
+    ///@{
     InprocListener listen(std::string_view bind) {
         return detail::or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
@@ -421,7 +456,13 @@ public:
         if ((ec = registry_->bind(name, core))) return {};
         return InprocListener(registry_, std::move(name), std::move(core));
     }
+    ///@}
 
+    /// Connects at once, with no handshake: the other end waits in the listener's
+    /// backlog until accepted. Errors: unknown_scheme, invalid_endpoint,
+    /// connection_refused (nobody listens on the name). The first form throws
+    /// std::system_error; the second sets `ec` and returns a connection that is not open.
+    ///@{
     InprocConnection connect(std::string_view endpoint) {
         return detail::or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
@@ -440,6 +481,7 @@ public:
         if ((ec = listener->push(std::move(server)))) return {};
         return InprocConnection(to_client, to_server, full, max_message_size_);
     }
+    ///@}
 
 private:
     static std::error_code parse(std::string_view endpoint, std::string& name) {

@@ -22,43 +22,55 @@
 
 MESH_NAMESPACE_BEGIN
 
-// Several transports behind one, chosen by the endpoint's scheme: connect and listen
-// go to the first member, in list order, whose accepts() is true, so the order
-// decides who takes a bare address. Splinter's MultiTransport.
+/// Several transports behind one, chosen by the endpoint's scheme: connect and listen
+/// go to the first member, in list order, whose accepts() is true, so the order
+/// decides who takes a bare address. Splinter's MultiTransport.
 template <class... Transports>
 class BasicMulti {
     static_assert(sizeof...(Transports) > 0, "BasicMulti needs at least one transport");
 
 public:
-    using connection_type = MultiConnection<typename Transports::connection_type...>;
-    using listener_type = MultiListener<typename Transports::listener_type...>;
+    using connection_type = MultiConnection<typename Transports::connection_type...>;  ///< holds any member's connection
+    using listener_type = MultiListener<typename Transports::listener_type...>;        ///< holds any member's listener
 
+    /// Each member default-constructed.
     BasicMulti() = default;
+    /// Takes the members given.
     explicit BasicMulti(Transports... transports) : members_(std::move(transports)...) {}
 
-    // The member of type T, e.g. to reach its options.
+    /// The member of type T, for instance to reach its options.
     template <class T>
     T& get() noexcept { return std::get<T>(members_); }
+    /// The member of type T, read-only.
     template <class T>
     const T& get() const noexcept { return std::get<T>(members_); }
 
+    /// True when some member accepts the endpoint.
     static bool accepts(std::string_view endpoint) { return (Transports::accepts(endpoint) || ...); }
 
-    // errc::unknown_scheme when no member accepts the endpoint; the throwing form
-    // says so with Splinter's message: Unknown protocol "<endpoint>".
+    /// Connects with the member that takes the endpoint. errc::unknown_scheme when no
+    /// member accepts the endpoint; the throwing form says so with Splinter's message:
+    /// Unknown protocol `"<endpoint>"`. Otherwise the member's errors. The first form
+    /// throws std::system_error; the second sets `ec`.
+    ///@{
     connection_type connect(std::string_view endpoint) {
         return or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
     connection_type connect(std::string_view endpoint, std::error_code& ec) {
         return dispatch<connection_type, 0>(endpoint, ec, [&](auto& member) { return member.connect(endpoint, ec); });
     }
+    ///@}
 
+    /// Listens with the member that takes `bind`; errors as connect's (unknown_scheme,
+    /// then the member's). The first form throws std::system_error; the second sets `ec`.
+    ///@{
     listener_type listen(std::string_view bind) {
         return or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
     listener_type listen(std::string_view bind, std::error_code& ec) {
         return dispatch<listener_type, 0>(bind, ec, [&](auto& member) { return member.listen(bind, ec); });
     }
+    ///@}
 
 private:
     // Calls call(member) on the first member from the I-th on that accepts the endpoint.
@@ -84,8 +96,8 @@ private:
     std::tuple<Transports...> members_;
 };
 
-// Every transport of the library, by scheme; a bare address means TCP, as in
-// splinterd. Configure TLS with get<Tls>() = Tls(options).
+/// Every transport of the library, by scheme; a bare address means TCP, as in
+/// splinterd. Configure TLS with get<Tls>() = Tls(options).
 #if MESH_HAS_TLS
 using Multi = BasicMulti<Tcp, Tls, Unix, Inproc>;
 #else

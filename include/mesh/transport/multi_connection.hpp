@@ -24,53 +24,65 @@ inline constexpr bool is_one_of = (std::is_same_v<T, Ts> || ...);
 
 } // namespace detail
 
-// A connection of one of several transports (see BasicMulti), standing in for it
-// everywhere: on its own and in a Mesh. A default-constructed one is not open.
+/// A connection of one of several transports (see BasicMulti), standing in for it
+/// everywhere: on its own and in a Mesh. A default-constructed one is not open.
 template <class... Connections>
 class MultiConnection {
 public:
+    /// Not open.
     MultiConnection() = default;
+    /// Holds `connection`, moved in.
     template <class C, class = std::enable_if_t<detail::is_one_of<C, Connections...>>>
     explicit MultiConnection(C&& connection) : held_(std::move(connection)) {}
 
-    // The connection held, when it is a C; nullptr otherwise.
+    /// The connection held, when it is a C; nullptr otherwise.
     template <class C>
     C* get_if() noexcept { return std::get_if<C>(&held_); }
+    /// The connection held, read-only, when it is a C; nullptr otherwise.
     template <class C>
     const C* get_if() const noexcept { return std::get_if<C>(&held_); }
 
+    /// The held connection's is_open.
     bool is_open() const noexcept { return visit([](const auto& c) { return c.is_open(); }); }
+    /// The held connection's remote_endpoint.
     const std::string& remote_endpoint() const noexcept {
         return visit([](const auto& c) -> const std::string& { return c.remote_endpoint(); });
     }
+    /// The held connection's local_endpoint.
     const std::string& local_endpoint() const noexcept {
         return visit([](const auto& c) -> const std::string& { return c.local_endpoint(); });
     }
 
+    /// The held connection's blocking send, moving the payload.
     [[nodiscard]] std::error_code send(Payload&& payload) {
         return visit([&](auto& c) { return c.send(std::move(payload)); });
     }
+    /// The held connection's blocking send of `payload` (as const).
     [[nodiscard]] std::error_code send(const Payload& payload) {
         return visit([&](auto& c) { return c.send(payload); });
     }
+    /// The held connection's blocking recv.
     [[nodiscard]] std::error_code recv(Payload& out) {
         return visit([&](auto& c) { return c.recv(out); });
     }
+    /// The held connection's recv_for: recv, waiting at most `timeout`.
     [[nodiscard]] std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
         return visit([&](auto& c) { return c.recv_for(out, timeout); });
     }
+    /// The held connection's disconnect.
     std::error_code disconnect() {
         return visit([](auto& c) { return c.disconnect(); });
     }
 
     // ---- Driven by a Mesh ----
 
-    // True when the connection held sends directly (inproc). A mesh asks once, in add:
-    // the answer never changes for a connection.
+    /// True when the connection held sends directly (inproc). A mesh asks once, in add:
+    /// the answer never changes for a connection.
     bool sends_directly() const noexcept {
         return visit([](const auto& c) { return detail::connection_sends_directly(c); });
     }
-    // Called only when sends_directly() is true; from any thread, as the held one allows.
+    /// Called only when sends_directly() is true; from any thread, as the held one allows.
+    /// not_connected when the held connection has no direct send.
     [[nodiscard]] std::error_code try_send_direct(Payload& payload, std::size_t limit) {
         return visit([&](auto& c) -> std::error_code {
             if constexpr (detail::has_direct_send<std::decay_t<decltype(c)>>::value)
@@ -79,6 +91,7 @@ public:
                 return errc::not_connected;
         });
     }
+    /// The held connection's direct_queue_depth; 0 when it has no direct send.
     std::size_t direct_queue_depth() const noexcept {
         return visit([](const auto& c) -> std::size_t {
             if constexpr (detail::has_direct_send<std::decay_t<decltype(c)>>::value) return c.direct_queue_depth();
@@ -86,19 +99,25 @@ public:
         });
     }
 
+    /// The held connection's attach: a Mesh's reactor drives it on `io` from now on.
     void attach(asio::io_context& io, std::size_t max_message_size) {
         visit([&](auto& c) { c.attach(io, max_message_size); });
     }
+    /// The held connection's unread: the next try_take returns `payload`.
     void unread(Payload&& payload) {
         visit([&](auto& c) { c.unread(std::move(payload)); });
     }
+    /// The held connection's try_take: the next received message, if one is waiting.
     bool try_take(Payload& out, std::error_code& ec) {
         return visit([&](auto& c) { return c.try_take(out, ec); });
     }
+    /// The held connection's async_fill: handler(error_code) runs when try_take may have more.
     template <class Handler>
     void async_fill(Handler&& handler) {
         visit([&](auto& c) { c.async_fill(std::forward<Handler>(handler)); });
     }
+    /// The held connection's async_write_batch. A connection that sends directly has
+    /// none: the handler gets operation_not_supported (a mesh never asks it).
     template <class Take, class Handler>
     void async_write_batch(Take&& take, Handler&& handler) {
         visit([&](auto& c) {
@@ -110,9 +129,11 @@ public:
             }
         });
     }
+    /// The held connection's cancel: pending asynchronous operations complete with operation_aborted.
     void cancel() {
         visit([](auto& c) { c.cancel(); });
     }
+    /// The held connection's detach: back to standalone use.
     void detach() {
         visit([](auto& c) { c.detach(); });
     }

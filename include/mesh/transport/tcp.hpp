@@ -101,27 +101,35 @@ inline std::error_code resolve_tcp(asio::io_context& io, std::string_view addres
 
 } // namespace detail
 
-using TcpOptions = StreamOptions;
-using TcpConnection = StreamConnection<asio::ip::tcp>;
-using TcpListener = StreamListener<asio::ip::tcp, detail::TcpNaming>;
+using TcpOptions = StreamOptions;                                      ///< the settings of a Tcp transport
+using TcpConnection = StreamConnection<asio::ip::tcp>;                ///< a tcp:// connection
+using TcpListener = StreamListener<asio::ip::tcp, detail::TcpNaming>;  ///< a tcp:// listener
 
-// The TCP transport: "tcp://host:port" or a bare "host:port", IPv4, [IPv6] or a DNS
-// name. Speaks Splinter's version handshake and v1 frames.
+/// The TCP transport: "tcp://host:port" or a bare "host:port", IPv4, [IPv6] or a DNS
+/// name. Speaks Splinter's version handshake and v1 frames.
 class Tcp {
 public:
-    using connection_type = TcpConnection;
-    using listener_type = TcpListener;
+    using connection_type = TcpConnection;  ///< what connect returns and a listener accepts
+    using listener_type = TcpListener;      ///< what listen returns
 
+    /// A transport whose listeners and connections use `options`.
     explicit Tcp(TcpOptions options = {})
         : home_(std::make_shared<asio::io_context>()), options_(options) {}
 
+    /// The options it was made with.
     const TcpOptions& options() const noexcept { return options_; }
 
+    /// True for a "tcp://" endpoint, and for a non-empty one without a scheme.
     static bool accepts(std::string_view endpoint) {
         const auto scheme = detail::endpoint_scheme(endpoint);
         return scheme.empty() ? !endpoint.empty() : scheme == "tcp";
     }
 
+    /// Listens on `bind`, an address (or host name) and port; port 0 takes a free one
+    /// (TcpListener::endpoint tells which). Errors include unknown_scheme,
+    /// invalid_endpoint and address_in_use. The first form throws std::system_error;
+    /// the second sets `ec` and returns a listener that accepts nothing.
+    ///@{
     TcpListener listen(std::string_view bind) {
         return detail::or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
@@ -132,8 +140,13 @@ public:
         if ((ec = detail::open_acceptor(acceptor, endpoint, true))) return {};
         return TcpListener(home_, std::move(acceptor), options_);
     }
+    ///@}
 
-    // Connects and runs the version handshake, each bounded by its timeout.
+    /// Connects and runs the version handshake, each bounded by its timeout.
+    /// Errors include unknown_scheme, invalid_endpoint, connection_refused and timeout.
+    /// The first form throws std::system_error; the second sets `ec` and returns a
+    /// connection that is not open.
+    ///@{
     TcpConnection connect(std::string_view endpoint) {
         return detail::or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
@@ -144,6 +157,7 @@ public:
                                                              options_.connect_timeout, options_.handshake_timeout,
                                                              options_.max_message_size, ec);
     }
+    ///@}
 
 private:
     [[nodiscard]] std::error_code resolve(std::string_view endpoint, asio::ip::tcp::endpoint& out) {

@@ -27,32 +27,42 @@ inline constexpr char tls_scheme[] = "tcps";
 using TlsNaming = IpNaming<tls_scheme>;
 } // namespace detail
 
+/// A tcps:// connection; session().peer() tells who is at the other end (TlsPeer).
 using TlsConnection = StreamConnection<asio::ip::tcp, detail::TlsSession>;
+/// A tcps:// listener: each connection's TLS and version handshakes run in accept
+/// (or on the reactor, with Mesh::accept_from).
 using TlsListener = StreamListener<asio::ip::tcp, detail::TlsNaming, detail::TlsSecurity>;
 
-// TLS over TCP, "tcps://host:port" (also the older "tls://", or a bare "host:port"):
-// the TLS handshake, then Splinter's version handshake and frames inside it, so
-// Splinter's tcps:// nodes interoperate (TLS 1.2; TLS 1.3 when both sides have it).
+/// TLS over TCP, "tcps://host:port" (also the older "tls://", or a bare "host:port"):
+/// the TLS handshake, then Splinter's version handshake and frames inside it, so
+/// Splinter's tcps:// nodes interoperate (TLS 1.2; TLS 1.3 when both sides have it).
 class Tls {
 public:
-    using connection_type = TlsConnection;
-    using listener_type = TlsListener;
+    using connection_type = TlsConnection;  ///< what connect returns and a listener accepts
+    using listener_type = TlsListener;      ///< what listen returns
 
-    // Not configured: every listen and connect fails with tls_config. Lets a Multi
-    // transport exist before (or without) TLS settings.
+    /// Not configured: every listen and connect fails with tls_config. Lets a Multi
+    /// transport exist before (or without) TLS settings.
     Tls() : home_(std::make_shared<asio::io_context>()) {}
-    // Throws std::system_error (tls_config) saying what is wrong with the options.
+    /// Throws std::system_error (tls_config) saying what is wrong with the options.
     explicit Tls(TlsOptions options) : Tls(std::move(options), nullptr) {}
-    // On failure ec is tls_config and every listen and connect fails with it.
+    /// On failure ec is tls_config and every listen and connect fails with it.
     Tls(TlsOptions options, std::error_code& ec) : Tls(std::move(options), &ec) {}
 
+    /// The options it was made with.
     const TlsOptions& options() const noexcept { return options_; }
 
+    /// True for a "tcps://" or "tls://" endpoint, and for a non-empty one without a scheme.
     static bool accepts(std::string_view endpoint) {
         const auto scheme = detail::endpoint_scheme(endpoint);
         return scheme.empty() ? !endpoint.empty() : scheme == "tcps" || scheme == "tls";
     }
 
+    /// Listens on `bind`, an address (or host name) and port, as Tcp::listen does.
+    /// Errors include tls_config (not configured, or no server certificate), unknown_scheme,
+    /// invalid_endpoint and address_in_use. The first form throws std::system_error;
+    /// the second sets `ec` and returns a listener that accepts nothing.
+    ///@{
     TlsListener listen(std::string_view bind) {
         return detail::or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
@@ -67,8 +77,14 @@ public:
         if ((ec = detail::open_acceptor(acceptor, endpoint, true))) return {};
         return TlsListener(home_, std::move(acceptor), options_.stream, detail::TlsSecurity{context_});
     }
+    ///@}
 
-    // Connects, then runs the TLS and version handshakes, within the timeouts.
+    /// Connects, then runs the TLS and version handshakes, within the timeouts.
+    /// Errors include tls_config, unknown_scheme, invalid_endpoint, connection_refused,
+    /// timeout and the certificate errors (certificate_untrusted, ...). The first form
+    /// throws std::system_error; the second sets `ec` and returns a connection that is
+    /// not open.
+    ///@{
     TlsConnection connect(std::string_view endpoint) {
         return detail::or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
@@ -87,6 +103,7 @@ public:
                                                               stream.connect_timeout, stream.handshake_timeout,
                                                               stream.max_message_size, ec);
     }
+    ///@}
 
 private:
     Tls(TlsOptions options, std::error_code* out)

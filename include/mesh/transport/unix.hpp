@@ -105,24 +105,33 @@ inline std::shared_ptr<void> own_socket_file(const std::string& path) {
 
 } // namespace detail
 
-using UnixOptions = StreamOptions;
-using UnixConnection = StreamConnection<detail::unix_protocol>;
-using UnixListener = StreamListener<detail::unix_protocol, detail::UnixNaming>;
+using UnixOptions = StreamOptions;                                               ///< the settings of a Unix transport
+using UnixConnection = StreamConnection<detail::unix_protocol>;                  ///< a unix:// connection
+using UnixListener = StreamListener<detail::unix_protocol, detail::UnixNaming>;  ///< a unix:// listener
 
-// Unix domain stream sockets, "unix:///path/to/socket" (or "unix://relative"):
-// the frames and handshake of tcp:// between processes on one host.
+/// Unix domain stream sockets, "unix:///path/to/socket" (or "unix://relative"):
+/// the frames and handshake of tcp:// between processes on one host.
 class Unix {
 public:
-    using connection_type = UnixConnection;
-    using listener_type = UnixListener;
+    using connection_type = UnixConnection;  ///< what connect returns and a listener accepts
+    using listener_type = UnixListener;      ///< what listen returns
 
+    /// A transport whose listeners and connections use `options`.
     explicit Unix(UnixOptions options = {}) : home_(std::make_shared<asio::io_context>()), options_(options) {}
 
+    /// The options it was made with.
     const UnixOptions& options() const noexcept { return options_; }
 
+    /// True for a "unix://" endpoint.
     static bool accepts(std::string_view endpoint) { return detail::endpoint_scheme(endpoint) == "unix"; }
 
-    // Replaces a stale socket file left by a dead process, never anything else.
+    /// Listens on the socket path of `bind`; the listener deletes the socket file when
+    /// it closes, unless another has replaced it.
+    /// Replaces a stale socket file left by a dead process, never anything else.
+    /// Errors include unknown_scheme, invalid_endpoint and address_in_use. The first
+    /// form throws std::system_error; the second sets `ec` and returns a listener that
+    /// accepts nothing.
+    ///@{
     UnixListener listen(std::string_view bind) {
         return detail::or_throw("listen", bind, [&](std::error_code& ec) { return listen(bind, ec); });
     }
@@ -133,7 +142,14 @@ public:
         if ((ec = detail::open_acceptor(acceptor, detail::unix_protocol::endpoint(path), false))) return {};
         return UnixListener(home_, std::move(acceptor), options_, {}, detail::own_socket_file(path));
     }
+    ///@}
 
+    /// Connects to the socket path of `endpoint` and runs the version handshake, each
+    /// bounded by its timeout. Errors include unknown_scheme, invalid_endpoint,
+    /// connection_refused (also when no socket file is there) and timeout. The first
+    /// form throws std::system_error; the second sets `ec` and returns a connection
+    /// that is not open.
+    ///@{
     UnixConnection connect(std::string_view endpoint) {
         return detail::or_throw("connect", endpoint, [&](std::error_code& ec) { return connect(endpoint, ec); });
     }
@@ -144,6 +160,7 @@ public:
             home_, detail::unix_protocol::endpoint(path), detail::PlainSession(), options_.connect_timeout,
             options_.handshake_timeout, options_.max_message_size, ec);
     }
+    ///@}
 
 private:
     static std::error_code parse(std::string_view endpoint, std::string& path) {

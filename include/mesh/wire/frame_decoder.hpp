@@ -17,21 +17,23 @@
 MESH_NAMESPACE_BEGIN
 namespace wire {
 
-// Incremental frame decoder. Unlike Splinter's reader it keeps partial headers across calls, so
-// input may be split at any byte, and it never trusts an announced length above max_payload.
+/// Incremental frame decoder. Unlike Splinter's reader it keeps partial headers across calls, so
+/// input may be split at any byte, and it never trusts an announced length above max_payload.
 class FrameDecoder {
 public:
+    /// Refuses frames that announce more than `max_payload` bytes (message_too_large).
     explicit FrameDecoder(std::size_t max_payload) noexcept : max_payload_(max_payload) {}
 
+    /// The largest payload accepted.
     std::size_t max_payload() const noexcept { return max_payload_; }
-    // Lowers the maximum (a mesh may allow less than its transport); never raises it.
+    /// Lowers the maximum (a mesh may allow less than its transport); never raises it.
     void limit(std::size_t max_payload) noexcept {
         if (max_payload < max_payload_) max_payload_ = max_payload;
     }
 
-    // Consumes bytes until one frame is complete or the input ends; returns how many bytes it used.
-    // Consumes nothing while ready(). A bad header sets ec and the error sticks until reset():
-    // after a corrupt header the stream position is meaningless, so nothing more can be decoded.
+    /// Consumes bytes until one frame is complete or the input ends; returns how many bytes it used.
+    /// Consumes nothing while ready(). A bad header sets ec and the error sticks until reset():
+    /// after a corrupt header the stream position is meaningless, so nothing more can be decoded.
     std::size_t consume(const std::uint8_t* data, std::size_t size, std::error_code& ec) {
         if (error_) {
             ec = error_;
@@ -58,9 +60,10 @@ public:
         return used;
     }
 
+    /// True when a whole frame is decoded and waits for take().
     bool ready() const noexcept { return state_ == state::ready; }
 
-    // Moves the finished frame out; returns an empty payload if none is ready.
+    /// Moves the finished frame out; returns an empty payload if none is ready.
     Payload take() noexcept {
         if (state_ != state::ready) return {};
         Payload out = std::move(payload_);
@@ -69,29 +72,33 @@ public:
         return out;
     }
 
-    // Lets the reader tell a clean end of stream (false) from one that cut a frame short (true).
+    /// Lets the reader tell a clean end of stream (false) from one that cut a frame short (true).
     bool mid_frame() const noexcept {
         return state_ == state::body || (state_ == state::header && header_have_ != 0);
     }
 
-    // Zero-copy path: a socket reader may write the body straight into the payload,
-    // at most body_room() bytes at body_tail(), then report them with body_filled().
-    // The payload grows with what arrives (the room is bounded by what is already
-    // there, or a 64 KiB step), never to an announced length that may never come.
+    /// Zero-copy path: a socket reader may write the body straight into the payload,
+    /// at most body_room() bytes at body_tail(), then report them with body_filled().
+    /// The payload grows with what arrives (the room is bounded by what is already
+    /// there, or a 64 KiB step), never to an announced length that may never come.
+    /// Null unless a body is being read.
     std::uint8_t* body_tail() {
         if (state_ != state::body) return nullptr;
         payload_.resize(body_have_ + body_room());
         return payload_.data() + body_have_;
     }
 
+    /// How many bytes may be written at body_tail() (see there).
     std::size_t body_room() const noexcept {
         return std::min(body_missing(), std::max(growth_step, body_have_));
     }
 
+    /// The body bytes still to come; 0 unless a body is being read.
     std::size_t body_missing() const noexcept {
         return state_ == state::body ? body_length_ - body_have_ : 0;
     }
 
+    /// Reports `n` bytes written at body_tail(); the frame is ready() once its body is whole.
     void body_filled(std::size_t n) noexcept {
         if (state_ != state::body) return;
         body_have_ += std::min(n, body_missing());
@@ -99,10 +106,10 @@ public:
         if (body_have_ == body_length_) state_ = state::ready;
     }
 
-    // Heap bytes the partial frame holds now: bounded by twice what arrived plus 64 KiB.
+    /// Heap bytes the partial frame holds now: bounded by twice what arrived plus 64 KiB.
     std::size_t held_bytes() const noexcept { return payload_.heap_capacity(); }
 
-    // Drops a partial frame and its memory; the decoder starts again at a header.
+    /// Drops a partial frame and its memory; the decoder starts again at a header.
     void reset() noexcept {
         payload_ = Payload();
         error_.clear();

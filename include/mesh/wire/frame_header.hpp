@@ -9,12 +9,14 @@
 #include "mesh/error.hpp"
 
 MESH_NAMESPACE_BEGIN
+/// Splinter's v1 protocol over bytes: the version handshake, the frame header and an
+/// incremental frame decoder. The stream transports use it; it does no I/O.
 namespace wire {
 
-// Version 1 is the only frame format Splinter peers speak.
+/// Version 1 is the only frame format Splinter peers speak.
 constexpr std::uint16_t protocol_version = 1;
 
-// version (2) + payload length (4) + checksum (1).
+/// The header's size in bytes: version (2) + payload length (4) + checksum (1).
 constexpr std::size_t header_size = 7;
 
 namespace detail {
@@ -43,22 +45,27 @@ inline void store_u32_be(std::uint8_t* p, std::uint32_t v) noexcept {
 
 } // namespace detail
 
-// LRC: chosen so that all seven header bytes sum to zero modulo 256, which catches every
-// single-bit error in the header. The payload is deliberately not covered (Splinter compatibility).
+/// The header's checksum byte, from its first six bytes.
+/// LRC: chosen so that all seven header bytes sum to zero modulo 256, which catches every
+/// single-bit error in the header. The payload is deliberately not covered (Splinter compatibility).
 inline std::uint8_t header_checksum(const std::uint8_t* first_six) noexcept {
     unsigned sum = 0;
     for (std::size_t i = 0; i < header_size - 1; ++i) sum += first_six[i];
     return static_cast<std::uint8_t>(0x100u - (sum & 0xFFu));
 }
 
+/// Writes the header_size bytes of a frame header at `out`: the protocol version and
+/// `payload_length`, big-endian, then the checksum.
 inline void write_header(std::uint8_t* out, std::uint32_t payload_length) noexcept {
     detail::store_u16_be(out, protocol_version);
     detail::store_u32_be(out + 2, payload_length);
     out[6] = header_checksum(out);
 }
 
-// The checksum is checked first so that line noise is reported as corruption rather than as a
-// version or size problem; the size limit is checked before anyone allocates for the payload.
+/// Reads the header at `seven` into `payload_length`, or returns bad_checksum,
+/// unsupported_version or message_too_large (a length above `max_payload`).
+/// The checksum is checked first so that line noise is reported as corruption rather than as a
+/// version or size problem; the size limit is checked before anyone allocates for the payload.
 inline std::error_code parse_header(const std::uint8_t* seven, std::size_t max_payload,
                                     std::uint32_t& payload_length) noexcept {
     if (header_checksum(seven) != seven[6]) return errc::bad_checksum;

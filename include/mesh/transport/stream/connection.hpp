@@ -38,24 +38,29 @@ struct BufferSpan {
 
 } // namespace detail
 
-// One framed connection over a stream socket (TCP or Unix, plain or TLS):
-// Splinter's v1 frames, read and written in batches. Used on its own it offers
-// blocking send and recv; added to a Mesh, the reactor drives it through attach ...
-// detach. All bytes pass through the Session (PlainSession or TlsSession).
+/// One framed connection over a stream socket (TCP or Unix, plain or TLS):
+/// Splinter's v1 frames, read and written in batches. Used on its own it offers
+/// blocking send and recv; added to a Mesh, the reactor drives it through attach ...
+/// detach. All bytes pass through the Session (PlainSession or TlsSession).
 template <class Protocol, class Session = detail::PlainSession>
 class StreamConnection {
 public:
-    using protocol_type = Protocol;
-    using socket_type = typename Protocol::socket;
-    using session_type = Session;
+    using protocol_type = Protocol;                 ///< the Protocol parameter (TCP or Unix stream)
+    using socket_type = typename Protocol::socket;  ///< the Protocol's socket
+    using session_type = Session;                   ///< the Session parameter
 
-    // Frames up to this size are copied into one contiguous write buffer; larger
-    // payloads go out as their own gather buffer, without a copy.
+    /// Frames up to this size are copied into one contiguous write buffer; larger
+    /// payloads go out as their own gather buffer, without a copy.
     static constexpr std::size_t copy_limit = 16 * 1024;
+    /// A write batch takes queued messages until it holds this many bytes or more.
     static constexpr std::size_t batch_bytes = 256 * 1024;
+    /// The read buffer's size; idle connections hold no read buffer.
     static constexpr std::size_t read_buffer_size = 64 * 1024;
 
+    /// Not open.
     StreamConnection() = default;
+    /// Wraps a connected `socket` and its `session`, handshakes done (a transport's
+    /// connect or a listener's accept makes it), refusing payloads above `max_message_size`.
     StreamConnection(std::shared_ptr<asio::io_context> home, socket_type socket, Session session,
                      std::string local_endpoint, std::string remote_endpoint, std::size_t max_message_size)
         : home_(std::move(home)), socket_(std::move(socket)), session_(std::move(session)),
@@ -65,18 +70,25 @@ public:
         socket_->non_blocking(true, ignored);
     }
 
+    /// Moves the connection.
     StreamConnection(StreamConnection&&) = default;
+    /// Moves the connection.
     StreamConnection& operator=(StreamConnection&&) = default;
 
+    /// True while the socket is open.
     bool is_open() const noexcept { return socket_ && socket_->is_open(); }
-    // Captured when the connection was made, so they never fail later.
+    /// The peer's endpoint, as the transport names it ("tcp://127.0.0.1:5000").
+    /// Captured when the connection was made, so it never fails later.
     const std::string& remote_endpoint() const noexcept { return remote_; }
+    /// This end's endpoint, captured with remote_endpoint, so it never fails later either.
     const std::string& local_endpoint() const noexcept { return local_; }
+    /// The socket (a connection that is not open may have none: check is_open first).
     socket_type& socket() noexcept { return *socket_; }
-    // The TLS session, for its peer identity; nothing to see in a plain one.
+    /// The TLS session, for its peer identity; nothing to see in a plain one.
     const Session& session() const noexcept { return session_; }
 
-    // Writes one frame (header and payload in one gather write), blocking.
+    /// Writes one frame (header and payload in one gather write), blocking.
+    /// Errors include not_connected and message_too_large.
     [[nodiscard]] std::error_code send(const Payload& payload) {
         if (!is_open()) return errc::not_connected;
         if (payload.size() > decoder_.max_payload()) return errc::message_too_large;
@@ -89,15 +101,17 @@ public:
         return ec;
     }
 
-    // Blocks until a whole frame arrived; end_of_stream when the peer closed
-    // between frames, truncated_frame when it closed inside one.
+    /// Blocks until a whole frame arrived; end_of_stream when the peer closed
+    /// between frames, truncated_frame when it closed inside one.
     [[nodiscard]] std::error_code recv(Payload& out) { return recv_until(out, detail::clock::time_point::max()); }
+    /// As recv, waiting at most `timeout`: errc::timeout when no whole frame came.
     [[nodiscard]] std::error_code recv_for(Payload& out, std::chrono::steady_clock::duration timeout) {
         return recv_until(out, detail::clock::now() + timeout);
     }
 
-    // Ends the session (a TLS close_notify), shuts both directions down and closes.
-    // The read and write buffers, and any partial frame, are released with it.
+    /// Ends the session (a TLS close_notify), shuts both directions down and closes.
+    /// The read and write buffers, and any partial frame, are released with it.
+    /// not_connected when it was not open.
     std::error_code disconnect() {
         if (!is_open()) return errc::not_connected;
         session_.close(*socket_);
@@ -108,7 +122,7 @@ public:
         return {};
     }
 
-    // Heap bytes the connection holds for input and output now (not counting its session).
+    /// Heap bytes the connection holds for input and output now (not counting its session).
     std::size_t buffered_bytes() const noexcept {
         return (in_ ? read_buffer_size : 0) + decoder_.held_bytes() + unsent_.capacity() + out_.capacity() +
                held_.capacity() * sizeof(Payload) + bounds_.capacity() * sizeof(Bound) +
@@ -117,14 +131,19 @@ public:
 
     // ---- Driven by a Mesh's reactor (one thread) between attach and detach ----
 
+    /// Hands the connection to a Mesh's reactor: its socket is served by `io` from now
+    /// on, and payloads above `max_message_size` are refused (the limit only goes down).
     void attach(asio::io_context& io, std::size_t max_message_size) {
         if (&socket_->get_executor().context() != &io) rebind(io);
         decoder_.limit(max_message_size);
     }
 
-    // Gives back a message that was read but not delivered: the next take returns it.
+    /// Gives back a message that was read but not delivered: the next take returns it.
     void unread(Payload&& payload) { unread_.emplace(std::move(payload)); }
 
+    /// Takes the next whole frame already read, if there is one. Never reads the
+    /// socket (async_fill does); false with `ec` set once the stream has ended
+    /// (end_of_stream, truncated_frame) or failed, false with `ec` empty otherwise.
     bool try_take(Payload& out, std::error_code& ec) {
         if (unread_) {
             out = std::move(*unread_);
@@ -146,8 +165,8 @@ public:
         return false;
     }
 
-    // Reads what the socket has now; if nothing, waits for it to become readable.
-    // Then handler(error_code) runs on the reactor and try_take has more to give.
+    /// Reads what the socket has now; if nothing, waits for it to become readable.
+    /// Then handler(error_code) runs on the reactor and try_take has more to give.
     template <class Handler>
     void async_fill(Handler&& handler) {
         std::error_code ec;
@@ -164,8 +183,9 @@ public:
                             });
     }
 
-    // Encodes as many queued messages as fit a batch and writes them with gather
-    // writes; handler(error_code, messages, payload bytes) follows.
+    /// Encodes as many queued messages as fit a batch and writes them with gather
+    /// writes; handler(error_code, messages, payload bytes) follows. take(encode) calls
+    /// encode on the next queued payload and returns false when none is left.
     template <class Take, class Handler>
     void async_write_batch(Take&& take, Handler&& handler) {
         out_.clear();
@@ -207,12 +227,13 @@ public:
         write_more(Written<std::decay_t<Handler>>{std::forward<Handler>(handler), messages, bytes}, true);
     }
 
+    /// Cancels the pending asynchronous operations: they complete with operation_aborted.
     void cancel() {
         std::error_code ignored;
         if (socket_) socket_->cancel(ignored);
     }
 
-    // Back to standalone use; called when no asynchronous operation is pending.
+    /// Back to standalone use; called when no asynchronous operation is pending.
     void detach() {
         if (!is_open()) return;
         if (home_ && &socket_->get_executor().context() != home_.get()) rebind(*home_);

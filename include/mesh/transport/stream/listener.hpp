@@ -40,55 +40,64 @@ std::error_code open_acceptor(Acceptor& acceptor, const Endpoint& endpoint, bool
 
 } // namespace detail
 
-// Settings shared by the stream transports (tcp://, tcps://, unix://).
+/// Settings shared by the stream transports (tcp://, tcps://, unix://).
 struct StreamOptions {
-    std::size_t max_message_size = 16 * 1024 * 1024;  // larger frames are refused, before allocation
-    std::chrono::milliseconds connect_timeout{10000};
-    std::chrono::milliseconds handshake_timeout{10000};  // TLS and version handshakes, both roles
-    // accept_from: a connection arriving while this many handshakes are running is
-    // closed at once and counted (0: no limit). Bounds what a flood of slow or silent
-    // clients can hold (descriptors, TLS state) and the reactor time it can take.
+    std::size_t max_message_size = 16 * 1024 * 1024;  ///< larger frames are refused, before allocation
+    std::chrono::milliseconds connect_timeout{10000};    ///< connect: the limit on the socket connect
+    std::chrono::milliseconds handshake_timeout{10000};  ///< TLS and version handshakes, both roles
+    /// accept_from: a connection arriving while this many handshakes are running is
+    /// closed at once and counted (0: no limit). Bounds what a flood of slow or silent
+    /// clients can hold (descriptors, TLS state) and the reactor time it can take.
     std::size_t max_pending_handshakes = 256;
 };
 
-// What a listener's accepts came to; readable from any thread, also after the
-// listener was handed to a Mesh (keep the pointer from stats()).
+/// What a listener's accepts came to; readable from any thread, also after the
+/// listener was handed to a Mesh (keep the pointer from stats()).
 struct ListenerStats {
-    std::atomic<std::uint64_t> accepted{0};           // connections whose handshakes completed
-    std::atomic<std::uint64_t> handshakes_failed{0};  // refused, broken or timed out
-    std::atomic<std::uint64_t> over_limit{0};         // closed at once: max_pending_handshakes reached
-    std::atomic<std::uint64_t> handshaking{0};        // handshakes running now
+    std::atomic<std::uint64_t> accepted{0};           ///< connections whose handshakes completed
+    std::atomic<std::uint64_t> handshakes_failed{0};  ///< refused, broken or timed out
+    std::atomic<std::uint64_t> over_limit{0};         ///< closed at once: max_pending_handshakes reached
+    std::atomic<std::uint64_t> handshaking{0};        ///< handshakes running now
 };
 
-// A listening stream socket. accept() blocks, as Splinter's does; a Mesh can
-// instead run the accepts on its reactor (Mesh::accept_from), handshakes included.
-// Naming formats endpoints; Security makes each accepted connection's session.
+/// A listening stream socket. accept() blocks, as Splinter's does; a Mesh can
+/// instead run the accepts on its reactor (Mesh::accept_from), handshakes included.
+/// Naming formats endpoints; Security makes each accepted connection's session.
 template <class Protocol, class Naming, class Security = detail::PlainSecurity>
 class StreamListener {
 public:
-    using session_type = typename Security::session_type;
-    using connection_type = StreamConnection<Protocol, session_type>;
-    using acceptor_type = typename Protocol::acceptor;
-    using socket_type = typename Protocol::socket;
+    using session_type = typename Security::session_type;              ///< the session of each accepted connection
+    using connection_type = StreamConnection<Protocol, session_type>;  ///< what accept returns
+    using acceptor_type = typename Protocol::acceptor;                 ///< the Protocol's acceptor
+    using socket_type = typename Protocol::socket;                     ///< the Protocol's socket
 
+    /// Listens on nothing: accept fails with not_connected.
     StreamListener() = default;
-    // `bound` lives as long as the listener is open: a Unix listener's socket file.
+    /// Takes over `acceptor`, which listens already (a transport's listen makes it).
+    /// `bound` lives as long as the listener is open: a Unix listener's socket file.
     StreamListener(std::shared_ptr<asio::io_context> home, acceptor_type acceptor, StreamOptions options,
                    Security security = {}, std::shared_ptr<void> bound = nullptr)
         : home_(std::move(home)), acceptor_(std::move(acceptor)), options_(options), security_(std::move(security)),
           bound_(std::move(bound)), stats_(std::make_shared<ListenerStats>()) {
         endpoint_ = Naming::listener(*acceptor_);
     }
+    /// Moves the listener.
     StreamListener(StreamListener&&) = default;
+    /// Moves the listener.
     StreamListener& operator=(StreamListener&&) = default;
+    /// Closes it (see close).
     ~StreamListener() { close(); }
 
-    // The bound endpoint (the real port when port 0 was asked for).
+    /// The bound endpoint (the real port when port 0 was asked for).
     const std::string& endpoint() const noexcept { return endpoint_; }
+    /// Its accept counters (see ListenerStats); null for a default-constructed listener.
     std::shared_ptr<const ListenerStats> stats() const noexcept { return stats_; }
 
-    // Blocks for the next connection and its handshakes (bounded by
-    // StreamOptions::handshake_timeout).
+    /// Blocks for the next connection and its handshakes (bounded by
+    /// StreamOptions::handshake_timeout). Errors include not_connected (closed, or
+    /// never listening) and the handshakes' errors. The first form throws
+    /// std::system_error; the second sets `ec` and returns a connection that is not open.
+    ///@{
     connection_type accept() {
         return detail::or_throw("accept", endpoint(), [&](std::error_code& ec) { return accept(ec); });
     }
@@ -99,7 +108,10 @@ public:
         if (ec) return connection_type();
         return finish_accept(std::move(socket), ec);
     }
+    ///@}
 
+    /// Stops accepting, on the reactor too, and closes the socket; a Unix listener's
+    /// socket file is deleted then (unless another has replaced it).
     void close() {
         if (accepting_) accepting_->close();
         accepting_.reset();
@@ -112,9 +124,9 @@ public:
 
     // ---- Driven by a Mesh's reactor ----
 
-    // Accepts on `io` until close(): each connection whose handshake completes in
-    // time is handed to on_connection(connection_type&&). Handshakes run
-    // concurrently, so a silent client delays nobody.
+    /// Accepts on `io` until close(): each connection whose handshake completes in
+    /// time is handed to on_connection(connection_type&&). Handshakes run
+    /// concurrently, so a silent client delays nobody.
     template <class OnConnection>
     void async_accept_loop(asio::io_context& io, OnConnection on_connection) {
         // A listener from a failed listen() has no acceptor; a closed one has no descriptor.

@@ -17,29 +17,42 @@
 
 MESH_NAMESPACE_BEGIN
 
-enum class TlsVersion { tls1_2, tls1_3 };
-
-// Each item comes from a PEM file or from PEM text; a role may leave any empty.
-struct TlsCredentials {
-    std::string ca_file, ca_pem;      // CAs trusted to sign the peer's certificate (a bundle)
-    std::string cert_file, cert_pem;  // our certificate chain, leaf first
-    std::string key_file, key_pem;    // our private key (unencrypted PEM)
+/// A TLS protocol version (TlsOptions::min_version, max_version).
+enum class TlsVersion {
+    tls1_2,  ///< TLS 1.2
+    tls1_3   ///< TLS 1.3
 };
 
-// TLS for tcps://. Peers are verified in both directions by default (mutual TLS):
-// a CA is required unless `insecure` is chosen explicitly, which logs a warning.
-struct TlsOptions {
-    TlsCredentials server;  // used when listening; a listener needs a certificate
-    TlsCredentials client;  // used when connecting; a role without a CA uses the other's
-    TlsVersion min_version = TlsVersion::tls1_2;  // TLS 1.3 is chosen whenever both sides allow it
-    TlsVersion max_version = TlsVersion::tls1_3;
-    bool insecure = false;          // encrypt but verify nothing (Splinter's --tls-insecure)
-    bool localhost_for_ip = false;  // as Splinter: an IP endpoint's certificate must name "localhost"
-    std::string server_name;        // the name the server's certificate must carry; default: the endpoint's host
-    std::function<void(const std::string&)> on_warning;  // default: one line on stderr
-    StreamOptions stream;
+/// Each item comes from a PEM file or from PEM text; a role may leave any empty.
+struct TlsCredentials {
+    /// CAs trusted to sign the peer's certificate (a bundle).
+    ///@{
+    std::string ca_file, ca_pem;
+    ///@}
+    /// Our certificate chain, leaf first.
+    ///@{
+    std::string cert_file, cert_pem;
+    ///@}
+    /// Our private key (unencrypted PEM).
+    ///@{
+    std::string key_file, key_pem;
+    ///@}
+};
 
-    // Splinter's layout: one CA, one certificate and key, for both roles.
+/// TLS for tcps://. Peers are verified in both directions by default (mutual TLS):
+/// a CA is required unless `insecure` is chosen explicitly, which logs a warning.
+struct TlsOptions {
+    TlsCredentials server;  ///< used when listening; a listener needs a certificate
+    TlsCredentials client;  ///< used when connecting; a role without a CA uses the other's
+    TlsVersion min_version = TlsVersion::tls1_2;  ///< the oldest version allowed; TLS 1.3 is chosen whenever both sides allow it
+    TlsVersion max_version = TlsVersion::tls1_3;  ///< the newest version allowed
+    bool insecure = false;          ///< encrypt but verify nothing (Splinter's `--tls-insecure`)
+    bool localhost_for_ip = false;  ///< as Splinter: an IP endpoint's certificate must name "localhost"
+    std::string server_name;        ///< the name the server's certificate must carry; default: the endpoint's host
+    std::function<void(const std::string&)> on_warning;  ///< default: one line on stderr
+    StreamOptions stream;  ///< the stream settings: message size limit, timeouts, handshake limit
+
+    /// Splinter's layout: one CA, one certificate and key, for both roles.
     static TlsOptions from_files(const std::string& ca_file, const std::string& cert_file,
                                  const std::string& key_file) {
         TlsOptions options;

@@ -25,15 +25,17 @@
 
 MESH_NAMESPACE_BEGIN
 
-// Who is at the other end of a TLS connection, read once the handshake is done.
+/// Who is at the other end of a TLS connection, read once the handshake is done
+/// (TlsConnection::session().peer()). The certificate's fields stay empty when the
+/// peer sent none.
 struct TlsPeer {
-    bool verified = false;      // the certificate chained to our CA (and matched the name, when we dialled)
-    std::string subject;        // RFC 2253, e.g. "CN=node-1,O=example"
-    std::string common_name;
-    std::vector<std::string> dns_names;     // subjectAltName DNS entries
-    std::vector<std::string> ip_addresses;  // subjectAltName IP entries, as text
-    std::string version;                    // "TLSv1.3", "TLSv1.2"
-    std::string cipher;
+    bool verified = false;      ///< the certificate chained to our CA (and matched the name, when we dialled)
+    std::string subject;        ///< RFC 2253, e.g. "CN=node-1,O=example"
+    std::string common_name;    ///< the subject's CN
+    std::vector<std::string> dns_names;     ///< subjectAltName DNS entries
+    std::vector<std::string> ip_addresses;  ///< subjectAltName IP entries, as text
+    std::string version;                    ///< "TLSv1.3", "TLSv1.2"
+    std::string cipher;                     ///< the cipher suite, as OpenSSL names it
 };
 
 namespace detail {
