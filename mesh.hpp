@@ -500,8 +500,10 @@ private:
             adopt(std::move(other.heap()));
             other.destroy();
         } else {
+            // The whole buffer, whatever the size: a copy of constant length is a few
+            // vector moves, where one of inline_size_ bytes is a call.
             inline_size_ = other.inline_size_;
-            std::memcpy(bytes_, other.bytes_, inline_size_);
+            std::memcpy(bytes_, other.bytes_, inline_capacity);
             other.inline_size_ = 0;
         }
     }
@@ -516,7 +518,7 @@ private:
     }
 
     union {
-        std::uint8_t bytes_[inline_capacity];
+        std::uint8_t bytes_[inline_capacity] = {};  // all defined: a move copies the whole buffer
         alignas(Vector) unsigned char heap_storage_[sizeof(Vector)];
     };
     std::uint8_t inline_size_ = 0;
@@ -952,6 +954,26 @@ public:
         return true;
     }
 
+    // The single producer's push in place: when a cell is free, make(storage) either
+    // constructs a T there and returns true (the cell is then filled) or constructs
+    // nothing and returns false (the ring is left as it was). A producer that builds
+    // the value where it lies saves a move through a temporary. False when full.
+    template <class Make>
+    bool try_produce(Make&& make) noexcept(noexcept(make(static_cast<void*>(nullptr)))) {
+        static_assert(SingleProducer, "try_produce claims its cell with a plain store: one producer only");
+        Cell* const cells = cells_.load(std::memory_order_acquire);
+        if (!cells) return false;
+        const std::size_t pos = head_.load(std::memory_order_relaxed);
+        Cell* const cell = &cells[pos & mask];
+        // acquire: the consumer that freed this cell has finished with it
+        if (cell->sequence.load(std::memory_order_acquire) != 2 * pos) return false;
+        if (!make(static_cast<void*>(cell->storage))) return false;
+        head_.store(pos + 1, std::memory_order_relaxed);
+        // release: the value is complete before a consumer may see the cell as filled
+        cell->sequence.store(2 * pos + 1, std::memory_order_release);
+        return true;
+    }
+
     bool try_pop(T& out) noexcept {
         return try_consume([&out](T& value) noexcept { out = std::move(value); });
     }
@@ -1066,6 +1088,7 @@ MESH_NAMESPACE_END
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
+#include <new>
 #include <thread>
 
 MESH_NAMESPACE_BEGIN
@@ -1092,6 +1115,34 @@ public:
     // ---- reactor side ----
 
     bool try_push(Incoming& incoming) noexcept { return ring_.try_push(incoming); }
+
+    // True when a push would succeed; only the reactor pushes, so room only grows
+    // until it does.
+    bool has_room() const noexcept { return ring_.has_room(); }
+
+    // Receives straight into the queue: when it has room, fill(payload) may write the
+    // next message into a free cell's payload (true) or decline (false, nothing is
+    // queued). The message then moves once, cell to receiver. False also when full.
+    // If fill throws, nothing is queued either.
+    template <class Fill>
+    bool try_push_from(IdSource& ids, Fill&& fill) {
+        return ring_.try_produce([&](void* cell) {
+            Incoming* in = ::new (cell) Incoming{};
+            bool filled = false;
+            try {
+                filled = fill(in->payload);
+            } catch (...) {
+                in->~Incoming();
+                throw;
+            }
+            if (!filled) {
+                in->~Incoming();
+                return false;
+            }
+            in->id = ids.next();
+            return true;
+        });
+    }
 
     // Wakes receivers after `pushed` envelopes went in.
     void wake(std::size_t pushed) {
@@ -2116,11 +2167,26 @@ private:
                 s.held.reset();
                 ++pushed;
             }
-            Payload payload;
-            if (!s.connection.try_take(payload, ec)) break;
+            // Room only grows while the reactor is the one producer: take the message
+            // straight into a cell of the queue. When it is full, the next one waits in
+            // `held` for room.
+            std::size_t size = 0;
+            if (incoming_.has_room()) {
+                if (!incoming_.try_push_from(s.id_source, [&](Payload& cell) {
+                        if (!s.connection.try_take(cell, ec)) return false;
+                        size = cell.size();
+                        return true;
+                    }))
+                    break;
+                ++pushed;
+            } else {
+                Payload payload;
+                if (!s.connection.try_take(payload, ec)) break;
+                size = payload.size();
+                s.held.emplace(Incoming{s.id_source.next(), std::move(payload)});
+            }
             ++messages;
-            bytes += payload.size();
-            s.held.emplace(Incoming{s.id_source.next(), std::move(payload)});
+            bytes += size;
         }
         Counters::add(s.counters.messages_in, messages);
         Counters::add(s.counters.bytes_in, bytes);
@@ -2853,11 +2919,18 @@ public:
 
     /// Moves the finished frame out; returns an empty payload if none is ready.
     Payload take() noexcept {
-        if (state_ != state::ready) return {};
-        Payload out = std::move(payload_);
-        payload_ = Payload();
-        start_header();
+        Payload out;
+        take_into(out);
         return out;
+    }
+
+    /// Moves the finished frame into `out` (one move, where take() makes two); false,
+    /// with `out` untouched, if none is ready. A moved-from payload is empty.
+    bool take_into(Payload& out) noexcept {
+        if (state_ != state::ready) return false;
+        out = std::move(payload_);
+        start_header();
+        return true;
     }
 
     /// Lets the reader tell a clean end of stream (false) from one that cut a frame short (true).
@@ -3982,10 +4055,7 @@ public:
             return true;
         }
         for (;;) {
-            if (decoder_.ready()) {
-                out = decoder_.take();
-                return true;
-            }
+            if (decoder_.take_into(out)) return true;
             if (in_begin_ == in_end_) break;
             in_begin_ += decoder_.consume(in_.get() + in_begin_, in_end_ - in_begin_, ec);
             if (ec) return false;

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,6 +46,40 @@ std::vector<mesh::Inproc::connection_type> far_ends(mesh::Inproc& transport, M& 
 } // namespace
 
 TEST_SUITE("recv batch") {
+
+TEST_CASE("the reactor receives into a queue cell in place: a declined, throwing or full push queues nothing") {
+    mesh::detail::IncomingQueue<2> queue;
+    mesh::detail::IdSource ids("peer");
+    const auto none = [] {};
+    CHECK(queue.try_push_from(ids, [](mesh::Payload& cell) {
+        cell = mesh::Payload{1, 2, 3};
+        return true;
+    }));
+    CHECK_FALSE(queue.try_push_from(ids, [](mesh::Payload& cell) {
+        cell = mesh::Payload{9};  // written, then declined: dropped with its cell's id
+        return false;
+    }));
+    CHECK_THROWS_AS(queue.try_push_from(ids, [](mesh::Payload&) -> bool { throw std::bad_alloc(); }), std::bad_alloc);
+    CHECK(queue.size() == 1);
+    CHECK(queue.try_push_from(ids, [](mesh::Payload& cell) {
+        cell = mesh::Payload{4};
+        return true;
+    }));
+    CHECK_FALSE(queue.has_room());
+    bool asked = false;
+    CHECK_FALSE(queue.try_push_from(ids, [&](mesh::Payload&) { return asked = true; }));
+    CHECK_FALSE(asked);  // full: the connection is not asked for a message
+
+    std::array<Envelope, 4> out;
+    std::size_t taken = 0;
+    REQUIRE_FALSE(queue.try_pop(out.data(), out.size(), taken, none));
+    REQUIRE(taken == 2);
+    CHECK(out[0].id == "peer");
+    CHECK(out[0].payload == mesh::Payload{1, 2, 3});
+    CHECK(out[1].id == "peer");
+    CHECK(out[1].payload == mesh::Payload{4});
+    CHECK(queue.has_room());
+}
 
 TEST_CASE("a batch takes what is queued, up to the room given, each connection in order") {
     mesh::Inproc transport;

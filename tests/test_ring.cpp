@@ -96,6 +96,35 @@ TEST_CASE("try_consume hands the value over in its cell, and frees the cell even
     CHECK(Counted::alive == 0);
 }
 
+TEST_CASE("try_produce builds the value in its cell, and a declined or throwing make leaves the ring as it was") {
+    Counted::alive = 0;
+    {
+        mesh::detail::Ring<Counted, 2, true, false> ring;
+        CHECK(ring.try_produce([](void* cell) {
+            ::new (cell) Counted(1);
+            return true;
+        }));
+        CHECK(Counted::alive == 1);  // built where it lies: no temporary, no move
+        CHECK_FALSE(ring.try_produce([](void*) { return false; }));
+        CHECK_THROWS_AS(ring.try_produce([](void*) -> bool { throw std::runtime_error("make failed"); }),
+                        std::runtime_error);
+        CHECK(ring.size() == 1);  // neither the declined nor the failed make queued anything
+        CHECK(ring.try_produce([](void* cell) {
+            ::new (cell) Counted(2);
+            return true;
+        }));
+        bool called = false;
+        CHECK_FALSE(ring.try_produce([&](void*) { return called = true; }));  // full
+        CHECK_FALSE(called);                                                   // make is not asked
+        int seen = 0;
+        CHECK(ring.try_consume([&](Counted& c) { seen = c.value; }));
+        CHECK(seen == 1);
+        CHECK(ring.try_consume([&](Counted& c) { seen = c.value; }));
+        CHECK(seen == 2);
+    }
+    CHECK(Counted::alive == 0);
+}
+
 TEST_CASE("capacity one holds exactly one element") {
     mesh::detail::Ring<int, 1> ring;
     int a = 1, b = 2, out = 0;

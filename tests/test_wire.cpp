@@ -386,6 +386,18 @@ TEST_CASE("decoder state") {
         CHECK(decoder.consume(two.data() + 10, two.size() - 10, ec) == second.size());
         CHECK(decoder.take() == mesh::to_payload("second"));
     }
+    SUBCASE("take_into moves the frame into the caller's payload, and leaves it alone when none is ready") {
+        Payload out = mesh::to_payload("kept");
+        CHECK_FALSE(decoder.take_into(out));
+        CHECK(out == mesh::to_payload("kept"));
+        const Payload frame = encode(mesh::to_payload("next"));
+        CHECK(decoder.consume(frame.data(), frame.size(), ec) == frame.size());
+        CHECK(decoder.take_into(out));
+        CHECK(out == mesh::to_payload("next"));
+        CHECK_FALSE(decoder.ready());
+        CHECK(decoder.consume(frame.data(), frame.size(), ec) == frame.size());  // the next frame decodes afresh
+        CHECK(decoder.take() == mesh::to_payload("next"));
+    }
     SUBCASE("mid_frame tracks unfinished frames") {
         const Payload frame = encode(mesh::to_payload("abcdef"));
         CHECK_FALSE(decoder.mid_frame());

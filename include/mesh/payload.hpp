@@ -250,8 +250,10 @@ private:
             adopt(std::move(other.heap()));
             other.destroy();
         } else {
+            // The whole buffer, whatever the size: a copy of constant length is a few
+            // vector moves, where one of inline_size_ bytes is a call.
             inline_size_ = other.inline_size_;
-            std::memcpy(bytes_, other.bytes_, inline_size_);
+            std::memcpy(bytes_, other.bytes_, inline_capacity);
             other.inline_size_ = 0;
         }
     }
@@ -266,7 +268,7 @@ private:
     }
 
     union {
-        std::uint8_t bytes_[inline_capacity];
+        std::uint8_t bytes_[inline_capacity] = {};  // all defined: a move copies the whole buffer
         alignas(Vector) unsigned char heap_storage_[sizeof(Vector)];
     };
     std::uint8_t inline_size_ = 0;

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
+#include <new>
 #include <thread>
 
 MESH_NAMESPACE_BEGIN
@@ -37,6 +38,34 @@ public:
     // ---- reactor side ----
 
     bool try_push(Incoming& incoming) noexcept { return ring_.try_push(incoming); }
+
+    // True when a push would succeed; only the reactor pushes, so room only grows
+    // until it does.
+    bool has_room() const noexcept { return ring_.has_room(); }
+
+    // Receives straight into the queue: when it has room, fill(payload) may write the
+    // next message into a free cell's payload (true) or decline (false, nothing is
+    // queued). The message then moves once, cell to receiver. False also when full.
+    // If fill throws, nothing is queued either.
+    template <class Fill>
+    bool try_push_from(IdSource& ids, Fill&& fill) {
+        return ring_.try_produce([&](void* cell) {
+            Incoming* in = ::new (cell) Incoming{};
+            bool filled = false;
+            try {
+                filled = fill(in->payload);
+            } catch (...) {
+                in->~Incoming();
+                throw;
+            }
+            if (!filled) {
+                in->~Incoming();
+                return false;
+            }
+            in->id = ids.next();
+            return true;
+        });
+    }
 
     // Wakes receivers after `pushed` envelopes went in.
     void wake(std::size_t pushed) {

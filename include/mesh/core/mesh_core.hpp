@@ -548,11 +548,26 @@ private:
                 s.held.reset();
                 ++pushed;
             }
-            Payload payload;
-            if (!s.connection.try_take(payload, ec)) break;
+            // Room only grows while the reactor is the one producer: take the message
+            // straight into a cell of the queue. When it is full, the next one waits in
+            // `held` for room.
+            std::size_t size = 0;
+            if (incoming_.has_room()) {
+                if (!incoming_.try_push_from(s.id_source, [&](Payload& cell) {
+                        if (!s.connection.try_take(cell, ec)) return false;
+                        size = cell.size();
+                        return true;
+                    }))
+                    break;
+                ++pushed;
+            } else {
+                Payload payload;
+                if (!s.connection.try_take(payload, ec)) break;
+                size = payload.size();
+                s.held.emplace(Incoming{s.id_source.next(), std::move(payload)});
+            }
             ++messages;
-            bytes += payload.size();
-            s.held.emplace(Incoming{s.id_source.next(), std::move(payload)});
+            bytes += size;
         }
         Counters::add(s.counters.messages_in, messages);
         Counters::add(s.counters.bytes_in, bytes);

@@ -90,6 +90,26 @@ public:
         return true;
     }
 
+    // The single producer's push in place: when a cell is free, make(storage) either
+    // constructs a T there and returns true (the cell is then filled) or constructs
+    // nothing and returns false (the ring is left as it was). A producer that builds
+    // the value where it lies saves a move through a temporary. False when full.
+    template <class Make>
+    bool try_produce(Make&& make) noexcept(noexcept(make(static_cast<void*>(nullptr)))) {
+        static_assert(SingleProducer, "try_produce claims its cell with a plain store: one producer only");
+        Cell* const cells = cells_.load(std::memory_order_acquire);
+        if (!cells) return false;
+        const std::size_t pos = head_.load(std::memory_order_relaxed);
+        Cell* const cell = &cells[pos & mask];
+        // acquire: the consumer that freed this cell has finished with it
+        if (cell->sequence.load(std::memory_order_acquire) != 2 * pos) return false;
+        if (!make(static_cast<void*>(cell->storage))) return false;
+        head_.store(pos + 1, std::memory_order_relaxed);
+        // release: the value is complete before a consumer may see the cell as filled
+        cell->sequence.store(2 * pos + 1, std::memory_order_release);
+        return true;
+    }
+
     bool try_pop(T& out) noexcept {
         return try_consume([&out](T& value) noexcept { out = std::move(value); });
     }

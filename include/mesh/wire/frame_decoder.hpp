@@ -65,11 +65,18 @@ public:
 
     /// Moves the finished frame out; returns an empty payload if none is ready.
     Payload take() noexcept {
-        if (state_ != state::ready) return {};
-        Payload out = std::move(payload_);
-        payload_ = Payload();
-        start_header();
+        Payload out;
+        take_into(out);
         return out;
+    }
+
+    /// Moves the finished frame into `out` (one move, where take() makes two); false,
+    /// with `out` untouched, if none is ready. A moved-from payload is empty.
+    bool take_into(Payload& out) noexcept {
+        if (state_ != state::ready) return false;
+        out = std::move(payload_);
+        start_header();
+        return true;
     }
 
     /// Lets the reader tell a clean end of stream (false) from one that cut a frame short (true).

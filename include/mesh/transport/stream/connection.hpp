@@ -151,10 +151,7 @@ public:
             return true;
         }
         for (;;) {
-            if (decoder_.ready()) {
-                out = decoder_.take();
-                return true;
-            }
+            if (decoder_.take_into(out)) return true;
             if (in_begin_ == in_end_) break;
             in_begin_ += decoder_.consume(in_.get() + in_begin_, in_end_ - in_begin_, ec);
             if (ec) return false;
