@@ -220,6 +220,10 @@ struct DefaultConfig {
     static constexpr std::size_t max_message_size = 16 * 1024 * 1024;
     /// Connection events waiting for next_event; beyond it new ones are dropped and counted.
     static constexpr std::size_t event_capacity = 4096;
+    /// Heap buffers of spent payloads up to this capacity are kept for the next
+    /// payloads above the inline size (at most 256 of them per mesh, freed after a
+    /// second or two without use); 0 keeps none. At most 64 KiB.
+    static constexpr std::size_t pooled_buffer_max_size = 16 * 1024;
 };
 
 namespace detail {
@@ -240,6 +244,9 @@ constexpr bool validate_config() {
     static_assert(Config::max_message_size > 0, "Config::max_message_size must be at least 1 byte");
     static_assert(Config::max_message_size <= 0xFFFFFFFFull,
                   "Config::max_message_size must fit the 32-bit frame length field");
+    static_assert(Config::pooled_buffer_max_size <= 64 * 1024,
+                  "Config::pooled_buffer_max_size must be at most 64 KiB: a partial frame's memory is bounded by "
+                  "what arrived plus 64 KiB");
     return true;
 }
 
@@ -275,6 +282,10 @@ MESH_NAMESPACE_END
 #endif
 
 MESH_NAMESPACE_BEGIN
+
+namespace detail {
+struct PayloadStorage;
+}
 
 /// Message bytes: a value type that keeps small payloads inline and owns a
 /// std::vector above that. Moving never copies a heap payload's bytes (its buffer
@@ -458,6 +469,7 @@ public:
     friend bool operator>=(const Payload& a, const Payload& b) noexcept { return !(a < b); }
 
 private:
+    friend struct detail::PayloadStorage;  // the buffer pool reuses heap buffers
     using Vector = std::vector<std::uint8_t>;
 
     Vector& heap() noexcept { return *std::launder(reinterpret_cast<Vector*>(&heap_storage_)); }
@@ -685,6 +697,7 @@ struct ConnectionStats {
     // Mesh totals only (zero per connection):
     std::uint64_t refused = 0;         ///< accepted connections closed for a duplicate id (0 per connection)
     std::uint64_t events_dropped = 0;  ///< connection events dropped because the event queue was full (0 per connection)
+    std::size_t spare_buffers = 0;     ///< heap buffers of spent payloads kept for reuse now (0 per connection)
 };
 
 namespace detail {
@@ -862,6 +875,9 @@ private:
 
 } // namespace detail
 MESH_NAMESPACE_END
+
+// ---- mesh/detail/buffer_pool.hpp ----
+
 
 // ---- mesh/detail/ring.hpp ----
 
@@ -1083,6 +1099,108 @@ private:
 } // namespace detail
 MESH_NAMESPACE_END
 
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+MESH_NAMESPACE_BEGIN
+namespace detail {
+
+// Reaches the heap buffer of a Payload, for the pool only.
+struct PayloadStorage {
+    // Moves a heap payload's buffer to `out` (its bytes stay, to be overwritten) and
+    // leaves the payload empty; false for an inline payload, which is left as it was.
+    static bool release(Payload& payload, std::vector<std::uint8_t>& out) noexcept {
+        if (payload.is_inline()) return false;
+        out = std::move(payload.heap());
+        payload.destroy();
+        return true;
+    }
+    // An empty payload takes `buffer` as its heap storage, with size 0: what is then
+    // appended fills the buffer's capacity before anything is allocated.
+    static void adopt(Payload& payload, std::vector<std::uint8_t>&& buffer) noexcept {
+        payload.destroy();
+        buffer.clear();
+        payload.adopt(std::move(buffer));
+    }
+};
+
+// Heap buffers of spent payloads, kept for the next payload above the inline size.
+// A message's buffer is allocated by one thread and freed by another (a sender's
+// payload by the reactor's writer, a decoded one by a receiver), and glibc serves
+// such frees under a lock of the allocating thread's arena: at 1 KiB that lock, not
+// copying, was the cost of the heap sizes. Buffers given back here are taken again
+// by whichever thread builds the next payload, so in steady state messages up to
+// `max_bytes` allocate nothing.
+//
+// Bounded twice: at most `count` buffers, each of at most `max_bytes` capacity
+// (larger ones are freed at once), so the pool holds at most count * max_bytes.
+// The reactor drains it once a second, so an idle mesh holds none.
+class BufferPool {
+public:
+    static constexpr std::size_t count = 256;
+
+    // max_bytes = 0: keeps nothing.
+    explicit BufferPool(std::size_t max_bytes) : max_bytes_(max_bytes) {}
+
+    std::size_t max_bytes() const noexcept { return max_bytes_; }
+
+    // Takes the heap buffer of `payload` if it fits (freeing it when the pool is
+    // full) and leaves `payload` empty; an inline or too large one is left as it was.
+    // Any thread.
+    void give(Payload& payload) noexcept {
+        if (payload.is_inline() || payload.heap_capacity() > max_bytes_) return;
+        std::vector<std::uint8_t> buffer;
+        PayloadStorage::release(payload, buffer);
+        buffers_.try_push(buffer);  // when full, the buffer is freed here
+    }
+
+    // Makes `payload` (empty) a heap payload of size 0 on a kept buffer; false, with
+    // `payload` untouched, when none is kept. Any thread.
+    bool take(Payload& payload) noexcept {
+        std::vector<std::uint8_t> buffer;
+        if (!buffers_.try_pop(buffer)) return false;
+        PayloadStorage::adopt(payload, std::move(buffer));
+        return true;
+    }
+
+    // A payload holding a copy of `size` bytes at `data`: on a kept buffer when above
+    // the inline size and one is kept (no allocation unless it is too small).
+    Payload copy(const void* data, std::size_t size) {
+        Payload payload;
+        if (size > Payload::inline_capacity && take(payload)) payload.append(data, size);
+        else payload = Payload(data, size);
+        return payload;
+    }
+
+    // How many buffers are kept now (approximate while others give and take).
+    std::size_t size() const noexcept { return buffers_.size(); }
+
+    // Frees every kept buffer.
+    void drain() noexcept {
+        std::vector<std::uint8_t> buffer;
+        while (buffers_.try_pop(buffer)) {
+        }  // each pop frees the buffer popped before
+    }
+
+private:
+    const std::size_t max_bytes_;
+    Ring<std::vector<std::uint8_t>, count> buffers_;  // any thread gives, any thread takes
+};
+
+// A connection that decodes frames takes its payloads' buffers from a mesh's pool
+// through use_pool(BufferPool*); one that moves payloads whole (inproc) has none.
+template <class C, class = void>
+struct uses_buffer_pool : std::false_type {};
+template <class C>
+struct uses_buffer_pool<C, std::void_t<decltype(std::declval<C&>().use_pool(std::declval<BufferPool*>()))>>
+    : std::true_type {};
+
+} // namespace detail
+MESH_NAMESPACE_END
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -1111,6 +1229,10 @@ template <std::size_t Capacity>
 class IncomingQueue {
 public:
     using clock = std::chrono::steady_clock;
+
+    // Receivers give the heap buffers of the payloads they overwrite to `pool`
+    // (nullptr: they free them), for the reactor to decode the next ones into.
+    explicit IncomingQueue(BufferPool* pool = nullptr) noexcept : pool_(pool) {}
 
     // ---- reactor side ----
 
@@ -1243,6 +1365,7 @@ private:
             SharedId* id = in.id.detach();
             run.add(id);
             out[n].id.assign(id->text());
+            if (pool_) pool_->give(out[n].payload);
             out[n].payload = std::move(in.payload);
         }))
             ++n;
@@ -1260,6 +1383,7 @@ private:
     }
 
     Ring<Incoming, Capacity, true, false> ring_;  // reactor -> receivers
+    BufferPool* const pool_;
     std::atomic<bool> closed_{false};
     std::atomic<bool> resume_wanted_{false};
     std::atomic<int> sleepers_{0};
@@ -1820,6 +1944,17 @@ public:
         return push(state, payload);
     }
 
+    // A copy of `size` bytes, sent with send(payload) (send or send_to): above the
+    // inline size it goes into a spare buffer, and back to the spares if refused.
+    template <class Send>
+    SendResult send_copy(const void* data, std::size_t size, Send&& send) {
+        if (size > Config::max_message_size) return {errc::message_too_large, {}};
+        Payload payload = spare_buffers_.copy(data, size);
+        SendResult result = send(payload);
+        if (!result.ok()) spare_buffers_.give(payload);
+        return result;
+    }
+
     std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken, clock::time_point deadline) {
         if (on_reactor_thread()) {  // it would wait on itself
             const auto ec = try_recv(out, max, taken);
@@ -1880,6 +2015,7 @@ public:
         s.connections = states.size();
         s.refused = refused_.load(std::memory_order_relaxed);
         s.events_dropped = events_.dropped();
+        s.spare_buffers = spare_buffers_.size();
         return s;
     }
 
@@ -1976,6 +2112,8 @@ private:
             if constexpr (uses_writer) {
                 if (wakeups_lost_.exchange(false, std::memory_order_acquire)) restart_stalled_writers();
             }
+            // Under load the pool refills within a batch; idle, it holds nothing for long.
+            spare_buffers_.drain();
             for (std::size_t i = 0; i < swept_.size();) {
                 State& s = *swept_[i];
                 if (s.phase == Phase::open && s.park_if_idle()) untrack_for_sweep(s);  // swaps the last in here
@@ -2011,6 +2149,7 @@ private:
     // attaching -> open
     void attach(const StatePtr& state) {
         state->connection.attach(io_, Config::max_message_size);
+        if constexpr (uses_buffer_pool<Connection>::value) state->connection.use_pool(&spare_buffers_);
         // Every tracked connection is live, so tracking never allocates.
         if (swept_.capacity() <= live_.size()) swept_.reserve(2 * (live_.size() + 1));
         state->phase = Phase::open;
@@ -2223,8 +2362,13 @@ private:
         s.write_pending = true;
         State* raw = state.get();
         s.connection.async_write_batch(
-            [raw](auto&& use) {
-                if (!raw->outgoing.try_consume(use)) return false;
+            [raw, pool = &spare_buffers_](auto&& encode) {
+                // A payload the encoder copied leaves its buffer for the next send to reuse.
+                if (!raw->outgoing.try_consume([&](Payload& payload) {
+                        encode(payload);
+                        pool->give(payload);
+                    }))
+                    return false;
                 ++raw->in_flight;
                 return true;
             },
@@ -2341,7 +2485,8 @@ private:
     Counters retired_;
     std::atomic<std::uint64_t> refused_{0};
 
-    IncomingQueue<Config::incoming_capacity> incoming_;
+    BufferPool spare_buffers_{Config::pooled_buffer_max_size};  // before incoming_, which uses it
+    IncomingQueue<Config::incoming_capacity> incoming_{&spare_buffers_};
     HandlerSlot resume_slot_;
     EventQueue events_{Config::event_capacity};
 
@@ -2530,12 +2675,13 @@ public:
         return core().send(id, payload);
     }
     /// Copies the bytes straight into the queue: no payload for the caller to build,
-    /// and none to give back on failure (the bytes stay where they are).
+    /// and none to give back on failure (the bytes stay where they are). Above the
+    /// inline size the copy goes into a spare buffer of the mesh's when one is kept.
     SendResult send(const std::string& id, std::string_view bytes) { return send(id, bytes.data(), bytes.size()); }
     /// As send(id, bytes), for the `size` bytes at `data`.
     SendResult send(const std::string& id, const void* data, std::size_t size) {
-        Payload payload(data, size);
-        return send(id, std::move(payload));
+        if (!owner_) return {errc::shut_down, {}};
+        return core().send_copy(data, size, [&](Payload& payload) { return core().send(id, payload); });
     }
 
     /// A sender bound to one connection, for hot loops: no id lookup per message.
@@ -2683,8 +2829,8 @@ public:
     SendResult send(std::string_view bytes) { return send(bytes.data(), bytes.size()); }
     /// As send(bytes), for the `size` bytes at `data`.
     SendResult send(const void* data, std::size_t size) {
-        Payload payload(data, size);
-        return send(std::move(payload));
+        if (!core_) return {errc::not_found, {}};
+        return core_->send_copy(data, size, [&](Payload& payload) { return core_->send_to(state_, payload); });
     }
     /// The bound connection's id; empty when bound to nothing.
     const std::string& id() const {
@@ -2967,6 +3113,10 @@ public:
         if (body_have_ == body_length_) state_ = state::ready;
     }
 
+    /// Bodies above the inline size start on a buffer taken from `pool` when it has
+    /// one (nullptr: none); the pool must outlive its use here.
+    void use_pool(mesh::detail::BufferPool* pool) noexcept { pool_ = pool; }
+
     /// Heap bytes the partial frame holds now: bounded by twice what arrived plus 64 KiB.
     std::size_t held_bytes() const noexcept { return payload_.heap_capacity(); }
 
@@ -2992,6 +3142,7 @@ private:
         error_ = parse_header(header_.data(), max_payload_, length);
         if (error_) return false;
         payload_ = Payload();
+        if (pool_ && length > Payload::inline_capacity) pool_->take(payload_);
         body_length_ = length;
         body_have_ = 0;
         state_ = length == 0 ? state::ready : state::body;
@@ -3007,6 +3158,8 @@ private:
     }
 
     static constexpr std::size_t growth_step = 64 * 1024;
+
+    mesh::detail::BufferPool* pool_ = nullptr;
 
     std::size_t max_payload_;
     std::array<std::uint8_t, header_size> header_{};
@@ -4042,6 +4195,10 @@ public:
         decoder_.limit(max_message_size);
     }
 
+    /// Decodes payloads above the inline size into buffers taken from `pool` (a
+    /// Mesh's spare buffers) until detach.
+    void use_pool(detail::BufferPool* pool) noexcept { decoder_.use_pool(pool); }
+
     /// Gives back a message that was read but not delivered: the next take returns it.
     void unread(Payload&& payload) { unread_.emplace(std::move(payload)); }
 
@@ -4136,6 +4293,7 @@ public:
 
     /// Back to standalone use; called when no asynchronous operation is pending.
     void detach() {
+        decoder_.use_pool(nullptr);
         if (!is_open()) return;
         if (home_ && &socket_->get_executor().context() != home_.get()) rebind(*home_);
     }
@@ -6049,6 +6207,12 @@ public:
     /// The held connection's attach: a Mesh's reactor drives it on `io` from now on.
     void attach(asio::io_context& io, std::size_t max_message_size) {
         visit([&](auto& c) { c.attach(io, max_message_size); });
+    }
+    /// The held connection's use_pool, where it decodes frames.
+    void use_pool(detail::BufferPool* pool) noexcept {
+        visit([&](auto& c) {
+            if constexpr (detail::uses_buffer_pool<std::decay_t<decltype(c)>>::value) c.use_pool(pool);
+        });
     }
     /// The held connection's unread: the next try_take returns `payload`.
     void unread(Payload&& payload) {

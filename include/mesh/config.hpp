@@ -23,6 +23,10 @@ struct DefaultConfig {
     static constexpr std::size_t max_message_size = 16 * 1024 * 1024;
     /// Connection events waiting for next_event; beyond it new ones are dropped and counted.
     static constexpr std::size_t event_capacity = 4096;
+    /// Heap buffers of spent payloads up to this capacity are kept for the next
+    /// payloads above the inline size (at most 256 of them per mesh, freed after a
+    /// second or two without use); 0 keeps none. At most 64 KiB.
+    static constexpr std::size_t pooled_buffer_max_size = 16 * 1024;
 };
 
 namespace detail {
@@ -43,6 +47,9 @@ constexpr bool validate_config() {
     static_assert(Config::max_message_size > 0, "Config::max_message_size must be at least 1 byte");
     static_assert(Config::max_message_size <= 0xFFFFFFFFull,
                   "Config::max_message_size must fit the 32-bit frame length field");
+    static_assert(Config::pooled_buffer_max_size <= 64 * 1024,
+                  "Config::pooled_buffer_max_size must be at most 64 KiB: a partial frame's memory is bounded by "
+                  "what arrived plus 64 KiB");
     return true;
 }
 

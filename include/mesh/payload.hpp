@@ -26,6 +26,10 @@
 
 MESH_NAMESPACE_BEGIN
 
+namespace detail {
+struct PayloadStorage;
+}
+
 /// Message bytes: a value type that keeps small payloads inline and owns a
 /// std::vector above that. Moving never copies a heap payload's bytes (its buffer
 /// changes hands), and a std::vector is adopted or handed back without a copy.
@@ -208,6 +212,7 @@ public:
     friend bool operator>=(const Payload& a, const Payload& b) noexcept { return !(a < b); }
 
 private:
+    friend struct detail::PayloadStorage;  // the buffer pool reuses heap buffers
     using Vector = std::vector<std::uint8_t>;
 
     Vector& heap() noexcept { return *std::launder(reinterpret_cast<Vector*>(&heap_storage_)); }

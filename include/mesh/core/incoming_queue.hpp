@@ -2,6 +2,7 @@
 
 #include "mesh/version.hpp"
 #include "mesh/core/shared_id.hpp"
+#include "mesh/detail/buffer_pool.hpp"
 #include "mesh/detail/ring.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
@@ -34,6 +35,10 @@ template <std::size_t Capacity>
 class IncomingQueue {
 public:
     using clock = std::chrono::steady_clock;
+
+    // Receivers give the heap buffers of the payloads they overwrite to `pool`
+    // (nullptr: they free them), for the reactor to decode the next ones into.
+    explicit IncomingQueue(BufferPool* pool = nullptr) noexcept : pool_(pool) {}
 
     // ---- reactor side ----
 
@@ -166,6 +171,7 @@ private:
             SharedId* id = in.id.detach();
             run.add(id);
             out[n].id.assign(id->text());
+            if (pool_) pool_->give(out[n].payload);
             out[n].payload = std::move(in.payload);
         }))
             ++n;
@@ -183,6 +189,7 @@ private:
     }
 
     Ring<Incoming, Capacity, true, false> ring_;  // reactor -> receivers
+    BufferPool* const pool_;
     std::atomic<bool> closed_{false};
     std::atomic<bool> resume_wanted_{false};
     std::atomic<int> sleepers_{0};

@@ -112,12 +112,13 @@ public:
         return core().send(id, payload);
     }
     /// Copies the bytes straight into the queue: no payload for the caller to build,
-    /// and none to give back on failure (the bytes stay where they are).
+    /// and none to give back on failure (the bytes stay where they are). Above the
+    /// inline size the copy goes into a spare buffer of the mesh's when one is kept.
     SendResult send(const std::string& id, std::string_view bytes) { return send(id, bytes.data(), bytes.size()); }
     /// As send(id, bytes), for the `size` bytes at `data`.
     SendResult send(const std::string& id, const void* data, std::size_t size) {
-        Payload payload(data, size);
-        return send(id, std::move(payload));
+        if (!owner_) return {errc::shut_down, {}};
+        return core().send_copy(data, size, [&](Payload& payload) { return core().send(id, payload); });
     }
 
     /// A sender bound to one connection, for hot loops: no id lookup per message.
@@ -265,8 +266,8 @@ public:
     SendResult send(std::string_view bytes) { return send(bytes.data(), bytes.size()); }
     /// As send(bytes), for the `size` bytes at `data`.
     SendResult send(const void* data, std::size_t size) {
-        Payload payload(data, size);
-        return send(std::move(payload));
+        if (!core_) return {errc::not_found, {}};
+        return core_->send_copy(data, size, [&](Payload& payload) { return core_->send_to(state_, payload); });
     }
     /// The bound connection's id; empty when bound to nothing.
     const std::string& id() const {

@@ -201,6 +201,17 @@ public:
         return push(state, payload);
     }
 
+    // A copy of `size` bytes, sent with send(payload) (send or send_to): above the
+    // inline size it goes into a spare buffer, and back to the spares if refused.
+    template <class Send>
+    SendResult send_copy(const void* data, std::size_t size, Send&& send) {
+        if (size > Config::max_message_size) return {errc::message_too_large, {}};
+        Payload payload = spare_buffers_.copy(data, size);
+        SendResult result = send(payload);
+        if (!result.ok()) spare_buffers_.give(payload);
+        return result;
+    }
+
     std::error_code recv(Envelope* out, std::size_t max, std::size_t& taken, clock::time_point deadline) {
         if (on_reactor_thread()) {  // it would wait on itself
             const auto ec = try_recv(out, max, taken);
@@ -261,6 +272,7 @@ public:
         s.connections = states.size();
         s.refused = refused_.load(std::memory_order_relaxed);
         s.events_dropped = events_.dropped();
+        s.spare_buffers = spare_buffers_.size();
         return s;
     }
 
@@ -357,6 +369,8 @@ private:
             if constexpr (uses_writer) {
                 if (wakeups_lost_.exchange(false, std::memory_order_acquire)) restart_stalled_writers();
             }
+            // Under load the pool refills within a batch; idle, it holds nothing for long.
+            spare_buffers_.drain();
             for (std::size_t i = 0; i < swept_.size();) {
                 State& s = *swept_[i];
                 if (s.phase == Phase::open && s.park_if_idle()) untrack_for_sweep(s);  // swaps the last in here
@@ -392,6 +406,7 @@ private:
     // attaching -> open
     void attach(const StatePtr& state) {
         state->connection.attach(io_, Config::max_message_size);
+        if constexpr (uses_buffer_pool<Connection>::value) state->connection.use_pool(&spare_buffers_);
         // Every tracked connection is live, so tracking never allocates.
         if (swept_.capacity() <= live_.size()) swept_.reserve(2 * (live_.size() + 1));
         state->phase = Phase::open;
@@ -604,8 +619,13 @@ private:
         s.write_pending = true;
         State* raw = state.get();
         s.connection.async_write_batch(
-            [raw](auto&& use) {
-                if (!raw->outgoing.try_consume(use)) return false;
+            [raw, pool = &spare_buffers_](auto&& encode) {
+                // A payload the encoder copied leaves its buffer for the next send to reuse.
+                if (!raw->outgoing.try_consume([&](Payload& payload) {
+                        encode(payload);
+                        pool->give(payload);
+                    }))
+                    return false;
                 ++raw->in_flight;
                 return true;
             },
@@ -722,7 +742,8 @@ private:
     Counters retired_;
     std::atomic<std::uint64_t> refused_{0};
 
-    IncomingQueue<Config::incoming_capacity> incoming_;
+    BufferPool spare_buffers_{Config::pooled_buffer_max_size};  // before incoming_, which uses it
+    IncomingQueue<Config::incoming_capacity> incoming_{&spare_buffers_};
     HandlerSlot resume_slot_;
     EventQueue events_{Config::event_capacity};
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "mesh/version.hpp"
+#include "mesh/detail/buffer_pool.hpp"
 #include "mesh/detail/direct_send.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
@@ -102,6 +103,12 @@ public:
     /// The held connection's attach: a Mesh's reactor drives it on `io` from now on.
     void attach(asio::io_context& io, std::size_t max_message_size) {
         visit([&](auto& c) { c.attach(io, max_message_size); });
+    }
+    /// The held connection's use_pool, where it decodes frames.
+    void use_pool(detail::BufferPool* pool) noexcept {
+        visit([&](auto& c) {
+            if constexpr (detail::uses_buffer_pool<std::decay_t<decltype(c)>>::value) c.use_pool(pool);
+        });
     }
     /// The held connection's unread: the next try_take returns `payload`.
     void unread(Payload&& payload) {

@@ -10,6 +10,7 @@
 #include <system_error>
 #include <utility>
 
+#include "mesh/detail/buffer_pool.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
 #include "mesh/wire/frame_header.hpp"
@@ -113,6 +114,10 @@ public:
         if (body_have_ == body_length_) state_ = state::ready;
     }
 
+    /// Bodies above the inline size start on a buffer taken from `pool` when it has
+    /// one (nullptr: none); the pool must outlive its use here.
+    void use_pool(mesh::detail::BufferPool* pool) noexcept { pool_ = pool; }
+
     /// Heap bytes the partial frame holds now: bounded by twice what arrived plus 64 KiB.
     std::size_t held_bytes() const noexcept { return payload_.heap_capacity(); }
 
@@ -138,6 +143,7 @@ private:
         error_ = parse_header(header_.data(), max_payload_, length);
         if (error_) return false;
         payload_ = Payload();
+        if (pool_ && length > Payload::inline_capacity) pool_->take(payload_);
         body_length_ = length;
         body_have_ = 0;
         state_ = length == 0 ? state::ready : state::body;
@@ -153,6 +159,8 @@ private:
     }
 
     static constexpr std::size_t growth_step = 64 * 1024;
+
+    mesh::detail::BufferPool* pool_ = nullptr;
 
     std::size_t max_payload_;
     std::array<std::uint8_t, header_size> header_{};

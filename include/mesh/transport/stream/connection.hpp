@@ -138,6 +138,10 @@ public:
         decoder_.limit(max_message_size);
     }
 
+    /// Decodes payloads above the inline size into buffers taken from `pool` (a
+    /// Mesh's spare buffers) until detach.
+    void use_pool(detail::BufferPool* pool) noexcept { decoder_.use_pool(pool); }
+
     /// Gives back a message that was read but not delivered: the next take returns it.
     void unread(Payload&& payload) { unread_.emplace(std::move(payload)); }
 
@@ -232,6 +236,7 @@ public:
 
     /// Back to standalone use; called when no asynchronous operation is pending.
     void detach() {
+        decoder_.use_pool(nullptr);
         if (!is_open()) return;
         if (home_ && &socket_->get_executor().context() != home_.get()) rebind(*home_);
     }
