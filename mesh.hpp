@@ -1125,6 +1125,20 @@ struct PayloadStorage {
         buffer.clear();
         payload.adopt(std::move(buffer));
     }
+    // Room for `n` bytes without another allocation; above the inline size the bytes
+    // move to the heap.
+    static void reserve(Payload& payload, std::size_t n) {
+        if (payload.is_inline() ? n <= Payload::inline_capacity : n <= payload.heap_capacity()) return;
+        if (payload.is_inline()) {
+            std::vector<std::uint8_t> grown;
+            grown.reserve(n);
+            grown.assign(payload.begin(), payload.end());
+            payload.destroy();
+            payload.adopt(std::move(grown));
+        } else {
+            payload.heap().reserve(n);
+        }
+    }
 };
 
 // Heap buffers of spent payloads, kept for the next payload above the inline size.
@@ -1169,10 +1183,11 @@ public:
     // A payload holding a copy of `size` bytes at `data`: on a kept buffer when above
     // the inline size and one is kept (no allocation unless it is too small).
     Payload copy(const void* data, std::size_t size) {
-        Payload payload;
-        if (size > Payload::inline_capacity && take(payload)) payload.append(data, size);
-        else payload = Payload(data, size);
-        return payload;
+        std::vector<std::uint8_t> buffer;
+        if (size <= Payload::inline_capacity || !buffers_.try_pop(buffer)) return Payload(data, size);
+        const auto* bytes = static_cast<const std::uint8_t*>(data);
+        buffer.assign(bytes, bytes + size);
+        return Payload(std::move(buffer));  // above the inline size: adopted, not copied
     }
 
     // How many buffers are kept now (approximate while others give and take).
@@ -3152,6 +3167,11 @@ private:
     // Outside body_tail() ... body_filled() the payload holds exactly the body so far.
     void append_body(const std::uint8_t* data, std::size_t n) {
         if (n == 0) return;
+        // Room for twice what has arrived, never more than the body: a body that comes
+        // in two pieces (a 64 KiB frame across two reads) is allocated once, not twice.
+        const std::size_t have = body_have_ + n;
+        if (body_length_ > Payload::inline_capacity && payload_.heap_capacity() < have)
+            mesh::detail::PayloadStorage::reserve(payload_, std::min(body_length_, 2 * have));
         payload_.append(data, n);
         body_have_ += n;
         if (body_have_ == body_length_) state_ = state::ready;

@@ -283,6 +283,23 @@ TEST_CASE("header validation") {
     }
 }
 
+TEST_CASE("a body that arrives in two pieces is allocated once, at its length") {
+    const std::size_t length = 64 * 1024;
+    const Header h = header_for(static_cast<std::uint32_t>(length));
+    const Payload body(length, 0x17);
+    FrameDecoder decoder(1 << 20);
+    std::error_code ec;
+    CHECK(decoder.consume(h.data(), h.size(), ec) == header_size);
+    // As a 64 KiB read brings it: the header and all but 7 bytes of the body.
+    CHECK(decoder.consume(body.data(), length - 7, ec) == length - 7);
+    CHECK(decoder.held_bytes() == length);  // twice what arrived, capped at the body
+    CHECK(decoder.consume(body.data() + length - 7, 7, ec) == 7);
+    CHECK(decoder.held_bytes() == length);  // the rest fitted: no second allocation
+    Payload got;
+    REQUIRE(decoder.take_into(got));
+    CHECK(got == body);
+}
+
 TEST_CASE("a partial body holds memory in proportion to the bytes that arrived") {
     const std::size_t max = 16 * 1024 * 1024;
     const Header h = header_for(static_cast<std::uint32_t>(max));

@@ -30,6 +30,20 @@ struct PayloadStorage {
         buffer.clear();
         payload.adopt(std::move(buffer));
     }
+    // Room for `n` bytes without another allocation; above the inline size the bytes
+    // move to the heap.
+    static void reserve(Payload& payload, std::size_t n) {
+        if (payload.is_inline() ? n <= Payload::inline_capacity : n <= payload.heap_capacity()) return;
+        if (payload.is_inline()) {
+            std::vector<std::uint8_t> grown;
+            grown.reserve(n);
+            grown.assign(payload.begin(), payload.end());
+            payload.destroy();
+            payload.adopt(std::move(grown));
+        } else {
+            payload.heap().reserve(n);
+        }
+    }
 };
 
 // Heap buffers of spent payloads, kept for the next payload above the inline size.
@@ -74,10 +88,11 @@ public:
     // A payload holding a copy of `size` bytes at `data`: on a kept buffer when above
     // the inline size and one is kept (no allocation unless it is too small).
     Payload copy(const void* data, std::size_t size) {
-        Payload payload;
-        if (size > Payload::inline_capacity && take(payload)) payload.append(data, size);
-        else payload = Payload(data, size);
-        return payload;
+        std::vector<std::uint8_t> buffer;
+        if (size <= Payload::inline_capacity || !buffers_.try_pop(buffer)) return Payload(data, size);
+        const auto* bytes = static_cast<const std::uint8_t*>(data);
+        buffer.assign(bytes, bytes + size);
+        return Payload(std::move(buffer));  // above the inline size: adopted, not copied
     }
 
     // How many buffers are kept now (approximate while others give and take).

@@ -153,6 +153,11 @@ private:
     // Outside body_tail() ... body_filled() the payload holds exactly the body so far.
     void append_body(const std::uint8_t* data, std::size_t n) {
         if (n == 0) return;
+        // Room for twice what has arrived, never more than the body: a body that comes
+        // in two pieces (a 64 KiB frame across two reads) is allocated once, not twice.
+        const std::size_t have = body_have_ + n;
+        if (body_length_ > Payload::inline_capacity && payload_.heap_capacity() < have)
+            mesh::detail::PayloadStorage::reserve(payload_, std::min(body_length_, 2 * have));
         payload_.append(data, n);
         body_have_ += n;
         if (body_have_ == body_length_) state_ = state::ready;
