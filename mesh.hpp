@@ -114,6 +114,7 @@ enum class errc {
     certificate_name_mismatch,  ///< the peer's certificate is not for the name or address dialled
     certificate_missing,        ///< the peer presented no certificate, and one is required
     on_reactor_thread,  ///< a blocking call (remove, recv, next_event) made on the mesh's own reactor thread
+    frame_timeout,      ///< a peer began a frame and did not finish it within StreamOptions::frame_timeout
 };
 
 namespace detail {
@@ -151,6 +152,7 @@ public:
         case errc::certificate_name_mismatch: return "peer certificate does not match the expected name";
         case errc::certificate_missing: return "peer sent no certificate";
         case errc::on_reactor_thread: return "blocking call on the mesh's reactor thread (it would wait on itself)";
+        case errc::frame_timeout: return "the peer left a frame unfinished for longer than the frame timeout";
         }
         return "unknown mesh error";
     }
@@ -1510,7 +1512,57 @@ private:
 } // namespace detail
 MESH_NAMESPACE_END
 
+// ---- mesh/detail/indexed_list.hpp ----
+
+
+#include <cstddef>
+#include <vector>
+
+MESH_NAMESPACE_BEGIN
+namespace detail {
+
+// The place of an item that is in no IndexedList.
+inline constexpr std::size_t not_listed = static_cast<std::size_t>(-1);
+
+// A list of pointers to items that know their own place in it (the member Slot,
+// not_listed while out): adding and removing cost O(1), and a pass visits only
+// the members, however many items exist. Removing moves the last member into the gap.
+template <class T, std::size_t T::*Slot>
+class IndexedList {
+public:
+    std::size_t size() const noexcept { return items_.size(); }
+    T& operator[](std::size_t i) const noexcept { return *items_[i]; }
+
+    // Room for `n` members, so that adding allocates nothing below that.
+    void reserve(std::size_t n) {
+        if (items_.capacity() < n) items_.reserve(2 * n);
+    }
+
+    void add(T& item) {
+        if (item.*Slot != not_listed) return;
+        item.*Slot = items_.size();
+        items_.push_back(&item);
+    }
+
+    void remove(T& item) noexcept {
+        const std::size_t at = item.*Slot;
+        if (at == not_listed) return;
+        T* last = items_.back();
+        items_[at] = last;
+        last->*Slot = at;
+        items_.pop_back();
+        item.*Slot = not_listed;
+    }
+
+private:
+    std::vector<T*> items_;
+};
+
+} // namespace detail
+MESH_NAMESPACE_END
+
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <future>
 #include <memory>
@@ -1704,8 +1756,9 @@ public:
     std::size_t in_flight = 0;    // messages of the pending write
     std::optional<Incoming> held;  // received, waiting for room in the incoming queue
     std::promise<void>* removal = nullptr;
-    static constexpr std::size_t not_swept = static_cast<std::size_t>(-1);
-    std::size_t sweep_slot = not_swept;  // where MeshCore's sweep list holds it
+    std::size_t sweep_slot = not_listed;    // where MeshCore's sweep list holds it
+    std::size_t partial_slot = not_listed;  // where MeshCore's list of unfinished frames holds it
+    std::chrono::steady_clock::time_point frame_since;  // listed there since; only reading time counts
 
 private:
     static constexpr std::uint32_t closed_bit = 0x80000000u;
@@ -1764,6 +1817,28 @@ private:
     std::mutex park_mutex_;  // allocation and release of the ring's storage
     std::uint64_t out_at_last_check_ = 0;  // reactor
 };
+
+} // namespace detail
+MESH_NAMESPACE_END
+
+// ---- mesh/detail/frame_timeout.hpp ----
+
+
+#include <chrono>
+#include <type_traits>
+#include <utility>
+
+MESH_NAMESPACE_BEGIN
+namespace detail {
+
+// A connection that reads frames from a byte stream can be left inside one by its
+// peer; it offers frame_unfinished() and frame_timeout(), and a Mesh times those that
+// are unfinished and ends the overdue ones. One that moves payloads whole (inproc) is
+// never inside a frame.
+template <class C, class = void>
+struct has_frame_timeout : std::false_type {};
+template <class C>
+struct has_frame_timeout<C, std::void_t<decltype(std::declval<const C&>().frame_timeout())>> : std::true_type {};
 
 } // namespace detail
 MESH_NAMESPACE_END
@@ -2117,7 +2192,7 @@ private:
     // Once a second, connections that wrote nothing since the last sweep give their
     // outgoing ring's storage back, so idle connections stay small. A ring gets
     // storage only on the way to a write, so the writer lists its connection
-    // (track_for_sweep) and the sweep visits only those: connections that stay idle
+    // (swept_.add) and the sweep visits only those: connections that stay idle
     // cost the reactor nothing. A writer whose wake-up could not be posted is rare
     // enough to warrant one pass over every connection.
     void schedule_park_sweep() {
@@ -2130,10 +2205,11 @@ private:
             // Under load the pool refills within a batch; idle, it holds nothing for long.
             spare_buffers_.drain();
             for (std::size_t i = 0; i < swept_.size();) {
-                State& s = *swept_[i];
-                if (s.phase == Phase::open && s.park_if_idle()) untrack_for_sweep(s);  // swaps the last in here
+                State& s = swept_[i];
+                if (s.phase == Phase::open && s.park_if_idle()) swept_.remove(s);  // swaps the last in here
                 else ++i;
             }
+            if constexpr (has_frame_timeout<Connection>::value) end_overdue_frames();
             schedule_park_sweep();
         });
     }
@@ -2146,27 +2222,38 @@ private:
         }
     }
 
-    void track_for_sweep(State& s) noexcept {
-        if (s.sweep_slot != State::not_swept) return;
-        s.sweep_slot = swept_.size();
-        swept_.push_back(&s);
+    // After a pump: a connection left inside a frame is timed from now, unless it
+    // already is. (A pump that pauses, the incoming queue being full, stops at a
+    // frame's end, so a connection is never timed while we are the ones not reading.)
+    void time_frame(State& s) {
+        if (!s.connection.frame_unfinished() || s.connection.frame_timeout().count() == 0) {
+            partial_.remove(s);
+        } else if (s.partial_slot == not_listed) {
+            s.frame_since = clock::now();
+            partial_.add(s);
+        }
     }
 
-    void untrack_for_sweep(State& s) noexcept {
-        if (s.sweep_slot == State::not_swept) return;
-        State* last = swept_.back();
-        swept_[s.sweep_slot] = last;
-        last->sweep_slot = s.sweep_slot;
-        swept_.pop_back();
-        s.sweep_slot = State::not_swept;
+    // A peer that began a frame and let it stand past the frame timeout: its
+    // connection dies. Only connections inside a frame are listed and visited.
+    void end_overdue_frames() {
+        if (partial_.size() == 0) return;
+        const auto now = clock::now();
+        std::vector<StatePtr> overdue;
+        for (std::size_t i = 0; i < partial_.size(); ++i) {
+            State& s = partial_[i];
+            if (s.reads() && now - s.frame_since >= s.connection.frame_timeout()) overdue.push_back(live_.at(s.key));
+        }
+        for (const auto& state : overdue) die(state, errc::frame_timeout);
     }
 
     // attaching -> open
     void attach(const StatePtr& state) {
         state->connection.attach(io_, Config::max_message_size);
         if constexpr (uses_buffer_pool<Connection>::value) state->connection.use_pool(&spare_buffers_);
-        // Every tracked connection is live, so tracking never allocates.
-        if (swept_.capacity() <= live_.size()) swept_.reserve(2 * (live_.size() + 1));
+        // Every listed connection is live, so listing never allocates.
+        swept_.reserve(live_.size() + 1);
+        partial_.reserve(live_.size() + 1);
         state->phase = Phase::open;
         live_.emplace(state->key, state);
         // Messages sent before this ran have posted their own start_write, queued behind us.
@@ -2258,7 +2345,8 @@ private:
         s.connection.detach();
         if (ending != Phase::removing) s.connection.disconnect();  // also frees its buffers
         s.outgoing.release();  // the gate is closed and empty: no sender touches the ring again
-        untrack_for_sweep(s);
+        swept_.remove(s);
+        partial_.remove(s);
         live_.erase(s.key);
         if (ending == Phase::dying && s.accepted) reap(state);  // before the event: whoever reads it finds the id free
         if (s.died) {
@@ -2345,6 +2433,7 @@ private:
         Counters::add(s.counters.messages_in, messages);
         Counters::add(s.counters.bytes_in, bytes);
         if (pushed != 0) incoming_.wake(pushed);
+        if constexpr (has_frame_timeout<Connection>::value) time_frame(s);
         if (ec) {
             die(state, ec);
         } else if (!paused) {
@@ -2373,7 +2462,7 @@ private:
     void start_write(const StatePtr& state) {
         State& s = *state;
         if (s.phase != Phase::open || s.write_pending) return;
-        track_for_sweep(s);
+        swept_.add(s);
         s.write_pending = true;
         State* raw = state.get();
         s.connection.async_write_batch(
@@ -2507,7 +2596,8 @@ private:
 
     // reactor
     std::unordered_map<std::uint64_t, StatePtr> live_;
-    std::vector<State*> swept_;  // open connections whose ring may hold storage; each is in live_
+    IndexedList<State, &State::sweep_slot> swept_;  // open connections whose ring may hold storage; each is in live_
+    IndexedList<State, &State::partial_slot> partial_;  // connections left inside a frame; each is in live_
     std::atomic<bool> wakeups_lost_{false};  // set by senders
     std::vector<StatePtr> paused_;
     std::vector<std::function<void()>> listener_closers_;
@@ -4085,6 +4175,44 @@ MESH_NAMESPACE_END
 // ---- mesh/transport/stream/connection.hpp ----
 
 
+// ---- mesh/transport/stream/options.hpp ----
+
+
+#include <chrono>
+#include <cstddef>
+
+MESH_NAMESPACE_BEGIN
+
+/// TCP keepalive probes (tcp:// and tcps://; unix:// has none). The kernel probes a
+/// connection that has been quiet for `idle`, every `interval`, and after `count`
+/// probes go unanswered ends it (the disconnect reason is then a timeout from the
+/// operating system). It needs nothing from the peer, so it works with Splinter nodes,
+/// and it finds peers that vanished without closing (a host gone, a cable cut).
+struct TcpKeepalive {
+    bool enabled = false;                ///< off by default
+    std::chrono::seconds idle{60};       ///< quiet time before the first probe
+    std::chrono::seconds interval{10};   ///< time between probes
+    int count = 5;                       ///< unanswered probes that end the connection
+};
+
+/// Settings of the stream transports (Tcp, Unix, and Tls through TlsOptions::stream).
+struct StreamOptions {
+    std::size_t max_message_size = 16 * 1024 * 1024;  ///< larger frames are refused, before allocation
+    std::chrono::milliseconds connect_timeout{10000};    ///< connect: the limit on the socket connect
+    std::chrono::milliseconds handshake_timeout{10000};  ///< TLS and version handshakes, both roles
+    /// accept_from: a connection arriving while this many handshakes are running is
+    /// closed at once and counted (0: no limit). Bounds what a flood of slow or silent
+    /// clients can hold (descriptors, TLS state) and the reactor time it can take.
+    std::size_t max_pending_handshakes = 256;
+    /// In a Mesh, a frame a peer has begun must be whole within this, or the connection
+    /// ends with errc::frame_timeout: a peer that trickles a frame (a byte a second)
+    /// holds no memory and no connection for longer (0: no limit). Checked once a second.
+    std::chrono::milliseconds frame_timeout{60000};
+    TcpKeepalive keepalive;  ///< tcp:// and tcps:// only
+};
+
+MESH_NAMESPACE_END
+
 #include <asio/buffer.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -4137,11 +4265,13 @@ public:
     /// Not open.
     StreamConnection() = default;
     /// Wraps a connected `socket` and its `session`, handshakes done (a transport's
-    /// connect or a listener's accept makes it), refusing payloads above `max_message_size`.
+    /// connect or a listener's accept makes it), with the transport's `options` (the
+    /// maximum message size, the frame timeout).
     StreamConnection(std::shared_ptr<asio::io_context> home, socket_type socket, Session session,
-                     std::string local_endpoint, std::string remote_endpoint, std::size_t max_message_size)
+                     std::string local_endpoint, std::string remote_endpoint, const StreamOptions& options)
         : home_(std::move(home)), socket_(std::move(socket)), session_(std::move(session)),
-          local_(std::move(local_endpoint)), remote_(std::move(remote_endpoint)), decoder_(max_message_size) {
+          local_(std::move(local_endpoint)), remote_(std::move(remote_endpoint)),
+          decoder_(options.max_message_size), frame_timeout_(options.frame_timeout) {
         // Always non-blocking: standalone calls wait with poll() and a deadline instead.
         std::error_code ignored;
         socket_->non_blocking(true, ignored);
@@ -4214,6 +4344,11 @@ public:
         if (&socket_->get_executor().context() != &io) rebind(io);
         decoder_.limit(max_message_size);
     }
+
+    /// True when a frame the peer began is unfinished (after try_take took all there is).
+    bool frame_unfinished() const noexcept { return decoder_.mid_frame(); }
+    /// How long a frame may stay unfinished while a Mesh reads (StreamOptions::frame_timeout; 0: no limit).
+    std::chrono::milliseconds frame_timeout() const noexcept { return frame_timeout_; }
 
     /// Decodes payloads above the inline size into buffers taken from `pool` (a
     /// Mesh's spare buffers) until detach.
@@ -4463,6 +4598,7 @@ private:
     Session session_;
     std::string local_, remote_;
     wire::FrameDecoder decoder_{0};
+    std::chrono::milliseconds frame_timeout_{0};
 
     std::unique_ptr<std::uint8_t[]> in_;
     std::size_t in_begin_ = 0, in_end_ = 0;
@@ -4724,21 +4860,19 @@ std::error_code connect_socket(Socket& socket, const Endpoint& target, std::chro
 template <class Naming, class Protocol, class Session>
 StreamConnection<Protocol, Session> dial(const std::shared_ptr<asio::io_context>& home,
                                           const typename Protocol::endpoint& target, Session session,
-                                          std::chrono::milliseconds connect_timeout,
-                                          std::chrono::milliseconds handshake_timeout, std::size_t max_message_size,
-                                          std::error_code& ec) {
+                                          const StreamOptions& options, std::error_code& ec) {
     typename Protocol::socket socket(*home);
-    if ((ec = connect_socket(socket, target, connect_timeout))) {
+    if ((ec = connect_socket(socket, target, options.connect_timeout))) {
         note_failure("in the socket connect");
         return {};
     }
-    Naming::tune(socket);
+    Naming::tune(socket, options);
     if ((ec = session.attach(socket.native_handle()))) return {};
-    if ((ec = run_handshake(socket, session, Role::connector, clock::now() + handshake_timeout))) return {};
+    if ((ec = run_handshake(socket, session, Role::connector, clock::now() + options.handshake_timeout))) return {};
     auto local = Naming::local(socket);
     auto remote = Naming::remote(socket);
     return StreamConnection<Protocol, Session>(home, std::move(socket), std::move(session), std::move(local),
-                                               std::move(remote), max_message_size);
+                                               std::move(remote), options);
 }
 
 } // namespace detail
@@ -4780,17 +4914,6 @@ std::error_code open_acceptor(Acceptor& acceptor, const Endpoint& endpoint, bool
 }
 
 } // namespace detail
-
-/// Settings shared by the stream transports (tcp://, tcps://, unix://).
-struct StreamOptions {
-    std::size_t max_message_size = 16 * 1024 * 1024;  ///< larger frames are refused, before allocation
-    std::chrono::milliseconds connect_timeout{10000};    ///< connect: the limit on the socket connect
-    std::chrono::milliseconds handshake_timeout{10000};  ///< TLS and version handshakes, both roles
-    /// accept_from: a connection arriving while this many handshakes are running is
-    /// closed at once and counted (0: no limit). Bounds what a flood of slow or silent
-    /// clients can hold (descriptors, TLS state) and the reactor time it can take.
-    std::size_t max_pending_handshakes = 256;
-};
 
 /// What a listener's accepts came to; readable from any thread, also after the
 /// listener was handed to a Mesh (keep the pointer from stats()).
@@ -4897,11 +5020,11 @@ private:
 
     static connection_type make_connection(const std::shared_ptr<asio::io_context>& home, socket_type socket,
                                            session_type session, const StreamOptions& options) {
-        Naming::tune(socket);
+        Naming::tune(socket, options);
         auto local = Naming::local(socket);
         auto remote = Naming::remote(socket);
         return connection_type(home, std::move(socket), std::move(session), std::move(local), std::move(remote),
-                               options.max_message_size);
+                               options);
     }
 
     // State of the reactor-driven accepts, shared with their pending handlers.
@@ -4987,6 +5110,10 @@ MESH_NAMESPACE_END
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <charconv>
 #include <memory>
 #include <string>
@@ -5016,9 +5143,21 @@ struct IpNaming {
         std::error_code ec;
         return format(socket.remote_endpoint(ec));
     }
-    static void tune(asio::ip::tcp::socket& socket) {
+    static void tune(asio::ip::tcp::socket& socket, const StreamOptions& options) {
         std::error_code ignored;
         socket.set_option(asio::ip::tcp::no_delay(true), ignored);  // frames go out when written
+        const TcpKeepalive& k = options.keepalive;
+        if (!k.enabled) return;
+        socket.set_option(asio::socket_base::keep_alive(true), ignored);
+        const int fd = socket.native_handle();
+        const int idle = static_cast<int>(k.idle.count()), interval = static_cast<int>(k.interval.count());
+#if defined(TCP_KEEPIDLE)
+        ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+#else
+        ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPALIVE, &idle, sizeof idle);  // macOS names it so
+#endif
+        ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+        ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &k.count, sizeof k.count);
     }
 };
 
@@ -5129,9 +5268,7 @@ public:
     TcpConnection connect(std::string_view endpoint, std::error_code& ec) {
         asio::ip::tcp::endpoint target;
         if ((ec = resolve(endpoint, target))) return {};
-        return detail::dial<detail::TcpNaming, asio::ip::tcp>(home_, target, detail::PlainSession(),
-                                                             options_.connect_timeout, options_.handshake_timeout,
-                                                             options_.max_message_size, ec);
+        return detail::dial<detail::TcpNaming, asio::ip::tcp>(home_, target, detail::PlainSession(), options_, ec);
     }
     ///@}
 
@@ -5194,7 +5331,7 @@ struct UnixNaming {
         return "unix://" + socket.local_endpoint(ec).path() + "#" +
                std::to_string(unnamed.fetch_add(1, std::memory_order_relaxed) + 1);
     }
-    static void tune(unix_protocol::socket&) noexcept {}
+    static void tune(unix_protocol::socket&, const StreamOptions&) noexcept {}
 };
 
 inline std::error_code unix_path(std::string_view endpoint, std::string& path) {
@@ -5299,8 +5436,7 @@ public:
         std::string path;
         if ((ec = parse(endpoint, path))) return {};
         return detail::dial<detail::UnixNaming, detail::unix_protocol>(
-            home_, detail::unix_protocol::endpoint(path), detail::PlainSession(), options_.connect_timeout,
-            options_.handshake_timeout, options_.max_message_size, ec);
+            home_, detail::unix_protocol::endpoint(path), detail::PlainSession(), options_, ec);
     }
     ///@}
 
@@ -6094,10 +6230,7 @@ public:
         if ((ec = resolve(endpoint, target, &host))) return {};
         auto session = detail::TlsSession::client(*context_, host, ec);
         if (ec) return {};
-        const auto& stream = options_.stream;
-        return detail::dial<detail::TlsNaming, asio::ip::tcp>(home_, target, std::move(session),
-                                                              stream.connect_timeout, stream.handshake_timeout,
-                                                              stream.max_message_size, ec);
+        return detail::dial<detail::TlsNaming, asio::ip::tcp>(home_, target, std::move(session), options_.stream, ec);
     }
     ///@}
 
@@ -6232,6 +6365,20 @@ public:
     void use_pool(detail::BufferPool* pool) noexcept {
         visit([&](auto& c) {
             if constexpr (detail::uses_buffer_pool<std::decay_t<decltype(c)>>::value) c.use_pool(pool);
+        });
+    }
+    /// The held connection's frame_unfinished; false for one that moves payloads whole.
+    bool frame_unfinished() const noexcept {
+        return visit([](const auto& c) {
+            if constexpr (detail::has_frame_timeout<std::decay_t<decltype(c)>>::value) return c.frame_unfinished();
+            else return false;
+        });
+    }
+    /// The held connection's frame_timeout; 0 (no limit) for one that moves payloads whole.
+    std::chrono::milliseconds frame_timeout() const noexcept {
+        return visit([](const auto& c) {
+            if constexpr (detail::has_frame_timeout<std::decay_t<decltype(c)>>::value) return c.frame_timeout();
+            else return std::chrono::milliseconds(0);
         });
     }
     /// The held connection's unread: the next try_take returns `payload`.

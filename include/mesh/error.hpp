@@ -38,6 +38,7 @@ enum class errc {
     certificate_name_mismatch,  ///< the peer's certificate is not for the name or address dialled
     certificate_missing,        ///< the peer presented no certificate, and one is required
     on_reactor_thread,  ///< a blocking call (remove, recv, next_event) made on the mesh's own reactor thread
+    frame_timeout,      ///< a peer began a frame and did not finish it within StreamOptions::frame_timeout
 };
 
 namespace detail {
@@ -75,6 +76,7 @@ public:
         case errc::certificate_name_mismatch: return "peer certificate does not match the expected name";
         case errc::certificate_missing: return "peer sent no certificate";
         case errc::on_reactor_thread: return "blocking call on the mesh's reactor thread (it would wait on itself)";
+        case errc::frame_timeout: return "the peer left a frame unfinished for longer than the frame timeout";
         }
         return "unknown mesh error";
     }

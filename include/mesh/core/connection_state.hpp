@@ -6,12 +6,14 @@
 #include "mesh/core/stats.hpp"
 #include "mesh/detail/direct_send.hpp"
 #include "mesh/detail/handler_slot.hpp"
+#include "mesh/detail/indexed_list.hpp"
 #include "mesh/detail/ring.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
 #include "mesh/send_result.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <future>
 #include <memory>
@@ -205,8 +207,9 @@ public:
     std::size_t in_flight = 0;    // messages of the pending write
     std::optional<Incoming> held;  // received, waiting for room in the incoming queue
     std::promise<void>* removal = nullptr;
-    static constexpr std::size_t not_swept = static_cast<std::size_t>(-1);
-    std::size_t sweep_slot = not_swept;  // where MeshCore's sweep list holds it
+    std::size_t sweep_slot = not_listed;    // where MeshCore's sweep list holds it
+    std::size_t partial_slot = not_listed;  // where MeshCore's list of unfinished frames holds it
+    std::chrono::steady_clock::time_point frame_since;  // listed there since; only reading time counts
 
 private:
     static constexpr std::uint32_t closed_bit = 0x80000000u;

@@ -6,6 +6,7 @@
 #include "mesh/core/events.hpp"
 #include "mesh/core/incoming_queue.hpp"
 #include "mesh/core/stats.hpp"
+#include "mesh/detail/frame_timeout.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
 #include "mesh/send_result.hpp"
@@ -359,7 +360,7 @@ private:
     // Once a second, connections that wrote nothing since the last sweep give their
     // outgoing ring's storage back, so idle connections stay small. A ring gets
     // storage only on the way to a write, so the writer lists its connection
-    // (track_for_sweep) and the sweep visits only those: connections that stay idle
+    // (swept_.add) and the sweep visits only those: connections that stay idle
     // cost the reactor nothing. A writer whose wake-up could not be posted is rare
     // enough to warrant one pass over every connection.
     void schedule_park_sweep() {
@@ -372,10 +373,11 @@ private:
             // Under load the pool refills within a batch; idle, it holds nothing for long.
             spare_buffers_.drain();
             for (std::size_t i = 0; i < swept_.size();) {
-                State& s = *swept_[i];
-                if (s.phase == Phase::open && s.park_if_idle()) untrack_for_sweep(s);  // swaps the last in here
+                State& s = swept_[i];
+                if (s.phase == Phase::open && s.park_if_idle()) swept_.remove(s);  // swaps the last in here
                 else ++i;
             }
+            if constexpr (has_frame_timeout<Connection>::value) end_overdue_frames();
             schedule_park_sweep();
         });
     }
@@ -388,27 +390,38 @@ private:
         }
     }
 
-    void track_for_sweep(State& s) noexcept {
-        if (s.sweep_slot != State::not_swept) return;
-        s.sweep_slot = swept_.size();
-        swept_.push_back(&s);
+    // After a pump: a connection left inside a frame is timed from now, unless it
+    // already is. (A pump that pauses, the incoming queue being full, stops at a
+    // frame's end, so a connection is never timed while we are the ones not reading.)
+    void time_frame(State& s) {
+        if (!s.connection.frame_unfinished() || s.connection.frame_timeout().count() == 0) {
+            partial_.remove(s);
+        } else if (s.partial_slot == not_listed) {
+            s.frame_since = clock::now();
+            partial_.add(s);
+        }
     }
 
-    void untrack_for_sweep(State& s) noexcept {
-        if (s.sweep_slot == State::not_swept) return;
-        State* last = swept_.back();
-        swept_[s.sweep_slot] = last;
-        last->sweep_slot = s.sweep_slot;
-        swept_.pop_back();
-        s.sweep_slot = State::not_swept;
+    // A peer that began a frame and let it stand past the frame timeout: its
+    // connection dies. Only connections inside a frame are listed and visited.
+    void end_overdue_frames() {
+        if (partial_.size() == 0) return;
+        const auto now = clock::now();
+        std::vector<StatePtr> overdue;
+        for (std::size_t i = 0; i < partial_.size(); ++i) {
+            State& s = partial_[i];
+            if (s.reads() && now - s.frame_since >= s.connection.frame_timeout()) overdue.push_back(live_.at(s.key));
+        }
+        for (const auto& state : overdue) die(state, errc::frame_timeout);
     }
 
     // attaching -> open
     void attach(const StatePtr& state) {
         state->connection.attach(io_, Config::max_message_size);
         if constexpr (uses_buffer_pool<Connection>::value) state->connection.use_pool(&spare_buffers_);
-        // Every tracked connection is live, so tracking never allocates.
-        if (swept_.capacity() <= live_.size()) swept_.reserve(2 * (live_.size() + 1));
+        // Every listed connection is live, so listing never allocates.
+        swept_.reserve(live_.size() + 1);
+        partial_.reserve(live_.size() + 1);
         state->phase = Phase::open;
         live_.emplace(state->key, state);
         // Messages sent before this ran have posted their own start_write, queued behind us.
@@ -500,7 +513,8 @@ private:
         s.connection.detach();
         if (ending != Phase::removing) s.connection.disconnect();  // also frees its buffers
         s.outgoing.release();  // the gate is closed and empty: no sender touches the ring again
-        untrack_for_sweep(s);
+        swept_.remove(s);
+        partial_.remove(s);
         live_.erase(s.key);
         if (ending == Phase::dying && s.accepted) reap(state);  // before the event: whoever reads it finds the id free
         if (s.died) {
@@ -587,6 +601,7 @@ private:
         Counters::add(s.counters.messages_in, messages);
         Counters::add(s.counters.bytes_in, bytes);
         if (pushed != 0) incoming_.wake(pushed);
+        if constexpr (has_frame_timeout<Connection>::value) time_frame(s);
         if (ec) {
             die(state, ec);
         } else if (!paused) {
@@ -615,7 +630,7 @@ private:
     void start_write(const StatePtr& state) {
         State& s = *state;
         if (s.phase != Phase::open || s.write_pending) return;
-        track_for_sweep(s);
+        swept_.add(s);
         s.write_pending = true;
         State* raw = state.get();
         s.connection.async_write_batch(
@@ -749,7 +764,8 @@ private:
 
     // reactor
     std::unordered_map<std::uint64_t, StatePtr> live_;
-    std::vector<State*> swept_;  // open connections whose ring may hold storage; each is in live_
+    IndexedList<State, &State::sweep_slot> swept_;  // open connections whose ring may hold storage; each is in live_
+    IndexedList<State, &State::partial_slot> partial_;  // connections left inside a frame; each is in live_
     std::atomic<bool> wakeups_lost_{false};  // set by senders
     std::vector<StatePtr> paused_;
     std::vector<std::function<void()>> listener_closers_;

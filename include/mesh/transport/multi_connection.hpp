@@ -3,6 +3,7 @@
 #include "mesh/version.hpp"
 #include "mesh/detail/buffer_pool.hpp"
 #include "mesh/detail/direct_send.hpp"
+#include "mesh/detail/frame_timeout.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
 
@@ -108,6 +109,20 @@ public:
     void use_pool(detail::BufferPool* pool) noexcept {
         visit([&](auto& c) {
             if constexpr (detail::uses_buffer_pool<std::decay_t<decltype(c)>>::value) c.use_pool(pool);
+        });
+    }
+    /// The held connection's frame_unfinished; false for one that moves payloads whole.
+    bool frame_unfinished() const noexcept {
+        return visit([](const auto& c) {
+            if constexpr (detail::has_frame_timeout<std::decay_t<decltype(c)>>::value) return c.frame_unfinished();
+            else return false;
+        });
+    }
+    /// The held connection's frame_timeout; 0 (no limit) for one that moves payloads whole.
+    std::chrono::milliseconds frame_timeout() const noexcept {
+        return visit([](const auto& c) {
+            if constexpr (detail::has_frame_timeout<std::decay_t<decltype(c)>>::value) return c.frame_timeout();
+            else return std::chrono::milliseconds(0);
         });
     }
     /// The held connection's unread: the next try_take returns `payload`.

@@ -11,6 +11,10 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <charconv>
 #include <memory>
 #include <string>
@@ -40,9 +44,21 @@ struct IpNaming {
         std::error_code ec;
         return format(socket.remote_endpoint(ec));
     }
-    static void tune(asio::ip::tcp::socket& socket) {
+    static void tune(asio::ip::tcp::socket& socket, const StreamOptions& options) {
         std::error_code ignored;
         socket.set_option(asio::ip::tcp::no_delay(true), ignored);  // frames go out when written
+        const TcpKeepalive& k = options.keepalive;
+        if (!k.enabled) return;
+        socket.set_option(asio::socket_base::keep_alive(true), ignored);
+        const int fd = socket.native_handle();
+        const int idle = static_cast<int>(k.idle.count()), interval = static_cast<int>(k.interval.count());
+#if defined(TCP_KEEPIDLE)
+        ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+#else
+        ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPALIVE, &idle, sizeof idle);  // macOS names it so
+#endif
+        ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+        ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &k.count, sizeof k.count);
     }
 };
 
@@ -153,9 +169,7 @@ public:
     TcpConnection connect(std::string_view endpoint, std::error_code& ec) {
         asio::ip::tcp::endpoint target;
         if ((ec = resolve(endpoint, target))) return {};
-        return detail::dial<detail::TcpNaming, asio::ip::tcp>(home_, target, detail::PlainSession(),
-                                                             options_.connect_timeout, options_.handshake_timeout,
-                                                             options_.max_message_size, ec);
+        return detail::dial<detail::TcpNaming, asio::ip::tcp>(home_, target, detail::PlainSession(), options_, ec);
     }
     ///@}
 

@@ -98,10 +98,7 @@ public:
         if ((ec = resolve(endpoint, target, &host))) return {};
         auto session = detail::TlsSession::client(*context_, host, ec);
         if (ec) return {};
-        const auto& stream = options_.stream;
-        return detail::dial<detail::TlsNaming, asio::ip::tcp>(home_, target, std::move(session),
-                                                              stream.connect_timeout, stream.handshake_timeout,
-                                                              stream.max_message_size, ec);
+        return detail::dial<detail::TlsNaming, asio::ip::tcp>(home_, target, std::move(session), options_.stream, ec);
     }
     ///@}
 

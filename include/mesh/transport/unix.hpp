@@ -52,7 +52,7 @@ struct UnixNaming {
         return "unix://" + socket.local_endpoint(ec).path() + "#" +
                std::to_string(unnamed.fetch_add(1, std::memory_order_relaxed) + 1);
     }
-    static void tune(unix_protocol::socket&) noexcept {}
+    static void tune(unix_protocol::socket&, const StreamOptions&) noexcept {}
 };
 
 inline std::error_code unix_path(std::string_view endpoint, std::string& path) {
@@ -157,8 +157,7 @@ public:
         std::string path;
         if ((ec = parse(endpoint, path))) return {};
         return detail::dial<detail::UnixNaming, detail::unix_protocol>(
-            home_, detail::unix_protocol::endpoint(path), detail::PlainSession(), options_.connect_timeout,
-            options_.handshake_timeout, options_.max_message_size, ec);
+            home_, detail::unix_protocol::endpoint(path), detail::PlainSession(), options_, ec);
     }
     ///@}
 

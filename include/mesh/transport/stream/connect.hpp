@@ -6,6 +6,7 @@
 #include "mesh/transport/stream/socket_io.hpp"
 #include "mesh/transport/stream/connection.hpp"
 #include "mesh/transport/stream/handshake.hpp"
+#include "mesh/transport/stream/options.hpp"
 
 #include <asio/error.hpp>
 #include <asio/io_context.hpp>
@@ -47,21 +48,19 @@ std::error_code connect_socket(Socket& socket, const Endpoint& target, std::chro
 template <class Naming, class Protocol, class Session>
 StreamConnection<Protocol, Session> dial(const std::shared_ptr<asio::io_context>& home,
                                           const typename Protocol::endpoint& target, Session session,
-                                          std::chrono::milliseconds connect_timeout,
-                                          std::chrono::milliseconds handshake_timeout, std::size_t max_message_size,
-                                          std::error_code& ec) {
+                                          const StreamOptions& options, std::error_code& ec) {
     typename Protocol::socket socket(*home);
-    if ((ec = connect_socket(socket, target, connect_timeout))) {
+    if ((ec = connect_socket(socket, target, options.connect_timeout))) {
         note_failure("in the socket connect");
         return {};
     }
-    Naming::tune(socket);
+    Naming::tune(socket, options);
     if ((ec = session.attach(socket.native_handle()))) return {};
-    if ((ec = run_handshake(socket, session, Role::connector, clock::now() + handshake_timeout))) return {};
+    if ((ec = run_handshake(socket, session, Role::connector, clock::now() + options.handshake_timeout))) return {};
     auto local = Naming::local(socket);
     auto remote = Naming::remote(socket);
     return StreamConnection<Protocol, Session>(home, std::move(socket), std::move(session), std::move(local),
-                                               std::move(remote), max_message_size);
+                                               std::move(remote), options);
 }
 
 } // namespace detail

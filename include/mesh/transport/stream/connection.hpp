@@ -3,6 +3,7 @@
 #include "mesh/version.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
+#include "mesh/transport/stream/options.hpp"
 #include "mesh/transport/stream/plain_session.hpp"
 #include "mesh/transport/stream/socket_io.hpp"
 #include "mesh/wire/frame_decoder.hpp"
@@ -60,11 +61,13 @@ public:
     /// Not open.
     StreamConnection() = default;
     /// Wraps a connected `socket` and its `session`, handshakes done (a transport's
-    /// connect or a listener's accept makes it), refusing payloads above `max_message_size`.
+    /// connect or a listener's accept makes it), with the transport's `options` (the
+    /// maximum message size, the frame timeout).
     StreamConnection(std::shared_ptr<asio::io_context> home, socket_type socket, Session session,
-                     std::string local_endpoint, std::string remote_endpoint, std::size_t max_message_size)
+                     std::string local_endpoint, std::string remote_endpoint, const StreamOptions& options)
         : home_(std::move(home)), socket_(std::move(socket)), session_(std::move(session)),
-          local_(std::move(local_endpoint)), remote_(std::move(remote_endpoint)), decoder_(max_message_size) {
+          local_(std::move(local_endpoint)), remote_(std::move(remote_endpoint)),
+          decoder_(options.max_message_size), frame_timeout_(options.frame_timeout) {
         // Always non-blocking: standalone calls wait with poll() and a deadline instead.
         std::error_code ignored;
         socket_->non_blocking(true, ignored);
@@ -137,6 +140,11 @@ public:
         if (&socket_->get_executor().context() != &io) rebind(io);
         decoder_.limit(max_message_size);
     }
+
+    /// True when a frame the peer began is unfinished (after try_take took all there is).
+    bool frame_unfinished() const noexcept { return decoder_.mid_frame(); }
+    /// How long a frame may stay unfinished while a Mesh reads (StreamOptions::frame_timeout; 0: no limit).
+    std::chrono::milliseconds frame_timeout() const noexcept { return frame_timeout_; }
 
     /// Decodes payloads above the inline size into buffers taken from `pool` (a
     /// Mesh's spare buffers) until detach.
@@ -386,6 +394,7 @@ private:
     Session session_;
     std::string local_, remote_;
     wire::FrameDecoder decoder_{0};
+    std::chrono::milliseconds frame_timeout_{0};
 
     std::unique_ptr<std::uint8_t[]> in_;
     std::size_t in_begin_ = 0, in_end_ = 0;

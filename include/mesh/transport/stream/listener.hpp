@@ -5,6 +5,7 @@
 #include "mesh/error.hpp"
 #include "mesh/transport/stream/connection.hpp"
 #include "mesh/transport/stream/handshake.hpp"
+#include "mesh/transport/stream/options.hpp"
 
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
@@ -39,17 +40,6 @@ std::error_code open_acceptor(Acceptor& acceptor, const Endpoint& endpoint, bool
 }
 
 } // namespace detail
-
-/// Settings shared by the stream transports (tcp://, tcps://, unix://).
-struct StreamOptions {
-    std::size_t max_message_size = 16 * 1024 * 1024;  ///< larger frames are refused, before allocation
-    std::chrono::milliseconds connect_timeout{10000};    ///< connect: the limit on the socket connect
-    std::chrono::milliseconds handshake_timeout{10000};  ///< TLS and version handshakes, both roles
-    /// accept_from: a connection arriving while this many handshakes are running is
-    /// closed at once and counted (0: no limit). Bounds what a flood of slow or silent
-    /// clients can hold (descriptors, TLS state) and the reactor time it can take.
-    std::size_t max_pending_handshakes = 256;
-};
 
 /// What a listener's accepts came to; readable from any thread, also after the
 /// listener was handed to a Mesh (keep the pointer from stats()).
@@ -156,11 +146,11 @@ private:
 
     static connection_type make_connection(const std::shared_ptr<asio::io_context>& home, socket_type socket,
                                            session_type session, const StreamOptions& options) {
-        Naming::tune(socket);
+        Naming::tune(socket, options);
         auto local = Naming::local(socket);
         auto remote = Naming::remote(socket);
         return connection_type(home, std::move(socket), std::move(session), std::move(local), std::move(remote),
-                               options.max_message_size);
+                               options);
     }
 
     // State of the reactor-driven accepts, shared with their pending handlers.
