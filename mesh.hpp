@@ -115,6 +115,8 @@ enum class errc {
     certificate_missing,        ///< the peer presented no certificate, and one is required
     on_reactor_thread,  ///< a blocking call (remove, recv, next_event) made on the mesh's own reactor thread
     frame_timeout,      ///< a peer began a frame and did not finish it within StreamOptions::frame_timeout
+    idle_timeout,       ///< nothing was received for StreamOptions::read_idle_timeout
+    write_stalled,      ///< a write made no progress for StreamOptions::write_stall_timeout
 };
 
 namespace detail {
@@ -153,6 +155,8 @@ public:
         case errc::certificate_missing: return "peer sent no certificate";
         case errc::on_reactor_thread: return "blocking call on the mesh's reactor thread (it would wait on itself)";
         case errc::frame_timeout: return "the peer left a frame unfinished for longer than the frame timeout";
+        case errc::idle_timeout: return "nothing received for longer than the read idle timeout";
+        case errc::write_stalled: return "a write made no progress for longer than the write stall timeout";
         }
         return "unknown mesh error";
     }
@@ -1758,7 +1762,10 @@ public:
     std::promise<void>* removal = nullptr;
     std::size_t sweep_slot = not_listed;    // where MeshCore's sweep list holds it
     std::size_t partial_slot = not_listed;  // where MeshCore's list of unfinished frames holds it
-    std::chrono::steady_clock::time_point frame_since;  // listed there since; only reading time counts
+    std::chrono::steady_clock::time_point frame_since;  // listed there since
+    // What the sweep last saw of the connection's reads and writes, and when it changed.
+    std::uint64_t read_mark = 0, write_mark = 0;
+    std::chrono::steady_clock::time_point read_seen, write_seen;
 
 private:
     static constexpr std::uint32_t closed_bit = 0x80000000u;
@@ -1821,7 +1828,7 @@ private:
 } // namespace detail
 MESH_NAMESPACE_END
 
-// ---- mesh/detail/frame_timeout.hpp ----
+// ---- mesh/detail/liveness.hpp ----
 
 
 #include <chrono>
@@ -1831,14 +1838,15 @@ MESH_NAMESPACE_END
 MESH_NAMESPACE_BEGIN
 namespace detail {
 
-// A connection that reads frames from a byte stream can be left inside one by its
-// peer; it offers frame_unfinished() and frame_timeout(), and a Mesh times those that
-// are unfinished and ends the overdue ones. One that moves payloads whole (inproc) is
-// never inside a frame.
+// A connection over a byte stream can be left inside a frame, or without input, by
+// its peer, and its writes can stall when the peer stops reading. It offers
+// frame_unfinished(), bytes_written() and its limits (frame_timeout(),
+// read_idle_timeout(), write_stall_timeout(); 0: none), and a Mesh ends the
+// connections that pass one. One that moves payloads whole (inproc) has none of this.
 template <class C, class = void>
-struct has_frame_timeout : std::false_type {};
+struct has_liveness_limits : std::false_type {};
 template <class C>
-struct has_frame_timeout<C, std::void_t<decltype(std::declval<const C&>().frame_timeout())>> : std::true_type {};
+struct has_liveness_limits<C, std::void_t<decltype(std::declval<const C&>().frame_timeout())>> : std::true_type {};
 
 } // namespace detail
 MESH_NAMESPACE_END
@@ -2209,7 +2217,7 @@ private:
                 if (s.phase == Phase::open && s.park_if_idle()) swept_.remove(s);  // swaps the last in here
                 else ++i;
             }
-            if constexpr (has_frame_timeout<Connection>::value) end_overdue_frames();
+            if constexpr (has_liveness_limits<Connection>::value) end_lifeless();
             schedule_park_sweep();
         });
     }
@@ -2234,22 +2242,60 @@ private:
         }
     }
 
-    // A peer that began a frame and let it stand past the frame timeout: its
-    // connection dies. Only connections inside a frame are listed and visited.
-    void end_overdue_frames() {
-        if (partial_.size() == 0) return;
+    // From the sweep, once a second: connections past one of their liveness limits
+    // die. A frame left unfinished: only connections inside one are listed and
+    // visited. A write that makes no progress: only connections with ring storage
+    // (swept_) can have a write pending. Nothing received: every connection, but only
+    // while some connection has that limit.
+    void end_lifeless() {
+        if (partial_.size() == 0 && swept_.size() == 0 && idle_limited_ == 0) return;
         const auto now = clock::now();
-        std::vector<StatePtr> overdue;
+        std::vector<std::pair<StatePtr, errc>> ending;
+        const auto end = [&](State& s, errc why) { ending.emplace_back(live_.at(s.key), why); };
         for (std::size_t i = 0; i < partial_.size(); ++i) {
             State& s = partial_[i];
-            if (s.reads() && now - s.frame_since >= s.connection.frame_timeout()) overdue.push_back(live_.at(s.key));
+            if (s.reads() && now - s.frame_since >= s.connection.frame_timeout()) end(s, errc::frame_timeout);
         }
-        for (const auto& state : overdue) die(state, errc::frame_timeout);
+        for (std::size_t i = 0; i < swept_.size(); ++i) {
+            State& s = swept_[i];
+            const auto limit = s.connection.write_stall_timeout();
+            if (limit.count() == 0 || s.phase != Phase::open) continue;
+            if (!s.write_pending || progressed(s.write_mark, s.write_seen, s.connection.bytes_written(), now)) {
+                s.write_seen = now;
+            } else if (now - s.write_seen >= limit) {
+                end(s, errc::write_stalled);
+            }
+        }
+        if (idle_limited_ != 0) {
+            for (const auto& entry : live_) {
+                State& s = *entry.second;
+                const auto limit = s.connection.read_idle_timeout();
+                if (limit.count() == 0 || !s.reads()) continue;
+                if (!progressed(s.read_mark, s.read_seen, s.connection.bytes_read(), now) && now - s.read_seen >= limit)
+                    end(s, errc::idle_timeout);
+            }
+        }
+        for (const auto& [state, why] : ending) die(state, why);  // a connection past two limits dies once
+    }
+
+    // True, noting when, if a byte count moved since the sweep last looked.
+    static bool progressed(std::uint64_t& mark, clock::time_point& seen, std::uint64_t now_count,
+                           clock::time_point now) noexcept {
+        if (now_count == mark) return false;
+        mark = now_count;
+        seen = now;
+        return true;
     }
 
     // attaching -> open
     void attach(const StatePtr& state) {
         state->connection.attach(io_, Config::max_message_size);
+        if constexpr (has_liveness_limits<Connection>::value) {
+            state->read_seen = state->write_seen = clock::now();
+            state->read_mark = state->connection.bytes_read();
+            state->write_mark = state->connection.bytes_written();
+            if (state->connection.read_idle_timeout().count() != 0) ++idle_limited_;
+        }
         if constexpr (uses_buffer_pool<Connection>::value) state->connection.use_pool(&spare_buffers_);
         // Every listed connection is live, so listing never allocates.
         swept_.reserve(live_.size() + 1);
@@ -2347,6 +2393,9 @@ private:
         s.outgoing.release();  // the gate is closed and empty: no sender touches the ring again
         swept_.remove(s);
         partial_.remove(s);
+        if constexpr (has_liveness_limits<Connection>::value) {
+            if (s.connection.read_idle_timeout().count() != 0) --idle_limited_;
+        }
         live_.erase(s.key);
         if (ending == Phase::dying && s.accepted) reap(state);  // before the event: whoever reads it finds the id free
         if (s.died) {
@@ -2433,7 +2482,7 @@ private:
         Counters::add(s.counters.messages_in, messages);
         Counters::add(s.counters.bytes_in, bytes);
         if (pushed != 0) incoming_.wake(pushed);
-        if constexpr (has_frame_timeout<Connection>::value) time_frame(s);
+        if constexpr (has_liveness_limits<Connection>::value) time_frame(s);
         if (ec) {
             die(state, ec);
         } else if (!paused) {
@@ -2598,6 +2647,7 @@ private:
     std::unordered_map<std::uint64_t, StatePtr> live_;
     IndexedList<State, &State::sweep_slot> swept_;  // open connections whose ring may hold storage; each is in live_
     IndexedList<State, &State::partial_slot> partial_;  // connections left inside a frame; each is in live_
+    std::size_t idle_limited_ = 0;  // live connections with a read idle timeout
     std::atomic<bool> wakeups_lost_{false};  // set by senders
     std::vector<StatePtr> paused_;
     std::vector<std::function<void()>> listener_closers_;
@@ -4208,6 +4258,15 @@ struct StreamOptions {
     /// ends with errc::frame_timeout: a peer that trickles a frame (a byte a second)
     /// holds no memory and no connection for longer (0: no limit). Checked once a second.
     std::chrono::milliseconds frame_timeout{60000};
+    /// In a Mesh, a connection that receives nothing for this long ends with
+    /// errc::idle_timeout, so that an application's own heartbeats find half-open peers
+    /// (0: off, the default). While any connection has it, the mesh looks at every
+    /// connection once a second.
+    std::chrono::milliseconds read_idle_timeout{0};
+    /// In a Mesh, a connection whose write makes no progress for this long (the peer
+    /// stopped reading) ends with errc::write_stalled, and what it held is counted as
+    /// discarded (0: off, the default). Checked once a second.
+    std::chrono::milliseconds write_stall_timeout{0};
     TcpKeepalive keepalive;  ///< tcp:// and tcps:// only
 };
 
@@ -4271,7 +4330,8 @@ public:
                      std::string local_endpoint, std::string remote_endpoint, const StreamOptions& options)
         : home_(std::move(home)), socket_(std::move(socket)), session_(std::move(session)),
           local_(std::move(local_endpoint)), remote_(std::move(remote_endpoint)),
-          decoder_(options.max_message_size), frame_timeout_(options.frame_timeout) {
+          decoder_(options.max_message_size), frame_timeout_(options.frame_timeout),
+          read_idle_timeout_(options.read_idle_timeout), write_stall_timeout_(options.write_stall_timeout) {
         // Always non-blocking: standalone calls wait with poll() and a deadline instead.
         std::error_code ignored;
         socket_->non_blocking(true, ignored);
@@ -4349,6 +4409,14 @@ public:
     bool frame_unfinished() const noexcept { return decoder_.mid_frame(); }
     /// How long a frame may stay unfinished while a Mesh reads (StreamOptions::frame_timeout; 0: no limit).
     std::chrono::milliseconds frame_timeout() const noexcept { return frame_timeout_; }
+    /// How long a Mesh lets it receive nothing (StreamOptions::read_idle_timeout; 0: no limit).
+    std::chrono::milliseconds read_idle_timeout() const noexcept { return read_idle_timeout_; }
+    /// How long a Mesh lets one write make no progress (StreamOptions::write_stall_timeout; 0: no limit).
+    std::chrono::milliseconds write_stall_timeout() const noexcept { return write_stall_timeout_; }
+    /// Bytes handed to the socket (or the TLS session) by asynchronous writes so far.
+    std::uint64_t bytes_written() const noexcept { return written_; }
+    /// Bytes read from the socket (or the TLS session) so far.
+    std::uint64_t bytes_read() const noexcept { return read_; }
 
     /// Decodes payloads above the inline size into buffers taken from `pool` (a
     /// Mesh's spare buffers) until detach.
@@ -4510,6 +4578,7 @@ private:
     }
 
     void consume(std::size_t n) {
+        written_ += n;
         for (; n > 0 && first_ < buffers_.size(); ++first_) {
             const std::size_t used = std::min(n, buffers_[first_].size());
             buffers_[first_] += used;
@@ -4577,6 +4646,7 @@ private:
             n = session_.read_some(*socket_, asio::buffer(in_.get() + in_end_, read_buffer_size - in_end_), ec);
             in_end_ += n;
         }
+        read_ += n;
         if (ec == asio::error::eof) eof_ = true;
         else if (ec && !detail::would_block(ec)) read_error_ = ec;
         return n;
@@ -4598,7 +4668,8 @@ private:
     Session session_;
     std::string local_, remote_;
     wire::FrameDecoder decoder_{0};
-    std::chrono::milliseconds frame_timeout_{0};
+    std::chrono::milliseconds frame_timeout_{0}, read_idle_timeout_{0}, write_stall_timeout_{0};
+    std::uint64_t written_ = 0, read_ = 0;
 
     std::unique_ptr<std::uint8_t[]> in_;
     std::size_t in_begin_ = 0, in_end_ = 0;
@@ -6266,6 +6337,7 @@ MESH_NAMESPACE_END
 #include <asio/io_context.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <cstddef>
 #include <string>
 #include <system_error>
@@ -6370,17 +6442,26 @@ public:
     /// The held connection's frame_unfinished; false for one that moves payloads whole.
     bool frame_unfinished() const noexcept {
         return visit([](const auto& c) {
-            if constexpr (detail::has_frame_timeout<std::decay_t<decltype(c)>>::value) return c.frame_unfinished();
+            if constexpr (detail::has_liveness_limits<std::decay_t<decltype(c)>>::value) return c.frame_unfinished();
             else return false;
         });
     }
     /// The held connection's frame_timeout; 0 (no limit) for one that moves payloads whole.
     std::chrono::milliseconds frame_timeout() const noexcept {
-        return visit([](const auto& c) {
-            if constexpr (detail::has_frame_timeout<std::decay_t<decltype(c)>>::value) return c.frame_timeout();
-            else return std::chrono::milliseconds(0);
-        });
+        return limit([](const auto& c) { return c.frame_timeout(); });
     }
+    /// The held connection's read_idle_timeout; 0 (no limit) for one that moves payloads whole.
+    std::chrono::milliseconds read_idle_timeout() const noexcept {
+        return limit([](const auto& c) { return c.read_idle_timeout(); });
+    }
+    /// The held connection's write_stall_timeout; 0 (no limit) for one that moves payloads whole.
+    std::chrono::milliseconds write_stall_timeout() const noexcept {
+        return limit([](const auto& c) { return c.write_stall_timeout(); });
+    }
+    /// The held connection's bytes_written; 0 for one that moves payloads whole.
+    std::uint64_t bytes_written() const noexcept { return count([](const auto& c) { return c.bytes_written(); }); }
+    /// The held connection's bytes_read; 0 for one that moves payloads whole.
+    std::uint64_t bytes_read() const noexcept { return count([](const auto& c) { return c.bytes_read(); }); }
     /// The held connection's unread: the next try_take returns `payload`.
     void unread(Payload&& payload) {
         visit([&](auto& c) { c.unread(std::move(payload)); });
@@ -6421,6 +6502,22 @@ private:
     decltype(auto) visit(F&& f) { return std::visit(std::forward<F>(f), held_); }
     template <class F>
     decltype(auto) visit(F&& f) const { return std::visit(std::forward<F>(f), held_); }
+    // One of the held connection's byte counts, 0 where it has none.
+    template <class Get>
+    std::uint64_t count(Get get) const noexcept {
+        return visit([&](const auto& c) -> std::uint64_t {
+            if constexpr (detail::has_liveness_limits<std::decay_t<decltype(c)>>::value) return get(c);
+            else return 0;
+        });
+    }
+    // One of the held connection's liveness limits, 0 where it has none.
+    template <class Get>
+    std::chrono::milliseconds limit(Get get) const noexcept {
+        return visit([&](const auto& c) {
+            if constexpr (detail::has_liveness_limits<std::decay_t<decltype(c)>>::value) return get(c);
+            else return std::chrono::milliseconds(0);
+        });
+    }
 
     std::variant<Connections...> held_;
 };

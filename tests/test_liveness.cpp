@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <cstdint>
+#include <optional>
 #include <string>
 
 using namespace std::chrono_literals;
@@ -115,6 +117,67 @@ TEST_CASE("frame_timeout 0 leaves an unfinished frame alone") {
     mesh::Envelope envelope;
     REQUIRE(!m.recv_timeout(envelope, 10s));
     CHECK(envelope.payload.size() == 1000);
+}
+
+TEST_CASE("read_idle_timeout: a silent connection is closed with idle_timeout, one that hears from its peer is not") {
+    mesh::TcpOptions options;
+    options.read_idle_timeout = 600ms;
+    mesh::Tcp tcp(options);
+    TcpMesh m;
+    auto silent = mesh_test::raw_link(tcp, Role::accepted);
+    auto chatty = mesh_test::raw_link(tcp, Role::dialed);
+    m.add(std::move(silent.connection), "silent");
+    m.add(std::move(chatty.connection), "chatty");
+    const auto started = std::chrono::steady_clock::now();
+    // The chatty peer sends a frame every 100 ms (paced by the wait for an event).
+    std::optional<mesh::ConnectionEvent> event;
+    while (!event && std::chrono::steady_clock::now() - started < 10s) {
+        REQUIRE(chatty.raw.write_all(mesh_test::raw_frame(Bytes{'h', 'i'})));
+        event = mesh_test::next_event(m, 100ms);
+    }
+    const auto took = std::chrono::steady_clock::now() - started;
+    REQUIRE(event.has_value());
+    CHECK(event->id == "silent");
+    CHECK(event->reason == mesh::errc::idle_timeout);
+    CHECK(took >= 600ms);
+    CHECK(took < 3s);
+    // The chatty one lives on past more sweeps.
+    for (int i = 0; i < 15; ++i) {
+        REQUIRE(chatty.raw.write_all(mesh_test::raw_frame(Bytes{'h', 'i'})));
+        CHECK(mesh_test::next_event(m, 100ms) == std::nullopt);
+    }
+    CHECK(m.stats("chatty").messages_in > 15);
+}
+
+TEST_CASE("write_stall_timeout: a peer that stops reading is closed with write_stalled, and what it held is counted") {
+    mesh::TcpOptions options;
+    options.write_stall_timeout = 500ms;
+    mesh::Tcp tcp(options);
+    TcpMesh m;
+    auto link = mesh_test::raw_link(tcp, Role::accepted);  // never reads
+    m.add(std::move(link.connection), "deaf");
+    const std::string chunk(16 * 1024, 'd');
+    std::uint64_t accepted = 0;
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    // Fill the socket buffers and the outgoing queue.
+    for (;;) {
+        const auto result = m.send("deaf", chunk);
+        if (result.ok()) {
+            ++accepted;
+            continue;
+        }
+        REQUIRE(result.error == mesh::errc::queue_full);
+        if (mesh_test::next_event(m, 10ms)) FAIL("closed before the queue filled");
+        if (m.stats("deaf").queue_depth >= 1000 || std::chrono::steady_clock::now() > until) break;
+    }
+    const auto event = mesh_test::next_event(m, 5s);
+    REQUIRE(event.has_value());
+    CHECK(event->id == "deaf");
+    CHECK(event->reason == mesh::errc::write_stalled);
+    CHECK(event->discarded > 0);
+    const auto stats = m.stats("deaf");
+    CHECK(stats.messages_out + stats.discarded == accepted);
+    CHECK(m.send("deaf", chunk).reason == mesh::errc::write_stalled);
 }
 
 TEST_CASE("TCP keepalive settings are applied to dialled and accepted tcp:// connections") {

@@ -39,6 +39,8 @@ enum class errc {
     certificate_missing,        ///< the peer presented no certificate, and one is required
     on_reactor_thread,  ///< a blocking call (remove, recv, next_event) made on the mesh's own reactor thread
     frame_timeout,      ///< a peer began a frame and did not finish it within StreamOptions::frame_timeout
+    idle_timeout,       ///< nothing was received for StreamOptions::read_idle_timeout
+    write_stalled,      ///< a write made no progress for StreamOptions::write_stall_timeout
 };
 
 namespace detail {
@@ -77,6 +79,8 @@ public:
         case errc::certificate_missing: return "peer sent no certificate";
         case errc::on_reactor_thread: return "blocking call on the mesh's reactor thread (it would wait on itself)";
         case errc::frame_timeout: return "the peer left a frame unfinished for longer than the frame timeout";
+        case errc::idle_timeout: return "nothing received for longer than the read idle timeout";
+        case errc::write_stalled: return "a write made no progress for longer than the write stall timeout";
         }
         return "unknown mesh error";
     }

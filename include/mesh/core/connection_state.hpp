@@ -209,7 +209,10 @@ public:
     std::promise<void>* removal = nullptr;
     std::size_t sweep_slot = not_listed;    // where MeshCore's sweep list holds it
     std::size_t partial_slot = not_listed;  // where MeshCore's list of unfinished frames holds it
-    std::chrono::steady_clock::time_point frame_since;  // listed there since; only reading time counts
+    std::chrono::steady_clock::time_point frame_since;  // listed there since
+    // What the sweep last saw of the connection's reads and writes, and when it changed.
+    std::uint64_t read_mark = 0, write_mark = 0;
+    std::chrono::steady_clock::time_point read_seen, write_seen;
 
 private:
     static constexpr std::uint32_t closed_bit = 0x80000000u;

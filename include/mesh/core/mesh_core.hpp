@@ -6,7 +6,7 @@
 #include "mesh/core/events.hpp"
 #include "mesh/core/incoming_queue.hpp"
 #include "mesh/core/stats.hpp"
-#include "mesh/detail/frame_timeout.hpp"
+#include "mesh/detail/liveness.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
 #include "mesh/send_result.hpp"
@@ -377,7 +377,7 @@ private:
                 if (s.phase == Phase::open && s.park_if_idle()) swept_.remove(s);  // swaps the last in here
                 else ++i;
             }
-            if constexpr (has_frame_timeout<Connection>::value) end_overdue_frames();
+            if constexpr (has_liveness_limits<Connection>::value) end_lifeless();
             schedule_park_sweep();
         });
     }
@@ -402,22 +402,60 @@ private:
         }
     }
 
-    // A peer that began a frame and let it stand past the frame timeout: its
-    // connection dies. Only connections inside a frame are listed and visited.
-    void end_overdue_frames() {
-        if (partial_.size() == 0) return;
+    // From the sweep, once a second: connections past one of their liveness limits
+    // die. A frame left unfinished: only connections inside one are listed and
+    // visited. A write that makes no progress: only connections with ring storage
+    // (swept_) can have a write pending. Nothing received: every connection, but only
+    // while some connection has that limit.
+    void end_lifeless() {
+        if (partial_.size() == 0 && swept_.size() == 0 && idle_limited_ == 0) return;
         const auto now = clock::now();
-        std::vector<StatePtr> overdue;
+        std::vector<std::pair<StatePtr, errc>> ending;
+        const auto end = [&](State& s, errc why) { ending.emplace_back(live_.at(s.key), why); };
         for (std::size_t i = 0; i < partial_.size(); ++i) {
             State& s = partial_[i];
-            if (s.reads() && now - s.frame_since >= s.connection.frame_timeout()) overdue.push_back(live_.at(s.key));
+            if (s.reads() && now - s.frame_since >= s.connection.frame_timeout()) end(s, errc::frame_timeout);
         }
-        for (const auto& state : overdue) die(state, errc::frame_timeout);
+        for (std::size_t i = 0; i < swept_.size(); ++i) {
+            State& s = swept_[i];
+            const auto limit = s.connection.write_stall_timeout();
+            if (limit.count() == 0 || s.phase != Phase::open) continue;
+            if (!s.write_pending || progressed(s.write_mark, s.write_seen, s.connection.bytes_written(), now)) {
+                s.write_seen = now;
+            } else if (now - s.write_seen >= limit) {
+                end(s, errc::write_stalled);
+            }
+        }
+        if (idle_limited_ != 0) {
+            for (const auto& entry : live_) {
+                State& s = *entry.second;
+                const auto limit = s.connection.read_idle_timeout();
+                if (limit.count() == 0 || !s.reads()) continue;
+                if (!progressed(s.read_mark, s.read_seen, s.connection.bytes_read(), now) && now - s.read_seen >= limit)
+                    end(s, errc::idle_timeout);
+            }
+        }
+        for (const auto& [state, why] : ending) die(state, why);  // a connection past two limits dies once
+    }
+
+    // True, noting when, if a byte count moved since the sweep last looked.
+    static bool progressed(std::uint64_t& mark, clock::time_point& seen, std::uint64_t now_count,
+                           clock::time_point now) noexcept {
+        if (now_count == mark) return false;
+        mark = now_count;
+        seen = now;
+        return true;
     }
 
     // attaching -> open
     void attach(const StatePtr& state) {
         state->connection.attach(io_, Config::max_message_size);
+        if constexpr (has_liveness_limits<Connection>::value) {
+            state->read_seen = state->write_seen = clock::now();
+            state->read_mark = state->connection.bytes_read();
+            state->write_mark = state->connection.bytes_written();
+            if (state->connection.read_idle_timeout().count() != 0) ++idle_limited_;
+        }
         if constexpr (uses_buffer_pool<Connection>::value) state->connection.use_pool(&spare_buffers_);
         // Every listed connection is live, so listing never allocates.
         swept_.reserve(live_.size() + 1);
@@ -515,6 +553,9 @@ private:
         s.outgoing.release();  // the gate is closed and empty: no sender touches the ring again
         swept_.remove(s);
         partial_.remove(s);
+        if constexpr (has_liveness_limits<Connection>::value) {
+            if (s.connection.read_idle_timeout().count() != 0) --idle_limited_;
+        }
         live_.erase(s.key);
         if (ending == Phase::dying && s.accepted) reap(state);  // before the event: whoever reads it finds the id free
         if (s.died) {
@@ -601,7 +642,7 @@ private:
         Counters::add(s.counters.messages_in, messages);
         Counters::add(s.counters.bytes_in, bytes);
         if (pushed != 0) incoming_.wake(pushed);
-        if constexpr (has_frame_timeout<Connection>::value) time_frame(s);
+        if constexpr (has_liveness_limits<Connection>::value) time_frame(s);
         if (ec) {
             die(state, ec);
         } else if (!paused) {
@@ -766,6 +807,7 @@ private:
     std::unordered_map<std::uint64_t, StatePtr> live_;
     IndexedList<State, &State::sweep_slot> swept_;  // open connections whose ring may hold storage; each is in live_
     IndexedList<State, &State::partial_slot> partial_;  // connections left inside a frame; each is in live_
+    std::size_t idle_limited_ = 0;  // live connections with a read idle timeout
     std::atomic<bool> wakeups_lost_{false};  // set by senders
     std::vector<StatePtr> paused_;
     std::vector<std::function<void()>> listener_closers_;

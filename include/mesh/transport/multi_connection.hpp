@@ -3,13 +3,14 @@
 #include "mesh/version.hpp"
 #include "mesh/detail/buffer_pool.hpp"
 #include "mesh/detail/direct_send.hpp"
-#include "mesh/detail/frame_timeout.hpp"
+#include "mesh/detail/liveness.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
 
 #include <asio/io_context.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <cstddef>
 #include <string>
 #include <system_error>
@@ -114,17 +115,26 @@ public:
     /// The held connection's frame_unfinished; false for one that moves payloads whole.
     bool frame_unfinished() const noexcept {
         return visit([](const auto& c) {
-            if constexpr (detail::has_frame_timeout<std::decay_t<decltype(c)>>::value) return c.frame_unfinished();
+            if constexpr (detail::has_liveness_limits<std::decay_t<decltype(c)>>::value) return c.frame_unfinished();
             else return false;
         });
     }
     /// The held connection's frame_timeout; 0 (no limit) for one that moves payloads whole.
     std::chrono::milliseconds frame_timeout() const noexcept {
-        return visit([](const auto& c) {
-            if constexpr (detail::has_frame_timeout<std::decay_t<decltype(c)>>::value) return c.frame_timeout();
-            else return std::chrono::milliseconds(0);
-        });
+        return limit([](const auto& c) { return c.frame_timeout(); });
     }
+    /// The held connection's read_idle_timeout; 0 (no limit) for one that moves payloads whole.
+    std::chrono::milliseconds read_idle_timeout() const noexcept {
+        return limit([](const auto& c) { return c.read_idle_timeout(); });
+    }
+    /// The held connection's write_stall_timeout; 0 (no limit) for one that moves payloads whole.
+    std::chrono::milliseconds write_stall_timeout() const noexcept {
+        return limit([](const auto& c) { return c.write_stall_timeout(); });
+    }
+    /// The held connection's bytes_written; 0 for one that moves payloads whole.
+    std::uint64_t bytes_written() const noexcept { return count([](const auto& c) { return c.bytes_written(); }); }
+    /// The held connection's bytes_read; 0 for one that moves payloads whole.
+    std::uint64_t bytes_read() const noexcept { return count([](const auto& c) { return c.bytes_read(); }); }
     /// The held connection's unread: the next try_take returns `payload`.
     void unread(Payload&& payload) {
         visit([&](auto& c) { c.unread(std::move(payload)); });
@@ -165,6 +175,22 @@ private:
     decltype(auto) visit(F&& f) { return std::visit(std::forward<F>(f), held_); }
     template <class F>
     decltype(auto) visit(F&& f) const { return std::visit(std::forward<F>(f), held_); }
+    // One of the held connection's byte counts, 0 where it has none.
+    template <class Get>
+    std::uint64_t count(Get get) const noexcept {
+        return visit([&](const auto& c) -> std::uint64_t {
+            if constexpr (detail::has_liveness_limits<std::decay_t<decltype(c)>>::value) return get(c);
+            else return 0;
+        });
+    }
+    // One of the held connection's liveness limits, 0 where it has none.
+    template <class Get>
+    std::chrono::milliseconds limit(Get get) const noexcept {
+        return visit([&](const auto& c) {
+            if constexpr (detail::has_liveness_limits<std::decay_t<decltype(c)>>::value) return get(c);
+            else return std::chrono::milliseconds(0);
+        });
+    }
 
     std::variant<Connections...> held_;
 };

@@ -67,7 +67,8 @@ public:
                      std::string local_endpoint, std::string remote_endpoint, const StreamOptions& options)
         : home_(std::move(home)), socket_(std::move(socket)), session_(std::move(session)),
           local_(std::move(local_endpoint)), remote_(std::move(remote_endpoint)),
-          decoder_(options.max_message_size), frame_timeout_(options.frame_timeout) {
+          decoder_(options.max_message_size), frame_timeout_(options.frame_timeout),
+          read_idle_timeout_(options.read_idle_timeout), write_stall_timeout_(options.write_stall_timeout) {
         // Always non-blocking: standalone calls wait with poll() and a deadline instead.
         std::error_code ignored;
         socket_->non_blocking(true, ignored);
@@ -145,6 +146,14 @@ public:
     bool frame_unfinished() const noexcept { return decoder_.mid_frame(); }
     /// How long a frame may stay unfinished while a Mesh reads (StreamOptions::frame_timeout; 0: no limit).
     std::chrono::milliseconds frame_timeout() const noexcept { return frame_timeout_; }
+    /// How long a Mesh lets it receive nothing (StreamOptions::read_idle_timeout; 0: no limit).
+    std::chrono::milliseconds read_idle_timeout() const noexcept { return read_idle_timeout_; }
+    /// How long a Mesh lets one write make no progress (StreamOptions::write_stall_timeout; 0: no limit).
+    std::chrono::milliseconds write_stall_timeout() const noexcept { return write_stall_timeout_; }
+    /// Bytes handed to the socket (or the TLS session) by asynchronous writes so far.
+    std::uint64_t bytes_written() const noexcept { return written_; }
+    /// Bytes read from the socket (or the TLS session) so far.
+    std::uint64_t bytes_read() const noexcept { return read_; }
 
     /// Decodes payloads above the inline size into buffers taken from `pool` (a
     /// Mesh's spare buffers) until detach.
@@ -306,6 +315,7 @@ private:
     }
 
     void consume(std::size_t n) {
+        written_ += n;
         for (; n > 0 && first_ < buffers_.size(); ++first_) {
             const std::size_t used = std::min(n, buffers_[first_].size());
             buffers_[first_] += used;
@@ -373,6 +383,7 @@ private:
             n = session_.read_some(*socket_, asio::buffer(in_.get() + in_end_, read_buffer_size - in_end_), ec);
             in_end_ += n;
         }
+        read_ += n;
         if (ec == asio::error::eof) eof_ = true;
         else if (ec && !detail::would_block(ec)) read_error_ = ec;
         return n;
@@ -394,7 +405,8 @@ private:
     Session session_;
     std::string local_, remote_;
     wire::FrameDecoder decoder_{0};
-    std::chrono::milliseconds frame_timeout_{0};
+    std::chrono::milliseconds frame_timeout_{0}, read_idle_timeout_{0}, write_stall_timeout_{0};
+    std::uint64_t written_ = 0, read_ = 0;
 
     std::unique_ptr<std::uint8_t[]> in_;
     std::size_t in_begin_ = 0, in_end_ = 0;

@@ -32,6 +32,15 @@ struct StreamOptions {
     /// ends with errc::frame_timeout: a peer that trickles a frame (a byte a second)
     /// holds no memory and no connection for longer (0: no limit). Checked once a second.
     std::chrono::milliseconds frame_timeout{60000};
+    /// In a Mesh, a connection that receives nothing for this long ends with
+    /// errc::idle_timeout, so that an application's own heartbeats find half-open peers
+    /// (0: off, the default). While any connection has it, the mesh looks at every
+    /// connection once a second.
+    std::chrono::milliseconds read_idle_timeout{0};
+    /// In a Mesh, a connection whose write makes no progress for this long (the peer
+    /// stopped reading) ends with errc::write_stalled, and what it held is counted as
+    /// discarded (0: off, the default). Checked once a second.
+    std::chrono::milliseconds write_stall_timeout{0};
     TcpKeepalive keepalive;  ///< tcp:// and tcps:// only
 };
 
