@@ -616,7 +616,9 @@ struct ConnectionEvent {
     enum class Kind {
         connected,     ///< accept_from added the connection
         disconnected,  ///< the connection ended by itself
-        refused        ///< accept_from closed it: its id was in use (reason: duplicate_id)
+        refused,       ///< accept_from closed it: its id was in use (reason: duplicate_id)
+        dialed,        ///< a dialer (Mesh::dial) connected and added the connection
+        dial_failed    ///< a dialer's attempt failed (reason: why); it tries again after its backoff
     };
 
     Kind kind = Kind::disconnected;  ///< what happened
@@ -746,6 +748,170 @@ MESH_NAMESPACE_END
 
 // ---- mesh/core/mesh.hpp ----
 
+
+// ---- mesh/core/dialer.hpp ----
+
+
+// ---- mesh/core/dial_watch.hpp ----
+
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+MESH_NAMESPACE_BEGIN
+namespace detail {
+
+// What a dialer's thread waits on: the end of the connection it added (the reactor
+// calls settled() when that connection settles, whatever ended it), or stop().
+// Both are sticky under the mutex, so a notice that comes before the wait is kept.
+class DialWatch {
+public:
+    void settled() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            settled_ = true;
+        }
+        cv_.notify_all();
+    }
+    void stop() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            stopped_ = true;
+        }
+        cv_.notify_all();
+    }
+    bool stopped() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return stopped_;
+    }
+    // Until the connection settled (the notice is then taken) or stop; false on stop.
+    bool wait_settled() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [&] { return settled_ || stopped_; });
+        settled_ = false;
+        return !stopped_;
+    }
+    // Waits `d` unless stopped first; false on stop.
+    bool pause(std::chrono::steady_clock::duration d) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        return !cv_.wait_for(lock, d, [&] { return stopped_; });
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool settled_ = false;
+    bool stopped_ = false;
+};
+
+} // namespace detail
+MESH_NAMESPACE_END
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+
+MESH_NAMESPACE_BEGIN
+
+/// How a dialer (Mesh::dial) waits between attempts: the first wait is
+/// `initial_backoff`, each next one `multiplier` times longer, up to `max_backoff`;
+/// each is scaled by a random factor in [1 - jitter, 1 + jitter], so that many
+/// dialers do not come back at once. A connection made resets it.
+struct DialOptions {
+    std::chrono::milliseconds initial_backoff{100};  ///< the first wait
+    std::chrono::milliseconds max_backoff{30000};    ///< the longest wait
+    double multiplier = 2.0;                         ///< growth from one wait to the next (>= 1)
+    double jitter = 0.2;                             ///< random spread of each wait, 0 to 1
+};
+
+/// Keeps an outgoing connection alive under a fixed id (Mesh::dial makes it). It
+/// runs its own thread: it connects (a blocking connect, within the transport's
+/// connect timeout), adds the connection, and when that connection ends waits and
+/// connects again, with backoff after each failure. Each attempt that fails is a
+/// ConnectionEvent::Kind::dial_failed (with the reason), each connection made a
+/// Kind::dialed; the end of one is the usual Kind::disconnected. While it is down,
+/// sends to the id get disconnected with the reason the last connection ended.
+/// Stopping (stop, or destroying it) leaves the last connection in the mesh.
+class Dialer {
+public:
+    /// Dials nothing.
+    Dialer() = default;
+    /// Moves the dialer; `other` then dials nothing.
+    Dialer(Dialer&&) noexcept = default;
+    /// Stops this one, then takes over `other`.
+    Dialer& operator=(Dialer&& other) noexcept {
+        if (this != &other) {
+            stop();
+            watch_ = std::move(other.watch_);
+            thread_ = std::move(other.thread_);
+            id_ = std::move(other.id_);
+        }
+        return *this;
+    }
+    /// Stops (see stop).
+    ~Dialer() { stop(); }
+
+    /// Stops dialing and joins the thread: at once during a wait, or once a connect
+    /// in progress returns (within the transport's connect timeout).
+    void stop() {
+        if (watch_) watch_->stop();
+        if (thread_.joinable()) thread_.join();
+    }
+    /// The id it keeps a connection under.
+    const std::string& id() const noexcept { return id_; }
+
+    /// Used by Mesh::dial.
+    template <class Core, class Transport>
+    static Dialer start(std::shared_ptr<Core> core, Transport transport, std::string endpoint, std::string id,
+                        DialOptions options) {
+        Dialer dialer;
+        dialer.id_ = id;
+        dialer.watch_ = std::make_shared<detail::DialWatch>();
+        dialer.thread_ = std::thread(run<Core, Transport>, std::move(core), std::move(transport), std::move(endpoint),
+                                     std::move(id), options, dialer.watch_);
+        return dialer;
+    }
+
+private:
+    template <class Core, class Transport>
+    static void run(std::shared_ptr<Core> core, Transport transport, const std::string& endpoint,
+                    const std::string& id, DialOptions options, const std::shared_ptr<detail::DialWatch>& watch) {
+        std::minstd_rand random(std::random_device{}());
+        const double jitter = std::clamp(options.jitter, 0.0, 1.0);
+        std::uniform_real_distribution<double> spread(1.0 - jitter, 1.0 + jitter);
+        std::weak_ptr<typename Core::State> previous;
+        auto backoff = options.initial_backoff;
+        while (!watch->stopped() && !core->is_shut_down()) {
+            std::error_code ec;
+            auto connection = transport.connect(endpoint, ec);
+            if (!ec) ec = core->redial(std::move(connection), id, previous, watch);
+            if (ec == errc::shut_down) return;
+            core->dial_event(ec ? ConnectionEvent::Kind::dial_failed : ConnectionEvent::Kind::dialed, id, ec);
+            if (!ec) {
+                backoff = options.initial_backoff;
+                if (!watch->wait_settled()) return;
+            }
+            const auto wait = std::chrono::duration<double, std::milli>(backoff.count() * spread(random));
+            if (!watch->pause(std::chrono::duration_cast<std::chrono::steady_clock::duration>(wait))) return;
+            if (ec) {
+                const double grown = static_cast<double>(backoff.count()) * std::max(1.0, options.multiplier);
+                backoff = std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(
+                    std::min(grown, static_cast<double>(options.max_backoff.count()))));
+            }
+        }
+    }
+
+    std::shared_ptr<detail::DialWatch> watch_;
+    std::thread thread_;
+    std::string id_;
+};
+
+MESH_NAMESPACE_END
 
 // ---- mesh/core/mesh_core.hpp ----
 
@@ -1759,6 +1925,7 @@ public:
     std::error_code died;         // why it ended by itself; reported when it settles
     std::size_t in_flight = 0;    // messages of the pending write
     std::optional<Incoming> held;  // received, waiting for room in the incoming queue
+    std::shared_ptr<DialWatch> watch;  // the dialer that added it, told when it settles
     std::promise<void>* removal = nullptr;
     std::size_t sweep_slot = not_listed;    // where MeshCore's sweep list holds it
     std::size_t partial_slot = not_listed;  // where MeshCore's list of unfinished frames holds it
@@ -1994,6 +2161,38 @@ public:
         retired_.add_from(state->counters);
         ec = {};
         return std::move(state->connection);
+    }
+
+    // A dialer's add: adds `connection` under `id`, or puts it in the place of
+    // `previous` (the dialer's last connection there, which has settled: the dialer
+    // waited for that) in one step under the map lock, so a send sees the old one's
+    // disconnected until the new one is in. Errors: shut_down, duplicate_id (another
+    // connection holds the id).
+    std::error_code redial(Connection&& connection, const std::string& id, std::weak_ptr<State>& previous,
+                           const std::shared_ptr<DialWatch>& watch) {
+        StatePtr old;
+        {
+            std::unique_lock<std::shared_mutex> lock(map_mutex_);
+            if (is_shut_down()) return errc::shut_down;
+            auto it = by_id_.find(id);
+            if (it != by_id_.end() && it->second != previous.lock()) return errc::duplicate_id;
+            auto state = std::make_shared<State>(id, ++next_key_, std::move(connection), false);
+            state->watch = watch;
+            if (it != by_id_.end()) old = std::exchange(it->second, state);
+            else by_id_.emplace(id, state);
+            previous = state;
+            asio::post(io_, [this, state] { attach(state); });
+        }
+        if (old) retired_.add_from(old->counters);
+        return {};
+    }
+
+    void dial_event(ConnectionEvent::Kind kind, const std::string& id, std::error_code reason) {
+        ConnectionEvent event;
+        event.kind = kind;
+        event.id = id;
+        event.reason = reason;
+        events_.push(std::move(event));
     }
 
     // Accepts on the reactor from now on; each connection is added under rule(connection)
@@ -2406,6 +2605,7 @@ private:
             event.discarded = static_cast<std::size_t>(s.counters.discarded.load(std::memory_order_relaxed));
             events_.push(std::move(event));
         }
+        if (s.watch) s.watch->settled();
         if (ending == Phase::removing) finish_remove(s);
         if (closing_ && live_.empty()) finish_shutdown();
         else if (flushing_) finish_shutdown_if_flushed();
@@ -2776,6 +2976,14 @@ public:
         return core().add(std::move(connection), std::move(id), ec);
     }
     ///@}
+
+    /// Keeps a connection to `endpoint` under `id`, made with `transport` (a copy is
+    /// kept), from a thread of the returned Dialer's: see Dialer and DialOptions. A
+    /// mesh that is shut down ends it. Keep the Dialer: destroying it stops dialing.
+    [[nodiscard]] Dialer dial(Transport transport, std::string endpoint, std::string id, DialOptions options = {}) {
+        if (!owner_) return Dialer();
+        return Dialer::start(owner_->core, std::move(transport), std::move(endpoint), std::move(id), options);
+    }
 
     /// Takes a connection out of the mesh, still usable on its own. A connection
     /// that ended by itself can still be removed. Errors: not_found, shut_down, and

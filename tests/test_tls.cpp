@@ -1418,3 +1418,56 @@ TEST_CASE("tls: after disconnect a connection never reads the socket that reuses
     ::close(fds[0]);
     ::close(fds[1]);
 }
+
+TEST_CASE("tls: a dialer keeps a tcps:// connection, verified, across a restart of its peer") {
+    tls::Fixture f;
+    mesh::Tls server_tls(f.server_pem());
+    mesh::Tls client_tls(f.client_pem());
+    TlsMesh near;
+    mesh::DialOptions options;
+    options.initial_backoff = 50ms;
+    options.max_backoff = 200ms;
+    const auto next_of = [&](mesh::ConnectionEvent::Kind kind) {
+        for (int i = 0; i < 50; ++i) {
+            auto event = mesh_test::next_event(near, 10s);
+            if (!event || event->kind == kind) return event;
+        }
+        return std::optional<mesh::ConnectionEvent>();
+    };
+    std::string endpoint;
+    mesh::Dialer dialer;
+    {
+        TlsMesh far;
+        auto listener = server_tls.listen("127.0.0.1:0");
+        endpoint = listener.endpoint();
+        far.accept_from(std::move(listener));
+        dialer = near.dial(client_tls, endpoint, "peer", options);
+        REQUIRE(next_of(mesh::ConnectionEvent::Kind::dialed).has_value());
+        REQUIRE(near.send("peer", "one").ok());
+        mesh::Envelope envelope;
+        REQUIRE(!far.recv_timeout(envelope, 10s));
+        CHECK(envelope.payload.view() == "one");
+    }
+    REQUIRE(next_of(mesh::ConnectionEvent::Kind::disconnected).has_value());
+    TlsMesh again;
+    again.accept_from(server_tls.listen(endpoint));
+    REQUIRE(next_of(mesh::ConnectionEvent::Kind::dialed).has_value());
+    REQUIRE(near.send("peer", "two").ok());
+    mesh::Envelope envelope;
+    REQUIRE(!again.recv_timeout(envelope, 10s));
+    CHECK(envelope.payload.view() == "two");
+    dialer.stop();
+
+    // A server whose certificate the dialer does not trust: each attempt fails, verified.
+    tls::Fixture other;
+    mesh::Tls untrusted(other.server_pem());
+    TlsMesh stranger;
+    auto listener = untrusted.listen("127.0.0.1:0");
+    const std::string elsewhere = listener.endpoint();
+    stranger.accept_from(std::move(listener));
+    auto refused = near.dial(client_tls, elsewhere, "stranger", options);
+    const auto failed = next_of(mesh::ConnectionEvent::Kind::dial_failed);
+    REQUIRE(failed.has_value());
+    CHECK(failed->id == "stranger");
+    CHECK(failed->reason == mesh::errc::certificate_untrusted);
+}

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "mesh/version.hpp"
+#include "mesh/core/dial_watch.hpp"
 #include "mesh/core/incoming_queue.hpp"
 #include "mesh/core/shared_id.hpp"
 #include "mesh/core/stats.hpp"
@@ -206,6 +207,7 @@ public:
     std::error_code died;         // why it ended by itself; reported when it settles
     std::size_t in_flight = 0;    // messages of the pending write
     std::optional<Incoming> held;  // received, waiting for room in the incoming queue
+    std::shared_ptr<DialWatch> watch;  // the dialer that added it, told when it settles
     std::promise<void>* removal = nullptr;
     std::size_t sweep_slot = not_listed;    // where MeshCore's sweep list holds it
     std::size_t partial_slot = not_listed;  // where MeshCore's list of unfinished frames holds it

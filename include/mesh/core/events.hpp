@@ -21,7 +21,9 @@ struct ConnectionEvent {
     enum class Kind {
         connected,     ///< accept_from added the connection
         disconnected,  ///< the connection ended by itself
-        refused        ///< accept_from closed it: its id was in use (reason: duplicate_id)
+        refused,       ///< accept_from closed it: its id was in use (reason: duplicate_id)
+        dialed,        ///< a dialer (Mesh::dial) connected and added the connection
+        dial_failed    ///< a dialer's attempt failed (reason: why); it tries again after its backoff
     };
 
     Kind kind = Kind::disconnected;  ///< what happened

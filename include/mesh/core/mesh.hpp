@@ -2,6 +2,7 @@
 
 #include "mesh/version.hpp"
 #include "mesh/config.hpp"
+#include "mesh/core/dialer.hpp"
 #include "mesh/core/events.hpp"
 #include "mesh/core/mesh_core.hpp"
 #include "mesh/core/stats.hpp"
@@ -58,6 +59,14 @@ public:
         return core().add(std::move(connection), std::move(id), ec);
     }
     ///@}
+
+    /// Keeps a connection to `endpoint` under `id`, made with `transport` (a copy is
+    /// kept), from a thread of the returned Dialer's: see Dialer and DialOptions. A
+    /// mesh that is shut down ends it. Keep the Dialer: destroying it stops dialing.
+    [[nodiscard]] Dialer dial(Transport transport, std::string endpoint, std::string id, DialOptions options = {}) {
+        if (!owner_) return Dialer();
+        return Dialer::start(owner_->core, std::move(transport), std::move(endpoint), std::move(id), options);
+    }
 
     /// Takes a connection out of the mesh, still usable on its own. A connection
     /// that ended by itself can still be removed. Errors: not_found, shut_down, and

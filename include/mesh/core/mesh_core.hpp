@@ -156,6 +156,38 @@ public:
         return std::move(state->connection);
     }
 
+    // A dialer's add: adds `connection` under `id`, or puts it in the place of
+    // `previous` (the dialer's last connection there, which has settled: the dialer
+    // waited for that) in one step under the map lock, so a send sees the old one's
+    // disconnected until the new one is in. Errors: shut_down, duplicate_id (another
+    // connection holds the id).
+    std::error_code redial(Connection&& connection, const std::string& id, std::weak_ptr<State>& previous,
+                           const std::shared_ptr<DialWatch>& watch) {
+        StatePtr old;
+        {
+            std::unique_lock<std::shared_mutex> lock(map_mutex_);
+            if (is_shut_down()) return errc::shut_down;
+            auto it = by_id_.find(id);
+            if (it != by_id_.end() && it->second != previous.lock()) return errc::duplicate_id;
+            auto state = std::make_shared<State>(id, ++next_key_, std::move(connection), false);
+            state->watch = watch;
+            if (it != by_id_.end()) old = std::exchange(it->second, state);
+            else by_id_.emplace(id, state);
+            previous = state;
+            asio::post(io_, [this, state] { attach(state); });
+        }
+        if (old) retired_.add_from(old->counters);
+        return {};
+    }
+
+    void dial_event(ConnectionEvent::Kind kind, const std::string& id, std::error_code reason) {
+        ConnectionEvent event;
+        event.kind = kind;
+        event.id = id;
+        event.reason = reason;
+        events_.push(std::move(event));
+    }
+
     // Accepts on the reactor from now on; each connection is added under rule(connection)
     // and announced by a connected event. An id already in use is a refused event
     // (RemoteEndpointId instead makes its ids unique).
@@ -566,6 +598,7 @@ private:
             event.discarded = static_cast<std::size_t>(s.counters.discarded.load(std::memory_order_relaxed));
             events_.push(std::move(event));
         }
+        if (s.watch) s.watch->settled();
         if (ending == Phase::removing) finish_remove(s);
         if (closing_ && live_.empty()) finish_shutdown();
         else if (flushing_) finish_shutdown_if_flushed();

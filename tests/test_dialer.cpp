@@ -1,0 +1,171 @@
+// Mesh::dial: a connection kept alive under a fixed id.
+#include <mesh/mesh.hpp>
+
+#include <doctest/doctest.h>
+
+#include "support/raw_peer.hpp"
+#include "support/tcp_peers.hpp"
+#include "support/wait.hpp"
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using TcpMesh = mesh::Mesh<mesh::Tcp>;
+using Kind = mesh::ConnectionEvent::Kind;
+
+namespace {
+
+// The next event of `kind` (others are skipped), within `timeout`.
+std::optional<mesh::ConnectionEvent> next_of(TcpMesh& m, Kind kind, std::chrono::milliseconds timeout = 10s) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+        if (left <= 0ms) return std::nullopt;
+        auto event = mesh_test::next_event(m, left);
+        if (!event) return std::nullopt;
+        if (event->kind == kind) return event;
+    }
+}
+
+bool receives(TcpMesh& m, const std::string& text) {
+    mesh::Envelope envelope;
+    return !m.recv_timeout(envelope, 10s) && envelope.payload.view() == text;
+}
+
+std::string port_of(const std::string& endpoint) { return endpoint.substr(endpoint.rfind(':') + 1); }
+
+} // namespace
+
+TEST_SUITE("dialer") {
+
+TEST_CASE("a dialer reconnects after its peer restarts on the same port; sends while it is down get disconnected") {
+    mesh::Tcp tcp;
+    TcpMesh near;
+    std::string endpoint;
+    mesh::DialOptions options;
+    options.initial_backoff = 50ms;
+    options.max_backoff = 200ms;
+    {
+        TcpMesh far;
+        auto listener = tcp.listen("tcp://127.0.0.1:0");
+        endpoint = listener.endpoint();
+        far.accept_from(std::move(listener));
+        auto dialer = near.dial(tcp, endpoint, "peer", options);
+        const auto dialed = next_of(near, Kind::dialed);
+        REQUIRE(dialed.has_value());
+        CHECK(dialed->id == "peer");
+        REQUIRE(near.send("peer", "one").ok());
+        CHECK(receives(far, "one"));
+
+        far.shutdown();  // the peer goes away
+        const auto gone = next_of(near, Kind::disconnected);
+        REQUIRE(gone.has_value());
+        CHECK(gone->id == "peer");
+        // Down: the id stays, and a send says why.
+        const auto down = near.send("peer", "lost");
+        CHECK(down.error == mesh::errc::disconnected);
+        CHECK(down.reason == gone->reason);
+        // Attempts fail while nobody listens, each reported.
+        const auto failed = next_of(near, Kind::dial_failed);
+        REQUIRE(failed.has_value());
+        CHECK(failed->id == "peer");
+        CHECK(failed->reason == mesh::errc::connection_refused);
+        CHECK(near.ids() == std::vector<std::string>{"peer"});
+
+        // The peer comes back on the same port.
+        TcpMesh again;
+        again.accept_from(tcp.listen("tcp://127.0.0.1:" + port_of(endpoint)));
+        REQUIRE(next_of(near, Kind::dialed).has_value());
+        REQUIRE(near.send("peer", "two").ok());
+        CHECK(receives(again, "two"));
+        dialer.stop();
+        // Stopping leaves the last connection in the mesh.
+        REQUIRE(near.send("peer", "three").ok());
+        CHECK(receives(again, "three"));
+    }
+}
+
+TEST_CASE("a dialer's waits grow by the multiplier up to the cap, within the jitter") {
+    mesh::Tcp tcp;
+    TcpMesh m;
+    mesh::DialOptions options;
+    options.initial_backoff = 100ms;
+    options.max_backoff = 400ms;
+    options.multiplier = 2;
+    options.jitter = 0.2;
+    const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(mesh_test::closed_port());
+    auto dialer = m.dial(tcp, endpoint, "nobody", options);
+    std::vector<std::chrono::steady_clock::time_point> at;
+    for (int i = 0; i < 6; ++i) {
+        REQUIRE(next_of(m, Kind::dial_failed, 10s).has_value());
+        at.push_back(std::chrono::steady_clock::now());
+    }
+    dialer.stop();
+    const double expected[] = {100, 200, 400, 400, 400};
+    for (std::size_t i = 0; i + 1 < at.size(); ++i) {
+        const double ms = std::chrono::duration<double, std::milli>(at[i + 1] - at[i]).count();
+        CAPTURE(i);
+        CAPTURE(ms);
+        CHECK(ms >= expected[i] * 0.8 - 5);  // never shorter than the jitter allows
+        CHECK(ms <= expected[i] * 1.2 + 250);  // plus a failed connect and scheduling
+    }
+}
+
+TEST_CASE("stopping a dialer during a backoff wait returns at once and ends its attempts") {
+    mesh::Tcp tcp;
+    TcpMesh m;
+    mesh::DialOptions options;
+    options.initial_backoff = 30s;
+    const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(mesh_test::closed_port());
+    auto dialer = m.dial(tcp, endpoint, "nobody", options);
+    REQUIRE(next_of(m, Kind::dial_failed).has_value());
+    const auto started = std::chrono::steady_clock::now();
+    dialer.stop();
+    CHECK(std::chrono::steady_clock::now() - started < 2s);
+    CHECK(mesh_test::next_event(m, 300ms) == std::nullopt);
+    CHECK(m.ids().empty());  // it never connected
+}
+
+TEST_CASE("a dialer leaves an id held by another connection alone, and reports it") {
+    mesh::Tcp tcp;
+    TcpMesh m, far;
+    auto listener = tcp.listen("tcp://127.0.0.1:0");
+    const std::string endpoint = listener.endpoint();
+    far.accept_from(std::move(listener));
+    auto pair = mesh_test::tcp_pair(tcp);
+    m.add(std::move(pair.client), "taken");
+    mesh::DialOptions options;
+    options.initial_backoff = 50ms;
+    auto dialer = m.dial(tcp, endpoint, "taken", options);
+    const auto failed = next_of(m, Kind::dial_failed);
+    REQUIRE(failed.has_value());
+    CHECK(failed->reason == mesh::errc::duplicate_id);
+    // Once the id is free, the dialer takes it.
+    (void)m.remove("taken");
+    REQUIRE(next_of(m, Kind::dialed).has_value());
+    REQUIRE(m.send("taken", "hello").ok());
+    mesh::Envelope envelope;
+    REQUIRE(!far.recv_timeout(envelope, 10s));
+    CHECK(envelope.payload.view() == "hello");
+}
+
+TEST_CASE("a dialer ends when its mesh shuts down") {
+    mesh::Tcp tcp;
+    mesh::Dialer dialer;
+    {
+        TcpMesh m;
+        mesh::DialOptions options;
+        options.initial_backoff = 20ms;
+        const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(mesh_test::closed_port());
+        dialer = m.dial(tcp, endpoint, "nobody", options);
+        REQUIRE(next_of(m, Kind::dial_failed).has_value());
+    }  // the last copy goes: the mesh shuts down
+    const auto started = std::chrono::steady_clock::now();
+    dialer.stop();  // its thread has ended, or ends at its next attempt
+    CHECK(std::chrono::steady_clock::now() - started < 2s);
+}
+
+} // TEST_SUITE
