@@ -7,9 +7,11 @@
 #include "support/tcp_peers.hpp"
 #include "support/wait.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -30,9 +32,12 @@ std::optional<mesh::ConnectionEvent> next_of(TcpMesh& m, Kind kind, std::chrono:
     }
 }
 
+// True when `text` arrives within 10 s (other envelopes are skipped).
 bool receives(TcpMesh& m, const std::string& text) {
     mesh::Envelope envelope;
-    return !m.recv_timeout(envelope, 10s) && envelope.payload.view() == text;
+    while (!m.recv_timeout(envelope, 10s))
+        if (envelope.payload.view() == text) return true;
+    return false;
 }
 
 std::string port_of(const std::string& endpoint) { return endpoint.substr(endpoint.rfind(':') + 1); }
@@ -60,6 +65,27 @@ TEST_CASE("a dialer reconnects after its peer restarts on the same port; sends w
         REQUIRE(near.send("peer", "one").ok());
         CHECK(receives(far, "one"));
 
+        // A sender that keeps sending through the restart: it may see disconnected,
+        // never not_found, since the new connection takes the old one's place at once.
+        std::atomic<bool> sending{true};
+        std::atomic<int> not_found{0}, sent{0};
+        std::thread background([&] {
+            while (sending) {
+                const auto result = near.send("peer", "x");
+                if (result.error == mesh::errc::not_found) ++not_found;
+                if (result.ok()) ++sent;
+                std::this_thread::yield();
+            }
+        });
+        struct Join {
+            std::atomic<bool>& flag;
+            std::thread& thread;
+            ~Join() {
+                flag = false;
+                thread.join();
+            }
+        } join{sending, background};
+
         far.shutdown();  // the peer goes away
         const auto gone = next_of(near, Kind::disconnected);
         REQUIRE(gone.has_value());
@@ -81,6 +107,9 @@ TEST_CASE("a dialer reconnects after its peer restarts on the same port; sends w
         REQUIRE(next_of(near, Kind::dialed).has_value());
         REQUIRE(near.send("peer", "two").ok());
         CHECK(receives(again, "two"));
+        CHECK(mesh_test::wait_until([&] { return sent > 0; }));
+        sending = false;
+        CHECK(not_found == 0);
         dialer.stop();
         // Stopping leaves the last connection in the mesh.
         REQUIRE(near.send("peer", "three").ok());
