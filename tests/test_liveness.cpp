@@ -44,6 +44,10 @@ std::optional<mesh::ConnectionEvent> trickle(TcpMesh& m, mesh_test::RawSocket& r
     return mesh_test::next_event(m, 1s);
 }
 
+struct SmallIncoming : mesh::DefaultConfig {
+    static constexpr std::size_t incoming_capacity = 4;
+};
+
 } // namespace
 
 TEST_SUITE("liveness") {
@@ -101,6 +105,37 @@ TEST_CASE("a large frame that arrives steadily within the frame timeout is deliv
     REQUIRE(!m.recv_timeout(envelope, 10s));
     CHECK(envelope.payload.size() == body.size());
     CHECK(mesh_test::next_event(m, 300ms) == std::nullopt);
+}
+
+TEST_CASE("a frame the mesh is not reading, its incoming queue being full, is not timed") {
+    auto tcp = tcp_with_frame_timeout(300ms);
+    mesh::Mesh<mesh::Tcp, SmallIncoming> m;
+    auto link = mesh_test::raw_link(tcp, Role::accepted);
+    m.add(std::move(link.connection), "busy");
+    // More whole frames than the queue holds, nobody receiving, then half a frame.
+    Bytes stream;
+    for (int i = 0; i < 10; ++i) {
+        const Bytes frame = mesh_test::raw_frame(Bytes{'f', static_cast<std::uint8_t>('0' + i)});
+        stream.insert(stream.end(), frame.begin(), frame.end());
+    }
+    Bytes partial = mesh_test::raw_header(100);
+    partial.resize(partial.size() + 50, 0x5A);
+    stream.insert(stream.end(), partial.begin(), partial.end());
+    REQUIRE(link.raw.write_all(stream));
+    // Past the timeout and a sweep or two: reading paused at a frame's end, so the
+    // unfinished frame waits unread and is not the peer's delay.
+    mesh::ConnectionEvent event;
+    CHECK(m.next_event(event, 2500ms) == mesh::errc::timeout);
+    // The receiver takes everything; the rest of the frame completes it.
+    REQUIRE(link.raw.write_all(Bytes(50, 0x5A)));
+    mesh::Envelope envelope;
+    for (int i = 0; i < 10; ++i) {
+        REQUIRE(!m.recv_timeout(envelope, 10s));
+        CHECK(envelope.payload.size() == 2);
+    }
+    REQUIRE(!m.recv_timeout(envelope, 10s));
+    CHECK(envelope.payload.size() == 100);
+    CHECK(m.next_event(event, 100ms) == mesh::errc::timeout);
 }
 
 TEST_CASE("frame_timeout 0 leaves an unfinished frame alone") {
