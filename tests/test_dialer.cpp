@@ -46,7 +46,7 @@ std::string port_of(const std::string& endpoint) { return endpoint.substr(endpoi
 
 TEST_SUITE("dialer") {
 
-TEST_CASE("a dialer reconnects after its peer restarts on the same port; sends while it is down get disconnected") {
+TEST_CASE("a dialer reconnects after its peer restarts on the same port, and sends while it is down get disconnected") {
     mesh::Tcp tcp;
     TcpMesh near;
     std::string endpoint;

@@ -1458,7 +1458,7 @@ TEST_CASE("tls: a dialer keeps a tcps:// connection, verified, across a restart 
     CHECK(envelope.payload.view() == "two");
     dialer.stop();
 
-    // A server whose certificate the dialer does not trust: each attempt fails, verified.
+    // A server whose certificate the dialer does not trust: each attempt fails.
     tls::Fixture other;
     mesh::Tls untrusted(other.server_pem());
     TlsMesh stranger;
@@ -1469,5 +1469,6 @@ TEST_CASE("tls: a dialer keeps a tcps:// connection, verified, across a restart 
     const auto failed = next_of(mesh::ConnectionEvent::Kind::dial_failed);
     REQUIRE(failed.has_value());
     CHECK(failed->id == "stranger");
-    CHECK(failed->reason == mesh::errc::certificate_untrusted);
+    // Its chain ends at a CA of its own, which the dialer does not trust.
+    CHECK((failed->reason == mesh::errc::certificate_self_signed || failed->reason == mesh::errc::certificate_untrusted));
 }
