@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -181,20 +182,57 @@ TEST_CASE("a dialer leaves an id held by another connection alone, and reports i
     CHECK(envelope.payload.view() == "hello");
 }
 
-TEST_CASE("a dialer ends when its mesh shuts down") {
-    mesh::Tcp tcp;
+TEST_CASE("a dialer ends when its mesh shuts down, without being stopped") {
+    // A listener that accepts at the TCP level and never answers the version
+    // handshake: every attempt reaches it, then fails at the handshake deadline.
+    mesh_test::RawListener listener;
+    const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(listener.port());
+    mesh::TcpOptions tcp_options;
+    tcp_options.handshake_timeout = 50ms;
+    mesh::Tcp tcp(tcp_options);
     mesh::Dialer dialer;
     {
         TcpMesh m;
         mesh::DialOptions options;
         options.initial_backoff = 20ms;
-        const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(mesh_test::closed_port());
-        dialer = m.dial(tcp, endpoint, "nobody", options);
-        REQUIRE(next_of(m, Kind::dial_failed).has_value());
+        options.max_backoff = 20ms;
+        dialer = m.dial(tcp, endpoint, "silent", options);
+        const auto failed = next_of(m, Kind::dial_failed);
+        REQUIRE(failed.has_value());
+        CHECK(failed->reason == mesh::errc::timeout);
     }  // the last copy goes: the mesh shuts down
+    // An attempt under way may still arrive; after it, none does.
+    int arrived = 0;
+    for (int i = 0; i < 10 && listener.accept(300ms).valid(); ++i) ++arrived;
+    CAPTURE(arrived);
+    CHECK(arrived <= 2);  // attempts every 70 ms or so would bring about 4 in 300 ms, on and on
+    CHECK(!listener.accept(500ms).valid());
     const auto started = std::chrono::steady_clock::now();
-    dialer.stop();  // its thread has ended, or ends at its next attempt
-    CHECK(std::chrono::steady_clock::now() - started < 2s);
+    dialer.stop();  // its thread has ended already
+    CHECK(std::chrono::steady_clock::now() - started < 100ms);
+}
+
+TEST_CASE("a connection made resets a dialer's wait") {
+    mesh::Tcp tcp;
+    TcpMesh near;
+    mesh::DialOptions options;
+    options.initial_backoff = 50ms;
+    options.max_backoff = 3s;
+    options.multiplier = 8;
+    options.jitter = 0;
+    // Nobody listens at first: the waits grow to 50 ms, 400 ms, 3 s.
+    const std::uint16_t port = mesh_test::closed_port();
+    const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(port);
+    auto dialer = near.dial(tcp, endpoint, "peer", options);
+    for (int i = 0; i < 3; ++i) REQUIRE(next_of(near, Kind::dial_failed).has_value());
+    auto far = std::make_unique<TcpMesh>();
+    far->accept_from(tcp.listen(endpoint));
+    REQUIRE(next_of(near, Kind::dialed).has_value());  // after the 3 s wait
+    far.reset();  // the peer goes: the next attempt comes after 50 ms, not 3 s
+    REQUIRE(next_of(near, Kind::disconnected).has_value());
+    const auto gone = std::chrono::steady_clock::now();
+    REQUIRE(next_of(near, Kind::dial_failed).has_value());
+    CHECK(std::chrono::steady_clock::now() - gone < 1s);
 }
 
 } // TEST_SUITE
