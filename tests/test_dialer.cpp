@@ -41,6 +41,20 @@ bool receives(TcpMesh& m, const std::string& text) {
     return false;
 }
 
+// Waits from `initial` growing by `multiplier` up to `max`, within `jitter`.
+mesh::DialOptions waits(std::chrono::milliseconds initial, std::chrono::milliseconds max, double multiplier = 2,
+                        double jitter = 0.2) {
+    mesh::DialOptions options;
+    options.initial_backoff = initial;
+    options.max_backoff = max;
+    options.multiplier = multiplier;
+    options.jitter = jitter;
+    return options;
+}
+
+// A loopback endpoint nobody listens on.
+std::string closed_endpoint() { return "tcp://127.0.0.1:" + std::to_string(mesh_test::closed_port()); }
+
 std::string port_of(const std::string& endpoint) { return endpoint.substr(endpoint.rfind(':') + 1); }
 
 } // namespace
@@ -51,9 +65,7 @@ TEST_CASE("a dialer reconnects after its peer restarts on the same port, and sen
     mesh::Tcp tcp;
     TcpMesh near;
     std::string endpoint;
-    mesh::DialOptions options;
-    options.initial_backoff = 50ms;
-    options.max_backoff = 200ms;
+    const auto options = waits(50ms, 200ms);
     {
         TcpMesh far;
         auto listener = tcp.listen("tcp://127.0.0.1:0");
@@ -121,13 +133,7 @@ TEST_CASE("a dialer reconnects after its peer restarts on the same port, and sen
 TEST_CASE("a dialer's waits grow by the multiplier up to the cap, within the jitter") {
     mesh::Tcp tcp;
     TcpMesh m;
-    mesh::DialOptions options;
-    options.initial_backoff = 100ms;
-    options.max_backoff = 400ms;
-    options.multiplier = 2;
-    options.jitter = 0.2;
-    const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(mesh_test::closed_port());
-    auto dialer = m.dial(tcp, endpoint, "nobody", options);
+    auto dialer = m.dial(tcp, closed_endpoint(), "nobody", waits(100ms, 400ms, 2, 0.2));
     std::vector<std::chrono::steady_clock::time_point> at;
     for (int i = 0; i < 6; ++i) {
         REQUIRE(next_of(m, Kind::dial_failed, 10s).has_value());
@@ -147,10 +153,7 @@ TEST_CASE("a dialer's waits grow by the multiplier up to the cap, within the jit
 TEST_CASE("stopping a dialer during a backoff wait returns at once and ends its attempts") {
     mesh::Tcp tcp;
     TcpMesh m;
-    mesh::DialOptions options;
-    options.initial_backoff = 30s;
-    const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(mesh_test::closed_port());
-    auto dialer = m.dial(tcp, endpoint, "nobody", options);
+    auto dialer = m.dial(tcp, closed_endpoint(), "nobody", waits(30s, 30s));
     REQUIRE(next_of(m, Kind::dial_failed).has_value());
     const auto started = std::chrono::steady_clock::now();
     dialer.stop();
@@ -167,9 +170,7 @@ TEST_CASE("a dialer leaves an id held by another connection alone, and reports i
     far.accept_from(std::move(listener));
     auto pair = mesh_test::tcp_pair(tcp);
     m.add(std::move(pair.client), "taken");
-    mesh::DialOptions options;
-    options.initial_backoff = 50ms;
-    auto dialer = m.dial(tcp, endpoint, "taken", options);
+    auto dialer = m.dial(tcp, endpoint, "taken", waits(50ms, 30s));
     const auto failed = next_of(m, Kind::dial_failed);
     REQUIRE(failed.has_value());
     CHECK(failed->reason == mesh::errc::duplicate_id);
@@ -193,10 +194,7 @@ TEST_CASE("a dialer ends when its mesh shuts down, without being stopped") {
     mesh::Dialer dialer;
     {
         TcpMesh m;
-        mesh::DialOptions options;
-        options.initial_backoff = 20ms;
-        options.max_backoff = 20ms;
-        dialer = m.dial(tcp, endpoint, "silent", options);
+        dialer = m.dial(tcp, endpoint, "silent", waits(20ms, 20ms));
         const auto failed = next_of(m, Kind::dial_failed);
         REQUIRE(failed.has_value());
         CHECK(failed->reason == mesh::errc::timeout);
@@ -215,11 +213,7 @@ TEST_CASE("a dialer ends when its mesh shuts down, without being stopped") {
 TEST_CASE("a connection made resets a dialer's wait") {
     mesh::Tcp tcp;
     TcpMesh near;
-    mesh::DialOptions options;
-    options.initial_backoff = 50ms;
-    options.max_backoff = 3s;
-    options.multiplier = 8;
-    options.jitter = 0;
+    const auto options = waits(50ms, 3s, 8, 0);
     // Nobody listens at first: the waits grow to 50 ms, 400 ms, 3 s.
     const std::uint16_t port = mesh_test::closed_port();
     const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(port);
@@ -233,6 +227,24 @@ TEST_CASE("a connection made resets a dialer's wait") {
     const auto gone = std::chrono::steady_clock::now();
     REQUIRE(next_of(near, Kind::dial_failed).has_value());
     CHECK(std::chrono::steady_clock::now() - gone < 1s);
+}
+
+TEST_CASE("removing a dialed connection hands it back, and the dialer dials again") {
+    mesh::Tcp tcp;
+    TcpMesh near, far;
+    auto listener = tcp.listen("tcp://127.0.0.1:0");
+    const std::string endpoint = listener.endpoint();
+    far.accept_from(std::move(listener));
+    auto dialer = near.dial(tcp, endpoint, "peer", waits(50ms, 200ms));
+    REQUIRE(next_of(near, Kind::dialed).has_value());
+    auto taken = near.remove("peer");
+    REQUIRE(taken.is_open());  // still usable on its own
+    REQUIRE(!taken.send(mesh::to_payload("by hand")));
+    CHECK(receives(far, "by hand"));
+    // The dialer saw its connection leave: it connects again under the same id.
+    REQUIRE(next_of(near, Kind::dialed).has_value());
+    REQUIRE(near.send("peer", "dialed again").ok());
+    CHECK(receives(far, "dialed again"));
 }
 
 } // TEST_SUITE
