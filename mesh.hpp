@@ -598,6 +598,204 @@ MESH_NAMESPACE_END
 // ---- mesh/core/events.hpp ----
 
 
+// ---- mesh/detail/waiters.hpp ----
+
+
+// ---- mesh/detail/async_op.hpp ----
+
+
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_allocator.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/post.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <system_error>
+#include <tuple>
+#include <utility>
+
+MESH_NAMESPACE_BEGIN
+namespace detail {
+
+// Which pending operation this is (for its cancellation slot), and which handle
+// started it (for that handle's cancel()).
+struct OpTag {
+    std::uint64_t id = 0;
+    std::uint64_t scope = 0;
+
+    static std::uint64_t next() noexcept {
+        static std::atomic<std::uint64_t> counter{0};
+        return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+    }
+};
+
+// A pending asynchronous operation, its handler's type erased. complete() is called
+// once, from any thread; it posts the handler with (ec, values...) to the handler's
+// executor, so a handler never runs inside the call that completes it (or that
+// started it), nor on the reactor.
+template <class... Values>
+class AsyncOp {
+public:
+    explicit AsyncOp(OpTag tag) noexcept : tag(tag) {}
+    virtual ~AsyncOp() = default;
+    AsyncOp(const AsyncOp&) = delete;
+    AsyncOp& operator=(const AsyncOp&) = delete;
+
+    virtual void complete(std::error_code ec, Values... values) = 0;
+
+    const OpTag tag;
+};
+
+template <class Handler, class... Values>
+class HandlerOp final : public AsyncOp<Values...> {
+    using Executor = asio::associated_executor_t<Handler, asio::any_io_executor>;
+
+public:
+    HandlerOp(Handler&& handler, OpTag tag, const asio::any_io_executor& fallback)
+        : AsyncOp<Values...>(tag), work_(asio::get_associated_executor(handler, fallback)),
+          handler_(std::move(handler)) {}
+
+    void complete(std::error_code ec, Values... values) override {
+        // The posted function counts as work itself, so the guard may go after the post.
+        asio::post(work_.get_executor(),
+                   [handler = std::move(handler_), args = std::make_tuple(ec, std::move(values)...)]() mutable {
+                       // Cleared here, on the executor where cancellation is emitted, so
+                       // no emit races the clear. (What the slot held kept its target alive.)
+                       asio::get_associated_cancellation_slot(handler).clear();
+                       std::apply(std::move(handler), std::move(args));
+                   });
+        work_.reset();
+    }
+
+private:
+    asio::executor_work_guard<Executor> work_;  // the handler's executor has work while we wait
+    Handler handler_;
+};
+
+template <class... Values, class Handler>
+std::unique_ptr<AsyncOp<Values...>> make_op(Handler&& handler, OpTag tag, const asio::any_io_executor& fallback) {
+    using H = std::decay_t<Handler>;
+    return std::make_unique<HandlerOp<H, Values...>>(std::forward<Handler>(handler), tag, fallback);
+}
+
+} // namespace detail
+MESH_NAMESPACE_END
+
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/error.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+MESH_NAMESPACE_BEGIN
+namespace detail {
+
+// Pending asynchronous operations of one kind, first come first served. Item holds
+// `op` (a unique_ptr to an AsyncOp) and has fail(ec), which completes it with ec.
+// Every member but waiting() is called with the lock held (lock()).
+//
+// A producer that makes an operation possible (a message queued, room made) checks
+// waiting() after a seq_cst fence, and a waiter raises the count (enlist) before its
+// own last look at the resource after a seq_cst fence: so either the waiter sees
+// the producer's change, or the producer sees the waiter and serves it under the lock.
+template <class Item>
+class Waiters {
+public:
+    std::unique_lock<std::mutex> lock() { return std::unique_lock<std::mutex>(mutex_); }
+
+    // Any thread, lock-free: true when an operation waits (after a seq_cst fence, see above).
+    bool waiting() const noexcept { return count_.load(std::memory_order_relaxed) != 0; }
+
+    bool empty() const noexcept { return items_.empty(); }
+    Item& front() noexcept { return items_.front(); }
+
+    void enlist(Item&& item) {
+        items_.push_back(std::move(item));
+        count_.store(items_.size(), std::memory_order_seq_cst);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+    }
+
+    Item pop_front() {
+        Item item = std::move(items_.front());
+        items_.pop_front();
+        count_.store(items_.size(), std::memory_order_relaxed);
+        return item;
+    }
+
+    // Completes every operation with `ec`.
+    void fail_all(std::error_code ec) {
+        while (!items_.empty()) pop_front().fail(ec);
+    }
+
+    // Completes the operations of `scope` (a handle's cancel()) with operation_aborted.
+    void cancel_scope(std::uint64_t scope) {
+        remove_if([&](const Item& item) { return item.op->tag.scope == scope; });
+    }
+
+    // Completes operation `id` with operation_aborted if it is still waiting.
+    void cancel(std::uint64_t id) {
+        remove_if([&](const Item& item) { return item.op->tag.id == id; });
+    }
+
+private:
+    template <class Match>
+    void remove_if(Match match) {
+        for (auto it = items_.begin(); it != items_.end();) {
+            if (!match(*it)) {
+                ++it;
+                continue;
+            }
+            Item item = std::move(*it);
+            it = items_.erase(it);
+            count_.store(items_.size(), std::memory_order_relaxed);
+            item.fail(asio::error::operation_aborted);
+        }
+    }
+
+    std::mutex mutex_;
+    std::deque<Item> items_;
+    std::atomic<std::size_t> count_{0};
+};
+
+// What an operation's cancellation slot holds: it takes the operation out of its
+// list, if it still waits there. `keep` holds the list's owner alive.
+template <class Item>
+struct WaiterCanceller {
+    std::shared_ptr<void> keep;
+    Waiters<Item>* waiters;
+    std::uint64_t id;
+
+    void operator()(asio::cancellation_type type) const {
+        if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
+                     asio::cancellation_type::total)) == asio::cancellation_type::none)
+            return;
+        auto lock = waiters->lock();
+        waiters->cancel(id);
+    }
+};
+
+// Installs a canceller in an operation's slot (taken from its handler before the
+// handler moved into the operation), when it has one. Called under the lock, before
+// the operation is enlisted: no completion can race it.
+template <class Item>
+void connect_cancellation(asio::cancellation_slot& slot, Waiters<Item>& waiters, std::shared_ptr<void> keep,
+                          std::uint64_t id) {
+    if (slot.is_connected()) slot.template emplace<WaiterCanceller<Item>>(WaiterCanceller<Item>{std::move(keep), &waiters, id});
+}
+
+} // namespace detail
+MESH_NAMESPACE_END
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -629,6 +827,12 @@ struct ConnectionEvent {
 
 namespace detail {
 
+// An async_next_event waiting for an event.
+struct EventWaiter {
+    std::unique_ptr<AsyncOp<ConnectionEvent>> op;
+    void fail(std::error_code ec) { op->complete(ec, ConnectionEvent()); }
+};
+
 // Holds at most `capacity` events. When nobody takes them and it is full, a new
 // event is dropped and counted (dropped()): the reactor never waits on a consumer.
 class EventQueue {
@@ -638,6 +842,8 @@ public:
     void push(ConnectionEvent event) {
         {
             std::lock_guard<std::mutex> lock(mutex_);
+            auto waiting = async_.lock();
+            if (!async_.empty()) return async_.pop_front().op->complete({}, std::move(event));
             if (events_.size() >= capacity_) {
                 dropped_.fetch_add(1, std::memory_order_relaxed);
                 return;
@@ -664,8 +870,32 @@ public:
         {
             std::lock_guard<std::mutex> lock(mutex_);
             closed_ = true;
+            auto waiting = async_.lock();
+            async_.fail_all(errc::shut_down);  // the queue is empty whenever one waits
         }
         cv_.notify_all();
+    }
+
+    // Completes (posted) with the next event, at once when one is queued; then
+    // shut_down once closed and empty. Events go to waiting operations in order.
+    void async_pop(std::unique_ptr<AsyncOp<ConnectionEvent>> op, asio::cancellation_slot slot,
+                   std::shared_ptr<void> keep) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!events_.empty()) {
+            ConnectionEvent event = std::move(events_.front());
+            events_.pop_front();
+            return op->complete({}, std::move(event));
+        }
+        if (closed_) return op->complete(errc::shut_down, ConnectionEvent());
+        auto waiting = async_.lock();
+        connect_cancellation(slot, async_, std::move(keep), op->tag.id);
+        async_.enlist(EventWaiter{std::move(op)});
+    }
+
+    // Completes the waiting operations started by one handle with operation_aborted.
+    void cancel(std::uint64_t scope) {
+        auto waiting = async_.lock();
+        async_.cancel_scope(scope);
     }
 
 private:
@@ -675,6 +905,7 @@ private:
     std::condition_variable cv_;
     std::deque<ConnectionEvent> events_;
     bool closed_ = false;
+    Waiters<EventWaiter> async_;  // locked after mutex_ when both are held
 };
 
 } // namespace detail
@@ -748,6 +979,48 @@ MESH_NAMESPACE_END
 
 // ---- mesh/core/mesh.hpp ----
 
+
+// ---- mesh/core/async_start.hpp ----
+
+
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/async_result.hpp>
+#include <asio/system_executor.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+MESH_NAMESPACE_BEGIN
+namespace detail {
+
+// Which handle started an operation, for that handle's cancel(). A copy is a new
+// handle with a scope of its own; assignment keeps the target's.
+struct Scope {
+    std::uint64_t id = OpTag::next();
+
+    Scope() = default;
+    Scope(const Scope&) noexcept {}
+    Scope& operator=(const Scope&) noexcept { return *this; }
+};
+
+// Starts an asynchronous operation whose handler takes (std::error_code, Values...):
+// wraps the handler into an operation and gives it to start(core, op, slot), or
+// completes it with `absent` when there is no core (a moved-from handle, or a
+// sender bound to nothing).
+template <class... Values, class Core, class Handler, class Start>
+void start_async(const std::shared_ptr<Core>& core, std::uint64_t scope, Handler&& handler, Start&& start,
+                 errc absent = errc::shut_down) {
+    asio::cancellation_slot slot = asio::get_associated_cancellation_slot(handler);
+    auto op = make_op<Values...>(std::forward<Handler>(handler), OpTag{OpTag::next(), scope},
+                                 core ? core->default_executor() : asio::any_io_executor(asio::system_executor()));
+    if (!core) return op->complete(absent, Values()...);
+    start(*core, std::move(op), slot);
+}
+
+} // namespace detail
+MESH_NAMESPACE_END
 
 // ---- mesh/core/dialer.hpp ----
 
@@ -1407,6 +1680,12 @@ struct Incoming {
     Payload payload;
 };
 
+// An async_recv waiting for an envelope.
+struct RecvWaiter {
+    std::unique_ptr<AsyncOp<Envelope>> op;
+    void fail(std::error_code ec) { op->complete(ec, Envelope()); }
+};
+
 // The queue between the reactor (its only producer) and every receiver of every
 // copy of a Mesh. Receivers sleep on a condition variable only when it is empty;
 // the reactor takes the lock to wake them only when someone sleeps. When it is
@@ -1453,10 +1732,17 @@ public:
         });
     }
 
-    // Wakes receivers after `pushed` envelopes went in.
-    void wake(std::size_t pushed) {
-        // seq_cst pairs with the sleeper's fence: it either sees our envelopes or we see it.
+    // Wakes receivers after `pushed` envelopes went in, and hands envelopes to
+    // asynchronous receivers (their handlers are posted, never run here).
+    template <class Resume>
+    void wake(std::size_t pushed, Resume&& resume) {
+        // seq_cst pairs with the sleeper's fence (and Waiters' enlist): it either sees
+        // our envelopes or we see it.
         std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (async_.waiting()) {
+            auto lock = async_.lock();
+            serve(resume);
+        }
         if (sleepers_.load(std::memory_order_relaxed) == 0) return;
         { std::lock_guard<std::mutex> lock(mutex_); }
         if (pushed == 1) cv_.notify_one();
@@ -1475,6 +1761,8 @@ public:
         closed_.store(true, std::memory_order_seq_cst);
         { std::lock_guard<std::mutex> lock(mutex_); }
         cv_.notify_all();
+        auto lock = async_.lock();
+        async_.fail_all(errc::shut_down);
     }
 
     bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
@@ -1543,7 +1831,46 @@ public:
         return result ? result : popped(resume);
     }
 
+    // An asynchronous receive: completes at once (posted) when an envelope is queued
+    // and no earlier one waits, else waits in line; the reactor serves the line as
+    // envelopes arrive. `slot` is the handler's cancellation slot; `keep` keeps this
+    // queue alive for it.
+    template <class Resume>
+    void async_pop(std::unique_ptr<AsyncOp<Envelope>> op, asio::cancellation_slot slot, std::shared_ptr<void> keep,
+                   Resume&& resume) {
+        auto lock = async_.lock();
+        if (async_.empty()) {
+            Envelope envelope;
+            std::size_t taken = 0;
+            const std::error_code ec = try_pop(&envelope, 1, taken, resume);
+            if (ec != errc::would_block) return op->complete(ec, std::move(envelope));
+        }
+        connect_cancellation(slot, async_, std::move(keep), op->tag.id);
+        async_.enlist(RecvWaiter{std::move(op)});
+        serve(resume);  // whatever came in before we were listed
+    }
+
+    // Completes the waiting receives started by one handle with operation_aborted.
+    void cancel(std::uint64_t scope) {
+        auto lock = async_.lock();
+        async_.cancel_scope(scope);
+    }
+
 private:
+    // Under async_'s lock: hands queued envelopes to waiting receives, in order.
+    template <class Resume>
+    void serve(Resume& resume) {
+        std::size_t served = 0;
+        while (!async_.empty()) {
+            if (closed()) return async_.fail_all(errc::shut_down);
+            Envelope envelope;
+            if (take(&envelope, 1) == 0) break;
+            async_.pop_front().op->complete({}, std::move(envelope));
+            ++served;
+        }
+        if (served != 0) popped(resume);
+    }
+
     std::size_t take(Envelope* out, std::size_t max) {
         std::size_t n = 0;
         IdRun run;  // holds each id until its text is copied, and gives a run back at once
@@ -1576,6 +1903,7 @@ private:
     std::atomic<int> sleepers_{0};
     std::mutex mutex_;
     std::condition_variable cv_;
+    Waiters<RecvWaiter> async_;
 };
 
 } // namespace detail
@@ -1593,7 +1921,8 @@ namespace detail {
 
 // A connection whose own bounded queue can take messages from any thread (inproc)
 // is sent to directly: its queue is the outgoing queue, and the reactor is not involved.
-// Such a connection offers try_send_direct, direct_queue_depth and sends_directly():
+// Such a connection offers try_send_direct, direct_queue_depth, async_room(limit,
+// handler) (a wait for room, for async_send) and sends_directly():
 // a constant true when every connection of the type sends directly (then it needs no
 // async_write_batch), or a run-time answer when the type may hold either kind (multi).
 template <class C, class = void>
@@ -1765,6 +2094,13 @@ struct SendNotice {
     bool senders_left = false;  // the last sender left a closed gate: the ring is final now
 };
 
+// An async_send waiting for room in its connection's queue.
+struct SendWaiter {
+    std::unique_ptr<AsyncOp<>> op;
+    Payload payload;
+    void fail(std::error_code ec) { op->complete(ec); }
+};
+
 // Everything a Mesh keeps about one connection. Senders on any thread touch only
 // the outgoing ring and the atomics; the rest belongs to the reactor thread.
 template <class Connection, class Config>
@@ -1783,12 +2119,15 @@ public:
     Counters counters;
     HandlerSlot wake_slot;   // the posted writer wake-up lives here
     HandlerSlot leave_slot;  // the one "senders left" notice lives here
+    Waiters<SendWaiter> send_waiters;  // async_sends waiting for room, in order
+    std::atomic<bool> room_wanted{false};  // a watch for room (direct sends) is posted
 
     // ---- any thread ----
 
     // Queues the payload (moving it only on success). The notice says what the
-    // caller must post to the reactor.
-    SendResult try_send(Payload& payload, SendNotice& notice) noexcept {
+    // caller must post to the reactor. A refusal for a full queue is counted unless
+    // `retry` (a waiting async_send trying again).
+    SendResult try_send(Payload& payload, SendNotice& notice, bool retry = false) noexcept {
         // One RMW both registers this sender and tells whether sending is closed.
         const std::uint32_t gate = gate_.fetch_add(1, std::memory_order_seq_cst);
         if (gate & closed_bit) {
@@ -1797,12 +2136,12 @@ public:
             return {error, error == errc::disconnected ? close_reason_ : std::error_code()};
         }
         if constexpr (has_direct_send<Connection>::value) {
-            if (sends_directly()) return send_direct(payload, notice);
+            if (sends_directly()) return send_direct(payload, notice, retry);
         }
         const bool room = !(gate & parked_bit) || unpark();
         const bool pushed = room && outgoing.try_push(payload);
         // Counted before leaving: once the gate is empty the reactor may retire the counters.
-        if (!pushed) Counters::add(counters.rejected_full, 1);
+        if (!pushed && !retry) Counters::add(counters.rejected_full, 1);
         notice.senders_left = leave();
         if (!pushed) return {errc::queue_full, {}};
         // seq_cst pairs with the reactor's fence when it goes idle: either it sees
@@ -1853,6 +2192,15 @@ public:
         senders_inside = (before & count_mask) != 0 || !take_leave_bit();
         return !senders_inside;
     }
+
+    // Inproc always sends directly, a multi connection when it holds an inproc one.
+    bool sends_directly() const noexcept {
+        if constexpr (always_sends_directly<Connection>::value) return true;
+        else return direct_;
+    }
+
+    // Once sending is closed: what a send is told from now on.
+    std::error_code close_error() const noexcept { return close_error_.load(std::memory_order_acquire); }
 
     // Gives an idle connection's ring storage back; the next send allocates it again.
     // Once the CAS has set parked_bit with no sender inside, a sender that enters waits
@@ -1914,13 +2262,14 @@ public:
     }
     bool reads() const noexcept { return phase == Phase::open || phase == Phase::write_ended; }
     // Nothing outstanding that could still touch the connection or the ring.
-    bool quiet() const noexcept { return !read_pending && !write_pending && !senders_inside; }
+    bool quiet() const noexcept { return !read_pending && !write_pending && !room_pending && !senders_inside; }
 
     // Reactor-only state, on its own cache line: the reactor writes it per batch and
     // must not invalidate the line the senders use.
     alignas(64) Phase phase = Phase::attaching;
     bool read_pending = false;    // an async_fill is outstanding
     bool write_pending = false;   // an async_write_batch is outstanding
+    bool room_pending = false;    // an async_room (direct sends) is outstanding
     bool senders_inside = false;  // the gate closed on senders; their notice is on its way
     std::error_code died;         // why it ended by itself; reported when it settles
     std::size_t in_flight = 0;    // messages of the pending write
@@ -1950,21 +2299,16 @@ private:
         return gate_.fetch_and(~leave_bit, std::memory_order_acq_rel) & leave_bit;
     }
 
-    // Inproc always sends directly, a multi connection when it holds an inproc one.
-    bool sends_directly() const noexcept {
-        if constexpr (always_sends_directly<Connection>::value) return true;
-        else return direct_;
-    }
 
     // The sender is registered in the gate; this call takes it out.
-    SendResult send_direct(Payload& payload, SendNotice& notice) noexcept {
+    SendResult send_direct(Payload& payload, SendNotice& notice, bool retry) noexcept {
         const std::size_t bytes = payload.size();
         const std::error_code ec = connection.try_send_direct(payload, Config::outgoing_capacity);
         // Counted before leaving: once the gate is empty the reactor may retire the counters.
         if (!ec) {
             Counters::add(counters.messages_out, 1);
             Counters::add(counters.bytes_out, bytes);
-        } else if (ec == errc::queue_full) {
+        } else if (ec == errc::queue_full && !retry) {
             Counters::add(counters.rejected_full, 1);
         }
         notice.senders_left = leave();
@@ -2018,11 +2362,13 @@ struct has_liveness_limits<C, std::void_t<decltype(std::declval<const C&>().fram
 } // namespace detail
 MESH_NAMESPACE_END
 
+#include <asio/any_io_executor.hpp>
 #include <asio/bind_allocator.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/system_executor.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -2072,7 +2418,7 @@ struct RemoteEndpointId {
 // Members marked "reactor" are touched only on the reactor thread, so they need no
 // lock; callers reach them by posting to the io_context.
 template <class Transport, class Config>
-class MeshCore {
+class MeshCore : public std::enable_shared_from_this<MeshCore<Transport, Config>> {
 public:
     using Connection = typename Transport::connection_type;
     using State = ConnectionState<Connection, Config>;
@@ -2086,7 +2432,7 @@ public:
     // (and its io_context) is never destroyed under a running handler, whichever
     // thread lets go of it last.
     static std::shared_ptr<MeshCore> start() {
-        auto core = std::make_shared<MeshCore>();
+        auto core = std::make_shared<MeshCore>(nullptr);
         core->thread_ = std::thread([self = core]() mutable {
             self->run();
             self.reset();  // may destroy the core here, after the loop returned
@@ -2095,7 +2441,22 @@ public:
         return core;
     }
 
-    MeshCore() : work_(asio::make_work_guard(io_)) { schedule_park_sweep(); }
+    // On the application's io_context, whose threads run the reactor. The core holds
+    // itself until its shutdown is done, so no handler of its outlives it; until then
+    // it keeps work on `io` (a run() returns once the mesh is shut down).
+    static std::shared_ptr<MeshCore> start_on(asio::io_context& io) {
+        auto core = std::make_shared<MeshCore>(&io);
+        core->self_ = core;
+        return core;
+    }
+
+    explicit MeshCore(asio::io_context* external)
+        : own_io_(external ? nullptr : std::make_unique<asio::io_context>()), io_(external ? *external : *own_io_),
+          work_(asio::make_work_guard(io_)),
+          default_executor_(external ? asio::any_io_executor(io_.get_executor())
+                                     : asio::any_io_executor(asio::system_executor())) {
+        schedule_park_sweep();
+    }
 
     ~MeshCore() {
         shutdown(clock::duration::zero());
@@ -2106,7 +2467,13 @@ public:
     MeshCore& operator=(const MeshCore&) = delete;
 
     bool is_shut_down() const noexcept { return shut_down_.load(std::memory_order_acquire); }
-    bool on_reactor_thread() const noexcept { return std::this_thread::get_id() == reactor_id_; }
+    bool on_reactor_thread() const noexcept {
+        return own_io_ ? std::this_thread::get_id() == reactor_id_ : io_.get_executor().running_in_this_thread();
+    }
+
+    // Where handlers without an executor of their own run: the application's
+    // io_context when the mesh runs on it, else the system executor's threads.
+    const asio::any_io_executor& default_executor() const noexcept { return default_executor_; }
 
     // ---- control, from any thread ----
 
@@ -2269,6 +2636,62 @@ public:
         return events_.pop(out, deadline);
     }
 
+    // ---- asynchronous operations, from any thread ----
+    // Each completes its operation exactly once (posted to the handler's executor):
+    // at once, or later from whichever thread makes it possible, or cancelled.
+
+    void async_recv(std::unique_ptr<AsyncOp<Envelope>> op, asio::cancellation_slot slot) {
+        incoming_.async_pop(std::move(op), slot, this->shared_from_this(), [this] { post_resume(); });
+    }
+
+    void async_next_event(std::unique_ptr<AsyncOp<ConnectionEvent>> op, asio::cancellation_slot slot) {
+        events_.async_pop(std::move(op), slot, this->shared_from_this());
+    }
+
+    void async_send(const std::string& id, Payload&& payload, std::unique_ptr<AsyncOp<>> op,
+                    asio::cancellation_slot slot) {
+        StatePtr state;
+        {
+            std::shared_lock<std::shared_mutex> lock(map_mutex_);
+            if (is_shut_down()) return op->complete(errc::shut_down);
+            auto it = by_id_.find(id);
+            if (it == by_id_.end()) return op->complete(errc::not_found);
+            state = it->second;
+        }
+        async_send_to(state, std::move(payload), std::move(op), slot);
+    }
+
+    // Queued at once when there is room and no earlier async_send of this connection
+    // waits; else it waits in line, and whoever makes room (the writer, or for a direct
+    // send the reactor told by the peer) queues it. A blocking send does not wait in
+    // that line.
+    void async_send_to(const StatePtr& state, Payload&& payload, std::unique_ptr<AsyncOp<>> op,
+                       asio::cancellation_slot slot) {
+        if (payload.size() > Config::max_message_size) return op->complete(errc::message_too_large);
+        State& s = *state;
+        auto lock = s.send_waiters.lock();
+        if (s.send_waiters.empty()) {
+            const SendResult result = push(state, payload);
+            if (result.error != errc::queue_full) return op->complete(result.error);
+        }
+        connect_cancellation(slot, s.send_waiters, state, op->tag.id);
+        s.send_waiters.enlist(SendWaiter{std::move(op), std::move(payload)});
+        serve_sends(state);  // room made before we were listed
+        if constexpr (has_direct_send<Connection>::value) {
+            if (!s.send_waiters.empty() && s.sends_directly()) want_room(state);
+        }
+    }
+
+    // Completes the waiting operations started by the handle `scope` with operation_aborted.
+    void cancel(std::uint64_t scope) {
+        incoming_.cancel(scope);
+        events_.cancel(scope);
+        for (const auto& state : registered()) {
+            auto lock = state->send_waiters.lock();
+            state->send_waiters.cancel_scope(scope);
+        }
+    }
+
     ConnectionStats stats(const std::string& id, std::error_code& ec) {
         ConnectionStats s;
         auto state = find(id);
@@ -2282,6 +2705,15 @@ public:
         s.connections = 1;
         ec = {};
         return s;
+    }
+
+    // The connections registered now, for work done on each outside the map's lock.
+    std::vector<StatePtr> registered() const {
+        std::vector<StatePtr> states;
+        std::shared_lock<std::shared_mutex> lock(map_mutex_);
+        states.reserve(by_id_.size());
+        for (const auto& entry : by_id_) states.push_back(entry.second);
+        return states;
     }
 
     std::vector<std::string> ids() const {
@@ -2298,12 +2730,7 @@ public:
     ConnectionStats total_stats() {
         ConnectionStats s;
         retired_.add_to(s);
-        std::vector<StatePtr> states;
-        {
-            std::shared_lock<std::shared_mutex> lock(map_mutex_);
-            states.reserve(by_id_.size());
-            for (const auto& entry : by_id_) states.push_back(entry.second);
-        }
+        const std::vector<StatePtr> states = registered();
         for (const auto& state : states) {
             state->counters.add_to(s);
             s.queue_depth += queue_depth(state);
@@ -2321,7 +2748,7 @@ public:
     // empty report. On the reactor thread (an id rule) it only begins: the reactor
     // cannot wait for itself, so it returns an empty report at once and its thread
     // ends by itself when the shutdown is done.
-    ShutdownReport shutdown(clock::duration flush) {
+    ShutdownReport shutdown(clock::duration flush, bool wait = true) {
         {
             // Held briefly and never while waiting on the reactor, so the reactor may take it.
             std::lock_guard<std::mutex> begin(begin_mutex_);
@@ -2338,19 +2765,72 @@ public:
                 events_.close();
             }
         }
-        if (on_reactor_thread()) return {};
+        if (on_reactor_thread() || !wait) return {};
         std::lock_guard<std::mutex> once(join_mutex_);
-        if (!thread_.joinable()) return {};
-        thread_.join();
+        if (own_io_) {
+            if (!thread_.joinable()) return {};
+            thread_.join();
+        } else if (!report_future_.valid()) {
+            return {};
+        }
         return report_future_.get();
     }
 
+    // True when the mesh runs on the application's io_context.
+    bool on_external_io() const noexcept { return !own_io_; }
+
 private:
-    SendResult push(const StatePtr& state, Payload& payload) {
+    SendResult push(const StatePtr& state, Payload& payload, bool retry = false) {
         SendNotice notice;
-        SendResult result = state->try_send(payload, notice);
+        SendResult result = state->try_send(payload, notice, retry);
         notify(state, notice);
         return result;
+    }
+
+    // Under the connection's send_waiters lock: queues waiting async_sends in order
+    // while there is room; those refused for anything but a full queue complete with it.
+    void serve_sends(const StatePtr& state) {
+        auto& waiters = state->send_waiters;
+        while (!waiters.empty()) {
+            const SendResult result = push(state, waiters.front().payload, true);
+            if (result.error == errc::queue_full) break;
+            waiters.pop_front().fail(result.error);
+        }
+    }
+
+    // Sending to the connection is closed: its waiting async_sends get what a send gets.
+    static void fail_sends(State& s) {
+        auto lock = s.send_waiters.lock();
+        s.send_waiters.fail_all(s.close_error());
+    }
+
+    // A direct send has no writer to make room: the reactor asks the connection to say
+    // when its peer took messages. Posted at most once until the reactor has seen it.
+    void want_room(const StatePtr& state) {
+        if (!state->room_wanted.exchange(true, std::memory_order_acq_rel))
+            asio::post(io_, [weak = this->weak_from_this(), state] {
+                if (auto self = weak.lock()) self->watch_room(state);
+            });
+    }
+
+    void watch_room(const StatePtr& state) {
+        static_assert(has_direct_send<Connection>::value, "only direct sends wait for room this way");
+        State& s = *state;
+        s.room_wanted.store(false, std::memory_order_release);
+        if (s.phase != Phase::open || s.room_pending) return;
+        s.room_pending = true;
+        s.connection.async_room(Config::outgoing_capacity, [this, state](std::error_code) {
+            State& st = *state;
+            st.room_pending = false;
+            if (st.ending()) return settle(state);
+            bool more = false;
+            {
+                auto lock = st.send_waiters.lock();
+                serve_sends(state);
+                more = !st.send_waiters.empty();
+            }
+            if (more) watch_room(state);
+        });
     }
 
     std::size_t queue_depth(const StatePtr& state) {
@@ -2366,8 +2846,7 @@ private:
         if constexpr (uses_writer) {
             if (notice.wake_writer) {  // never set by a direct send
                 try {
-                    asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->wake_slot),
-                                                         [this, state] { start_write(state); }));
+                    post_from_caller(state->wake_slot, [this, state] { start_write(state); });
                 } catch (...) {
                     state->wake_failed();
                     wakeups_lost_.store(true, std::memory_order_release);  // after wake_failed's store
@@ -2375,9 +2854,21 @@ private:
             }
         }
         // Sent once per connection, into a free slot: this post cannot fail.
-        if (notice.senders_left)
-            asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->leave_slot),
-                                                 [this, state] { on_senders_left(state); }));
+        if (notice.senders_left) post_from_caller(state->leave_slot, [this, state] { on_senders_left(state); });
+    }
+
+    // Posts f to the reactor from a caller's thread, into `slot` (no allocation). On the
+    // application's io_context the handler also holds the core: a caller may post just
+    // as a shutdown finishes, and the handler must not outlive the core. The library's
+    // own io_context never runs such a late handler, only destroys it with the core.
+    template <class F>
+    void post_from_caller(HandlerSlot& slot, F&& f) {
+        if (own_io_) {
+            asio::post(io_, asio::bind_allocator(SlotAllocator<void>(slot), std::forward<F>(f)));
+        } else {
+            asio::post(io_, asio::bind_allocator(SlotAllocator<void>(slot),
+                                                 [self = this->shared_from_this(), f = std::forward<F>(f)]() mutable { f(); }));
+        }
     }
 
     void run() {
@@ -2539,6 +3030,7 @@ private:
         State& s = *state;
         s.phase = Phase::write_ended;
         if (s.close_for_send(errc::disconnected, reason)) discard_queued(s);
+        fail_sends(s);
         if (flushing_) finish_shutdown_if_flushed();
     }
 
@@ -2579,6 +3071,7 @@ private:
         if (!s.ending() || !s.quiet()) return;
         const Phase ending = s.phase;
         s.phase = Phase::settled;
+        fail_sends(s);
         discard_queued(s);
         if (s.in_flight != 0) discard_in_flight(s);  // a write pending at close_all that then failed
         if (s.held) {
@@ -2681,7 +3174,7 @@ private:
         }
         Counters::add(s.counters.messages_in, messages);
         Counters::add(s.counters.bytes_in, bytes);
-        if (pushed != 0) incoming_.wake(pushed);
+        if (pushed != 0) incoming_.wake(pushed, [this] { post_resume(); });
         if constexpr (has_liveness_limits<Connection>::value) time_frame(s);
         if (ec) {
             die(state, ec);
@@ -2699,7 +3192,7 @@ private:
     // From a receiver's thread, once per time the incoming queue filled: in a slot of
     // its own, so it allocates nothing (a rare second one at once takes the heap).
     void post_resume() {
-        asio::post(io_, asio::bind_allocator(SlotAllocator<void>(resume_slot_), [this] { resume_reads(); }));
+        post_from_caller(resume_slot_, [this] { resume_reads(); });
     }
 
     void resume_reads() {
@@ -2741,6 +3234,14 @@ private:
             Counters::add(s.counters.bytes_out, bytes);
         } else {
             discard_in_flight(s);
+        }
+        if (!ec && s.phase == Phase::open) {
+            // The batch made room: waiting async_sends go in (fence: see Waiters).
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            if (s.send_waiters.waiting()) {
+                auto lock = s.send_waiters.lock();
+                serve_sends(state);
+            }
         }
         switch (s.phase) {
         case Phase::open:
@@ -2819,10 +3320,16 @@ private:
         report_->set_value(report);
         report_ = nullptr;
         work_.reset();
+        // Handlers of ours still queued (cancelled timers, listeners) were queued before
+        // this one; the core goes once they ran.
+        if (self_) asio::post(io_, [self = std::move(self_)] {});
     }
 
-    asio::io_context io_;
+    std::unique_ptr<asio::io_context> own_io_;  // null on the application's io_context
+    asio::io_context& io_;
     asio::executor_work_guard<asio::io_context::executor_type> work_;
+    const asio::any_io_executor default_executor_;
+    std::shared_ptr<MeshCore> self_;  // on the application's io_context: until the shutdown is done
     std::thread thread_;
     std::thread::id reactor_id_;  // set once by start(), before any caller can see the core
     std::mutex begin_mutex_;
@@ -2929,6 +3436,9 @@ auto or_throw(const char* what, std::string_view subject, Call&& call) {
 } // namespace detail
 MESH_NAMESPACE_END
 
+#include <asio/async_result.hpp>
+#include <asio/io_context.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -2939,10 +3449,14 @@ MESH_NAMESPACE_END
 
 MESH_NAMESPACE_BEGIN
 
-/// Sends and receives across many connections from one background reactor thread.
-/// Copies are cheap and share everything; receiving copies share the work (each
-/// envelope reaches one receiver). Destroying the last copy shuts the mesh down.
-/// Every member may be called from any thread.
+/// Sends and receives across many connections from one background reactor thread
+/// (or on an io_context of the application's). Copies are cheap and share everything;
+/// receiving copies share the work (each envelope reaches one receiver). Destroying
+/// the last copy shuts the mesh down. Every member may be called from any thread.
+///
+/// The async_ members take any Asio completion token. Their handlers run on the
+/// handler's associated executor, by default the io_context the mesh runs on, else
+/// the system executor; never inside the call that started them, nor on the reactor.
 template <class Transport, class Config = DefaultConfig>
 class Mesh {
     static_assert(detail::validate_config<Config>(), "invalid mesh configuration");
@@ -2960,7 +3474,26 @@ public:
     class Receiver;
 
     /// Starts the reactor thread.
-    Mesh() : owner_(std::make_shared<Owner>()) {}
+    Mesh() : owner_(std::make_shared<Owner>(Core::start())) {}
+
+    /// Runs the reactor on `io`, the application's, instead of a thread of the
+    /// mesh's: the mesh does its work inside io.run() (or poll, run_one...), which
+    /// one thread at a time may call. It keeps work on `io` until it is shut down.
+    /// Calls that wait for the reactor (recv, next_event, remove) return
+    /// errc::on_reactor_thread from `io`'s thread, where shutdown() only begins the
+    /// shutdown and returns an empty report; call it from another thread to wait for
+    /// the report. Destroying the last copy also only begins it. Keep `io` alive, and
+    /// let it run, until the shutdown is done.
+    explicit Mesh(asio::io_context& io) : owner_(std::make_shared<Owner>(Core::start_on(io))) {}
+
+    /// Copies share the mesh; each copy is a handle of its own for cancel().
+    ///@{
+    Mesh(const Mesh&) = default;
+    Mesh(Mesh&&) noexcept = default;
+    Mesh& operator=(const Mesh&) = default;
+    Mesh& operator=(Mesh&&) noexcept = default;
+    ~Mesh() = default;
+    ///@}
 
     /// Adds a connection under `id` and returns its internal id (never reused).
     /// On error (duplicate_id, not_connected, shut_down) the connection is not moved from.
@@ -3045,6 +3578,65 @@ public:
     SendResult send(const std::string& id, const void* data, std::size_t size) {
         if (!owner_) return {errc::shut_down, {}};
         return core().send_copy(data, size, [&](Payload& payload) { return core().send(id, payload); });
+    }
+
+    /// Queues the payload for `id`, waiting for room in its queue instead of failing
+    /// with queue_full; then completes with void(std::error_code): {} once queued, or
+    /// send's other errors (message_too_large, not_found, disconnected, shut_down).
+    /// The async_sends of one connection are queued in the order they started (a
+    /// blocking send does not wait behind them). Cancelled (operation_aborted), it has
+    /// queued nothing; the payload it held is dropped with it.
+    template <class Token>
+    auto async_send(const std::string& id, Payload&& payload, Token&& token) {
+        return asio::async_initiate<Token, void(std::error_code)>(
+            [core = core_ptr(), scope = scope_.id](auto handler, const std::string& target, Payload message) {
+                detail::start_async<>(core, scope, std::move(handler), [&](Core& c, auto op, auto slot) {
+                    c.async_send(target, std::move(message), std::move(op), slot);
+                });
+            },
+            token, id, std::move(payload));
+    }
+    /// async_send(envelope.id, envelope.payload, token).
+    template <class Token>
+    auto async_send(Envelope&& envelope, Token&& token) {
+        return async_send(envelope.id, std::move(envelope.payload), std::forward<Token>(token));
+    }
+
+    /// Waits for the next envelope, as recv does, and completes with
+    /// void(std::error_code, Envelope): {} and the envelope, or shut_down. Envelopes go
+    /// to waiting async_recvs in the order they started, and blocking recvs take
+    /// their share: each envelope reaches one receiver. Cancelled
+    /// (operation_aborted), it has taken nothing.
+    template <class Token>
+    auto async_recv(Token&& token) {
+        return asio::async_initiate<Token, void(std::error_code, Envelope)>(
+            [core = core_ptr(), scope = scope_.id](auto handler) {
+                detail::start_async<Envelope>(core, scope, std::move(handler), [](Core& c, auto op, auto slot) {
+                    c.async_recv(std::move(op), slot);
+                });
+            },
+            token);
+    }
+
+    /// Waits for the next connection event and completes with
+    /// void(std::error_code, ConnectionEvent): {} and the event, or shut_down once the
+    /// mesh is shut down and every event was taken.
+    template <class Token>
+    auto async_next_event(Token&& token) {
+        return asio::async_initiate<Token, void(std::error_code, ConnectionEvent)>(
+            [core = core_ptr(), scope = scope_.id](auto handler) {
+                detail::start_async<ConnectionEvent>(core, scope, std::move(handler), [](Core& c, auto op, auto slot) {
+                    c.async_next_event(std::move(op), slot);
+                });
+            },
+            token);
+    }
+
+    /// Completes every waiting asynchronous operation this handle (this copy of the
+    /// mesh) started with asio::error::operation_aborted. Each operation can also be
+    /// cancelled alone through its handler's cancellation slot (any cancellation type).
+    void cancel() {
+        if (owner_) core().cancel(scope_.id);
     }
 
     /// A sender bound to one connection, for hot loops: no id lookup per message.
@@ -3158,13 +3750,16 @@ public:
     Receiver get_receiver() const { return Receiver(*this); }
 
 private:
-    // Owned by the copies; the last one to go shuts the reactor down.
+    // Owned by the copies; the last one to go shuts the reactor down (on the
+    // application's io_context it only begins: that io_context may not be running).
     struct Owner {
-        std::shared_ptr<Core> core = Core::start();
-        ~Owner() { core->shutdown(clock::duration::zero()); }
+        explicit Owner(std::shared_ptr<Core> started) : core(std::move(started)) {}
+        ~Owner() { core->shutdown(clock::duration::zero(), !core->on_external_io()); }
+        std::shared_ptr<Core> core;
     };
 
     Core& core() const { return *owner_->core; }
+    std::shared_ptr<Core> core_ptr() const { return owner_ ? owner_->core : nullptr; }
 
     [[nodiscard]] std::error_code recv_until(Envelope* out, std::size_t max, std::size_t& taken, clock::time_point deadline) {
         taken = 0;
@@ -3173,6 +3768,7 @@ private:
     }
 
     std::shared_ptr<Owner> owner_;
+    detail::Scope scope_;
 };
 
 /// Sends to one connection without looking its id up. Does not keep the mesh running.
@@ -3195,6 +3791,25 @@ public:
         if (!core_) return {errc::not_found, {}};
         return core_->send_copy(data, size, [&](Payload& payload) { return core_->send_to(state_, payload); });
     }
+    /// As Mesh::async_send, to the bound connection (not_found once it was removed).
+    template <class Token>
+    auto async_send(Payload&& payload, Token&& token) {
+        return asio::async_initiate<Token, void(std::error_code)>(
+            [core = core_, state = state_, scope = scope_.id](auto handler, Payload message) {
+                detail::start_async<>(core, scope, std::move(handler), [&](Core& c, auto op, auto slot) {
+                    c.async_send_to(state, std::move(message), std::move(op), slot);
+                }, errc::not_found);
+            },
+            token, std::move(payload));
+    }
+    /// As Mesh::cancel, for the operations this sender started.
+    void cancel() {
+        if (core_ && state_) {
+            auto lock = state_->send_waiters.lock();
+            state_->send_waiters.cancel_scope(scope_.id);
+        }
+    }
+
     /// The bound connection's id; empty when bound to nothing.
     const std::string& id() const {
         static const std::string none;
@@ -3208,6 +3823,7 @@ private:
 
     std::shared_ptr<Core> core_;
     typename Core::StatePtr state_;
+    detail::Scope scope_;
 };
 
 /// The add and remove part of a Mesh.
@@ -3247,6 +3863,18 @@ public:
     SendResult send(const std::string& id, std::string_view bytes) { return mesh_.send(id, bytes); }
     /// As Mesh::send(id, data, size).
     SendResult send(const std::string& id, const void* data, std::size_t size) { return mesh_.send(id, data, size); }
+    /// As Mesh::async_send(id, payload, token).
+    template <class Token>
+    auto async_send(const std::string& id, Payload&& payload, Token&& token) {
+        return mesh_.async_send(id, std::move(payload), std::forward<Token>(token));
+    }
+    /// As Mesh::async_send(envelope, token).
+    template <class Token>
+    auto async_send(Envelope&& envelope, Token&& token) {
+        return mesh_.async_send(std::move(envelope), std::forward<Token>(token));
+    }
+    /// As Mesh::cancel, for the operations this sender started.
+    void cancel() { mesh_.cancel(); }
 
 private:
     Mesh mesh_;
@@ -3279,6 +3907,13 @@ public:
     [[nodiscard]] std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
         return mesh_.try_recv(out, max, taken);
     }
+    /// As Mesh::async_recv(token).
+    template <class Token>
+    auto async_recv(Token&& token) {
+        return mesh_.async_recv(std::forward<Token>(token));
+    }
+    /// As Mesh::cancel, for the operations this receiver started.
+    void cancel() { mesh_.cancel(); }
 
 private:
     Mesh mesh_;
@@ -3795,6 +4430,7 @@ MESH_NAMESPACE_END
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -3982,6 +4618,7 @@ public:
         in_->readable.set_callback([this] {
             asio::post(*io_, asio::bind_allocator(detail::SlotAllocator<void>(*fill_slot_), [this] { complete_fill(); }));
         });
+        out_->writable.set_callback([this] { asio::post(*io_, [this] { complete_room(); }); });
     }
 
     /// Gives back a message that was read but not delivered: the next take returns it.
@@ -4014,17 +4651,29 @@ public:
             asio::post(*io_, [this] { complete_fill(); });
     }
 
+    /// Calls handler(error_code) on the reactor once the peer holds fewer than `limit`
+    /// messages sent with try_send_direct, or the connection closed: a wait for room.
+    template <class Handler>
+    void async_room(std::size_t limit, Handler&& handler) {
+        room_handler_.emplace(std::forward<Handler>(handler));
+        room_limit_ = std::min(limit, detail::InprocPipe::capacity);
+        out_->writable.arm();
+        if (has_room() && out_->writable.disarm()) asio::post(*io_, [this] { complete_room(); });
+    }
+
     /// Pending asynchronous operations complete with operation_aborted.
     void cancel() {
         if (!io_) return;
         cancelled_ = true;
         if (fill_handler_ && in_->readable.disarm()) asio::post(*io_, [this] { complete_fill(); });
+        if (room_handler_ && out_->writable.disarm()) asio::post(*io_, [this] { complete_room(); });
     }
 
     /// Back to standalone use; called when no asynchronous operation is pending.
     void detach() {
         if (!io_) return;
         in_->readable.set_callback(nullptr);
+        out_->writable.set_callback(nullptr);
         io_ = nullptr;
     }
 
@@ -4050,6 +4699,20 @@ private:
         if (fill_handler_) fill_handler_(cancelled_ ? std::error_code(asio::error::operation_aborted) : std::error_code());
     }
 
+    bool has_room() const {
+        return out_->ring.size() < room_limit_ || out_->closed.load(std::memory_order_acquire);
+    }
+
+    // The peer took a message: done when there is room by our limit, else armed again.
+    void complete_room() {
+        if (!room_handler_) return;
+        if (!cancelled_) {
+            out_->writable.arm();
+            if (!has_room() || !out_->writable.disarm()) return;  // still full, or a notify is on its way
+        }
+        room_handler_(cancelled_ ? std::error_code(asio::error::operation_aborted) : std::error_code());
+    }
+
     std::shared_ptr<detail::InprocPipe> in_, out_;
     std::string endpoint_;
     std::size_t max_message_size_ = 0;
@@ -4058,6 +4721,8 @@ private:
     bool cancelled_ = false;
     std::optional<Payload> unread_;
     detail::InlineHandler fill_handler_;
+    detail::InlineHandler room_handler_;
+    std::size_t room_limit_ = 0;
     std::unique_ptr<detail::HandlerSlot> fill_slot_;
 };
 
@@ -6634,6 +7299,15 @@ public:
         return visit([](const auto& c) -> std::size_t {
             if constexpr (detail::has_direct_send<std::decay_t<decltype(c)>>::value) return c.direct_queue_depth();
             else return 0;
+        });
+    }
+
+    /// The held connection's async_room; called only when sends_directly() is true.
+    template <class Handler>
+    void async_room(std::size_t limit, Handler&& handler) {
+        visit([&](auto& c) {
+            if constexpr (detail::has_direct_send<std::decay_t<decltype(c)>>::value)
+                c.async_room(limit, std::forward<Handler>(handler));
         });
     }
 

@@ -9,6 +9,7 @@
 #include "mesh/detail/handler_slot.hpp"
 #include "mesh/detail/indexed_list.hpp"
 #include "mesh/detail/ring.hpp"
+#include "mesh/detail/waiters.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
 #include "mesh/send_result.hpp"
@@ -47,6 +48,13 @@ struct SendNotice {
     bool senders_left = false;  // the last sender left a closed gate: the ring is final now
 };
 
+// An async_send waiting for room in its connection's queue.
+struct SendWaiter {
+    std::unique_ptr<AsyncOp<>> op;
+    Payload payload;
+    void fail(std::error_code ec) { op->complete(ec); }
+};
+
 // Everything a Mesh keeps about one connection. Senders on any thread touch only
 // the outgoing ring and the atomics; the rest belongs to the reactor thread.
 template <class Connection, class Config>
@@ -65,12 +73,15 @@ public:
     Counters counters;
     HandlerSlot wake_slot;   // the posted writer wake-up lives here
     HandlerSlot leave_slot;  // the one "senders left" notice lives here
+    Waiters<SendWaiter> send_waiters;  // async_sends waiting for room, in order
+    std::atomic<bool> room_wanted{false};  // a watch for room (direct sends) is posted
 
     // ---- any thread ----
 
     // Queues the payload (moving it only on success). The notice says what the
-    // caller must post to the reactor.
-    SendResult try_send(Payload& payload, SendNotice& notice) noexcept {
+    // caller must post to the reactor. A refusal for a full queue is counted unless
+    // `retry` (a waiting async_send trying again).
+    SendResult try_send(Payload& payload, SendNotice& notice, bool retry = false) noexcept {
         // One RMW both registers this sender and tells whether sending is closed.
         const std::uint32_t gate = gate_.fetch_add(1, std::memory_order_seq_cst);
         if (gate & closed_bit) {
@@ -79,12 +90,12 @@ public:
             return {error, error == errc::disconnected ? close_reason_ : std::error_code()};
         }
         if constexpr (has_direct_send<Connection>::value) {
-            if (sends_directly()) return send_direct(payload, notice);
+            if (sends_directly()) return send_direct(payload, notice, retry);
         }
         const bool room = !(gate & parked_bit) || unpark();
         const bool pushed = room && outgoing.try_push(payload);
         // Counted before leaving: once the gate is empty the reactor may retire the counters.
-        if (!pushed) Counters::add(counters.rejected_full, 1);
+        if (!pushed && !retry) Counters::add(counters.rejected_full, 1);
         notice.senders_left = leave();
         if (!pushed) return {errc::queue_full, {}};
         // seq_cst pairs with the reactor's fence when it goes idle: either it sees
@@ -135,6 +146,15 @@ public:
         senders_inside = (before & count_mask) != 0 || !take_leave_bit();
         return !senders_inside;
     }
+
+    // Inproc always sends directly, a multi connection when it holds an inproc one.
+    bool sends_directly() const noexcept {
+        if constexpr (always_sends_directly<Connection>::value) return true;
+        else return direct_;
+    }
+
+    // Once sending is closed: what a send is told from now on.
+    std::error_code close_error() const noexcept { return close_error_.load(std::memory_order_acquire); }
 
     // Gives an idle connection's ring storage back; the next send allocates it again.
     // Once the CAS has set parked_bit with no sender inside, a sender that enters waits
@@ -196,13 +216,14 @@ public:
     }
     bool reads() const noexcept { return phase == Phase::open || phase == Phase::write_ended; }
     // Nothing outstanding that could still touch the connection or the ring.
-    bool quiet() const noexcept { return !read_pending && !write_pending && !senders_inside; }
+    bool quiet() const noexcept { return !read_pending && !write_pending && !room_pending && !senders_inside; }
 
     // Reactor-only state, on its own cache line: the reactor writes it per batch and
     // must not invalidate the line the senders use.
     alignas(64) Phase phase = Phase::attaching;
     bool read_pending = false;    // an async_fill is outstanding
     bool write_pending = false;   // an async_write_batch is outstanding
+    bool room_pending = false;    // an async_room (direct sends) is outstanding
     bool senders_inside = false;  // the gate closed on senders; their notice is on its way
     std::error_code died;         // why it ended by itself; reported when it settles
     std::size_t in_flight = 0;    // messages of the pending write
@@ -232,21 +253,16 @@ private:
         return gate_.fetch_and(~leave_bit, std::memory_order_acq_rel) & leave_bit;
     }
 
-    // Inproc always sends directly, a multi connection when it holds an inproc one.
-    bool sends_directly() const noexcept {
-        if constexpr (always_sends_directly<Connection>::value) return true;
-        else return direct_;
-    }
 
     // The sender is registered in the gate; this call takes it out.
-    SendResult send_direct(Payload& payload, SendNotice& notice) noexcept {
+    SendResult send_direct(Payload& payload, SendNotice& notice, bool retry) noexcept {
         const std::size_t bytes = payload.size();
         const std::error_code ec = connection.try_send_direct(payload, Config::outgoing_capacity);
         // Counted before leaving: once the gate is empty the reactor may retire the counters.
         if (!ec) {
             Counters::add(counters.messages_out, 1);
             Counters::add(counters.bytes_out, bytes);
-        } else if (ec == errc::queue_full) {
+        } else if (ec == errc::queue_full && !retry) {
             Counters::add(counters.rejected_full, 1);
         }
         notice.senders_left = leave();

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "mesh/version.hpp"
+#include "mesh/detail/waiters.hpp"
 #include "mesh/error.hpp"
 
 #include <atomic>
@@ -34,6 +35,12 @@ struct ConnectionEvent {
 
 namespace detail {
 
+// An async_next_event waiting for an event.
+struct EventWaiter {
+    std::unique_ptr<AsyncOp<ConnectionEvent>> op;
+    void fail(std::error_code ec) { op->complete(ec, ConnectionEvent()); }
+};
+
 // Holds at most `capacity` events. When nobody takes them and it is full, a new
 // event is dropped and counted (dropped()): the reactor never waits on a consumer.
 class EventQueue {
@@ -43,6 +50,8 @@ public:
     void push(ConnectionEvent event) {
         {
             std::lock_guard<std::mutex> lock(mutex_);
+            auto waiting = async_.lock();
+            if (!async_.empty()) return async_.pop_front().op->complete({}, std::move(event));
             if (events_.size() >= capacity_) {
                 dropped_.fetch_add(1, std::memory_order_relaxed);
                 return;
@@ -69,8 +78,32 @@ public:
         {
             std::lock_guard<std::mutex> lock(mutex_);
             closed_ = true;
+            auto waiting = async_.lock();
+            async_.fail_all(errc::shut_down);  // the queue is empty whenever one waits
         }
         cv_.notify_all();
+    }
+
+    // Completes (posted) with the next event, at once when one is queued; then
+    // shut_down once closed and empty. Events go to waiting operations in order.
+    void async_pop(std::unique_ptr<AsyncOp<ConnectionEvent>> op, asio::cancellation_slot slot,
+                   std::shared_ptr<void> keep) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!events_.empty()) {
+            ConnectionEvent event = std::move(events_.front());
+            events_.pop_front();
+            return op->complete({}, std::move(event));
+        }
+        if (closed_) return op->complete(errc::shut_down, ConnectionEvent());
+        auto waiting = async_.lock();
+        connect_cancellation(slot, async_, std::move(keep), op->tag.id);
+        async_.enlist(EventWaiter{std::move(op)});
+    }
+
+    // Completes the waiting operations started by one handle with operation_aborted.
+    void cancel(std::uint64_t scope) {
+        auto waiting = async_.lock();
+        async_.cancel_scope(scope);
     }
 
 private:
@@ -80,6 +113,7 @@ private:
     std::condition_variable cv_;
     std::deque<ConnectionEvent> events_;
     bool closed_ = false;
+    Waiters<EventWaiter> async_;  // locked after mutex_ when both are held
 };
 
 } // namespace detail

@@ -4,6 +4,7 @@
 #include "mesh/core/shared_id.hpp"
 #include "mesh/detail/buffer_pool.hpp"
 #include "mesh/detail/ring.hpp"
+#include "mesh/detail/waiters.hpp"
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
 
@@ -24,6 +25,12 @@ namespace detail {
 struct Incoming {
     IdRef id;
     Payload payload;
+};
+
+// An async_recv waiting for an envelope.
+struct RecvWaiter {
+    std::unique_ptr<AsyncOp<Envelope>> op;
+    void fail(std::error_code ec) { op->complete(ec, Envelope()); }
 };
 
 // The queue between the reactor (its only producer) and every receiver of every
@@ -72,10 +79,17 @@ public:
         });
     }
 
-    // Wakes receivers after `pushed` envelopes went in.
-    void wake(std::size_t pushed) {
-        // seq_cst pairs with the sleeper's fence: it either sees our envelopes or we see it.
+    // Wakes receivers after `pushed` envelopes went in, and hands envelopes to
+    // asynchronous receivers (their handlers are posted, never run here).
+    template <class Resume>
+    void wake(std::size_t pushed, Resume&& resume) {
+        // seq_cst pairs with the sleeper's fence (and Waiters' enlist): it either sees
+        // our envelopes or we see it.
         std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (async_.waiting()) {
+            auto lock = async_.lock();
+            serve(resume);
+        }
         if (sleepers_.load(std::memory_order_relaxed) == 0) return;
         { std::lock_guard<std::mutex> lock(mutex_); }
         if (pushed == 1) cv_.notify_one();
@@ -94,6 +108,8 @@ public:
         closed_.store(true, std::memory_order_seq_cst);
         { std::lock_guard<std::mutex> lock(mutex_); }
         cv_.notify_all();
+        auto lock = async_.lock();
+        async_.fail_all(errc::shut_down);
     }
 
     bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
@@ -162,7 +178,46 @@ public:
         return result ? result : popped(resume);
     }
 
+    // An asynchronous receive: completes at once (posted) when an envelope is queued
+    // and no earlier one waits, else waits in line; the reactor serves the line as
+    // envelopes arrive. `slot` is the handler's cancellation slot; `keep` keeps this
+    // queue alive for it.
+    template <class Resume>
+    void async_pop(std::unique_ptr<AsyncOp<Envelope>> op, asio::cancellation_slot slot, std::shared_ptr<void> keep,
+                   Resume&& resume) {
+        auto lock = async_.lock();
+        if (async_.empty()) {
+            Envelope envelope;
+            std::size_t taken = 0;
+            const std::error_code ec = try_pop(&envelope, 1, taken, resume);
+            if (ec != errc::would_block) return op->complete(ec, std::move(envelope));
+        }
+        connect_cancellation(slot, async_, std::move(keep), op->tag.id);
+        async_.enlist(RecvWaiter{std::move(op)});
+        serve(resume);  // whatever came in before we were listed
+    }
+
+    // Completes the waiting receives started by one handle with operation_aborted.
+    void cancel(std::uint64_t scope) {
+        auto lock = async_.lock();
+        async_.cancel_scope(scope);
+    }
+
 private:
+    // Under async_'s lock: hands queued envelopes to waiting receives, in order.
+    template <class Resume>
+    void serve(Resume& resume) {
+        std::size_t served = 0;
+        while (!async_.empty()) {
+            if (closed()) return async_.fail_all(errc::shut_down);
+            Envelope envelope;
+            if (take(&envelope, 1) == 0) break;
+            async_.pop_front().op->complete({}, std::move(envelope));
+            ++served;
+        }
+        if (served != 0) popped(resume);
+    }
+
     std::size_t take(Envelope* out, std::size_t max) {
         std::size_t n = 0;
         IdRun run;  // holds each id until its text is copied, and gives a run back at once
@@ -195,6 +250,7 @@ private:
     std::atomic<int> sleepers_{0};
     std::mutex mutex_;
     std::condition_variable cv_;
+    Waiters<RecvWaiter> async_;
 };
 
 } // namespace detail

@@ -2,6 +2,7 @@
 
 #include "mesh/version.hpp"
 #include "mesh/config.hpp"
+#include "mesh/core/async_start.hpp"
 #include "mesh/core/dialer.hpp"
 #include "mesh/core/events.hpp"
 #include "mesh/core/mesh_core.hpp"
@@ -11,6 +12,9 @@
 #include "mesh/envelope.hpp"
 #include "mesh/error.hpp"
 #include "mesh/send_result.hpp"
+
+#include <asio/async_result.hpp>
+#include <asio/io_context.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -22,10 +26,14 @@
 
 MESH_NAMESPACE_BEGIN
 
-/// Sends and receives across many connections from one background reactor thread.
-/// Copies are cheap and share everything; receiving copies share the work (each
-/// envelope reaches one receiver). Destroying the last copy shuts the mesh down.
-/// Every member may be called from any thread.
+/// Sends and receives across many connections from one background reactor thread
+/// (or on an io_context of the application's). Copies are cheap and share everything;
+/// receiving copies share the work (each envelope reaches one receiver). Destroying
+/// the last copy shuts the mesh down. Every member may be called from any thread.
+///
+/// The async_ members take any Asio completion token. Their handlers run on the
+/// handler's associated executor, by default the io_context the mesh runs on, else
+/// the system executor; never inside the call that started them, nor on the reactor.
 template <class Transport, class Config = DefaultConfig>
 class Mesh {
     static_assert(detail::validate_config<Config>(), "invalid mesh configuration");
@@ -43,7 +51,26 @@ public:
     class Receiver;
 
     /// Starts the reactor thread.
-    Mesh() : owner_(std::make_shared<Owner>()) {}
+    Mesh() : owner_(std::make_shared<Owner>(Core::start())) {}
+
+    /// Runs the reactor on `io`, the application's, instead of a thread of the
+    /// mesh's: the mesh does its work inside io.run() (or poll, run_one...), which
+    /// one thread at a time may call. It keeps work on `io` until it is shut down.
+    /// Calls that wait for the reactor (recv, next_event, remove) return
+    /// errc::on_reactor_thread from `io`'s thread, where shutdown() only begins the
+    /// shutdown and returns an empty report; call it from another thread to wait for
+    /// the report. Destroying the last copy also only begins it. Keep `io` alive, and
+    /// let it run, until the shutdown is done.
+    explicit Mesh(asio::io_context& io) : owner_(std::make_shared<Owner>(Core::start_on(io))) {}
+
+    /// Copies share the mesh; each copy is a handle of its own for cancel().
+    ///@{
+    Mesh(const Mesh&) = default;
+    Mesh(Mesh&&) noexcept = default;
+    Mesh& operator=(const Mesh&) = default;
+    Mesh& operator=(Mesh&&) noexcept = default;
+    ~Mesh() = default;
+    ///@}
 
     /// Adds a connection under `id` and returns its internal id (never reused).
     /// On error (duplicate_id, not_connected, shut_down) the connection is not moved from.
@@ -128,6 +155,65 @@ public:
     SendResult send(const std::string& id, const void* data, std::size_t size) {
         if (!owner_) return {errc::shut_down, {}};
         return core().send_copy(data, size, [&](Payload& payload) { return core().send(id, payload); });
+    }
+
+    /// Queues the payload for `id`, waiting for room in its queue instead of failing
+    /// with queue_full; then completes with void(std::error_code): {} once queued, or
+    /// send's other errors (message_too_large, not_found, disconnected, shut_down).
+    /// The async_sends of one connection are queued in the order they started (a
+    /// blocking send does not wait behind them). Cancelled (operation_aborted), it has
+    /// queued nothing; the payload it held is dropped with it.
+    template <class Token>
+    auto async_send(const std::string& id, Payload&& payload, Token&& token) {
+        return asio::async_initiate<Token, void(std::error_code)>(
+            [core = core_ptr(), scope = scope_.id](auto handler, const std::string& target, Payload message) {
+                detail::start_async<>(core, scope, std::move(handler), [&](Core& c, auto op, auto slot) {
+                    c.async_send(target, std::move(message), std::move(op), slot);
+                });
+            },
+            token, id, std::move(payload));
+    }
+    /// async_send(envelope.id, envelope.payload, token).
+    template <class Token>
+    auto async_send(Envelope&& envelope, Token&& token) {
+        return async_send(envelope.id, std::move(envelope.payload), std::forward<Token>(token));
+    }
+
+    /// Waits for the next envelope, as recv does, and completes with
+    /// void(std::error_code, Envelope): {} and the envelope, or shut_down. Envelopes go
+    /// to waiting async_recvs in the order they started, and blocking recvs take
+    /// their share: each envelope reaches one receiver. Cancelled
+    /// (operation_aborted), it has taken nothing.
+    template <class Token>
+    auto async_recv(Token&& token) {
+        return asio::async_initiate<Token, void(std::error_code, Envelope)>(
+            [core = core_ptr(), scope = scope_.id](auto handler) {
+                detail::start_async<Envelope>(core, scope, std::move(handler), [](Core& c, auto op, auto slot) {
+                    c.async_recv(std::move(op), slot);
+                });
+            },
+            token);
+    }
+
+    /// Waits for the next connection event and completes with
+    /// void(std::error_code, ConnectionEvent): {} and the event, or shut_down once the
+    /// mesh is shut down and every event was taken.
+    template <class Token>
+    auto async_next_event(Token&& token) {
+        return asio::async_initiate<Token, void(std::error_code, ConnectionEvent)>(
+            [core = core_ptr(), scope = scope_.id](auto handler) {
+                detail::start_async<ConnectionEvent>(core, scope, std::move(handler), [](Core& c, auto op, auto slot) {
+                    c.async_next_event(std::move(op), slot);
+                });
+            },
+            token);
+    }
+
+    /// Completes every waiting asynchronous operation this handle (this copy of the
+    /// mesh) started with asio::error::operation_aborted. Each operation can also be
+    /// cancelled alone through its handler's cancellation slot (any cancellation type).
+    void cancel() {
+        if (owner_) core().cancel(scope_.id);
     }
 
     /// A sender bound to one connection, for hot loops: no id lookup per message.
@@ -241,13 +327,16 @@ public:
     Receiver get_receiver() const { return Receiver(*this); }
 
 private:
-    // Owned by the copies; the last one to go shuts the reactor down.
+    // Owned by the copies; the last one to go shuts the reactor down (on the
+    // application's io_context it only begins: that io_context may not be running).
     struct Owner {
-        std::shared_ptr<Core> core = Core::start();
-        ~Owner() { core->shutdown(clock::duration::zero()); }
+        explicit Owner(std::shared_ptr<Core> started) : core(std::move(started)) {}
+        ~Owner() { core->shutdown(clock::duration::zero(), !core->on_external_io()); }
+        std::shared_ptr<Core> core;
     };
 
     Core& core() const { return *owner_->core; }
+    std::shared_ptr<Core> core_ptr() const { return owner_ ? owner_->core : nullptr; }
 
     [[nodiscard]] std::error_code recv_until(Envelope* out, std::size_t max, std::size_t& taken, clock::time_point deadline) {
         taken = 0;
@@ -256,6 +345,7 @@ private:
     }
 
     std::shared_ptr<Owner> owner_;
+    detail::Scope scope_;
 };
 
 /// Sends to one connection without looking its id up. Does not keep the mesh running.
@@ -278,6 +368,25 @@ public:
         if (!core_) return {errc::not_found, {}};
         return core_->send_copy(data, size, [&](Payload& payload) { return core_->send_to(state_, payload); });
     }
+    /// As Mesh::async_send, to the bound connection (not_found once it was removed).
+    template <class Token>
+    auto async_send(Payload&& payload, Token&& token) {
+        return asio::async_initiate<Token, void(std::error_code)>(
+            [core = core_, state = state_, scope = scope_.id](auto handler, Payload message) {
+                detail::start_async<>(core, scope, std::move(handler), [&](Core& c, auto op, auto slot) {
+                    c.async_send_to(state, std::move(message), std::move(op), slot);
+                }, errc::not_found);
+            },
+            token, std::move(payload));
+    }
+    /// As Mesh::cancel, for the operations this sender started.
+    void cancel() {
+        if (core_ && state_) {
+            auto lock = state_->send_waiters.lock();
+            state_->send_waiters.cancel_scope(scope_.id);
+        }
+    }
+
     /// The bound connection's id; empty when bound to nothing.
     const std::string& id() const {
         static const std::string none;
@@ -291,6 +400,7 @@ private:
 
     std::shared_ptr<Core> core_;
     typename Core::StatePtr state_;
+    detail::Scope scope_;
 };
 
 /// The add and remove part of a Mesh.
@@ -330,6 +440,18 @@ public:
     SendResult send(const std::string& id, std::string_view bytes) { return mesh_.send(id, bytes); }
     /// As Mesh::send(id, data, size).
     SendResult send(const std::string& id, const void* data, std::size_t size) { return mesh_.send(id, data, size); }
+    /// As Mesh::async_send(id, payload, token).
+    template <class Token>
+    auto async_send(const std::string& id, Payload&& payload, Token&& token) {
+        return mesh_.async_send(id, std::move(payload), std::forward<Token>(token));
+    }
+    /// As Mesh::async_send(envelope, token).
+    template <class Token>
+    auto async_send(Envelope&& envelope, Token&& token) {
+        return mesh_.async_send(std::move(envelope), std::forward<Token>(token));
+    }
+    /// As Mesh::cancel, for the operations this sender started.
+    void cancel() { mesh_.cancel(); }
 
 private:
     Mesh mesh_;
@@ -362,6 +484,13 @@ public:
     [[nodiscard]] std::error_code try_recv(Envelope* out, std::size_t max, std::size_t& taken) {
         return mesh_.try_recv(out, max, taken);
     }
+    /// As Mesh::async_recv(token).
+    template <class Token>
+    auto async_recv(Token&& token) {
+        return mesh_.async_recv(std::forward<Token>(token));
+    }
+    /// As Mesh::cancel, for the operations this receiver started.
+    void cancel() { mesh_.cancel(); }
 
 private:
     Mesh mesh_;

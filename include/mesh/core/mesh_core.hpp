@@ -11,11 +11,13 @@
 #include "mesh/error.hpp"
 #include "mesh/send_result.hpp"
 
+#include <asio/any_io_executor.hpp>
 #include <asio/bind_allocator.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/system_executor.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -65,7 +67,7 @@ struct RemoteEndpointId {
 // Members marked "reactor" are touched only on the reactor thread, so they need no
 // lock; callers reach them by posting to the io_context.
 template <class Transport, class Config>
-class MeshCore {
+class MeshCore : public std::enable_shared_from_this<MeshCore<Transport, Config>> {
 public:
     using Connection = typename Transport::connection_type;
     using State = ConnectionState<Connection, Config>;
@@ -79,7 +81,7 @@ public:
     // (and its io_context) is never destroyed under a running handler, whichever
     // thread lets go of it last.
     static std::shared_ptr<MeshCore> start() {
-        auto core = std::make_shared<MeshCore>();
+        auto core = std::make_shared<MeshCore>(nullptr);
         core->thread_ = std::thread([self = core]() mutable {
             self->run();
             self.reset();  // may destroy the core here, after the loop returned
@@ -88,7 +90,22 @@ public:
         return core;
     }
 
-    MeshCore() : work_(asio::make_work_guard(io_)) { schedule_park_sweep(); }
+    // On the application's io_context, whose threads run the reactor. The core holds
+    // itself until its shutdown is done, so no handler of its outlives it; until then
+    // it keeps work on `io` (a run() returns once the mesh is shut down).
+    static std::shared_ptr<MeshCore> start_on(asio::io_context& io) {
+        auto core = std::make_shared<MeshCore>(&io);
+        core->self_ = core;
+        return core;
+    }
+
+    explicit MeshCore(asio::io_context* external)
+        : own_io_(external ? nullptr : std::make_unique<asio::io_context>()), io_(external ? *external : *own_io_),
+          work_(asio::make_work_guard(io_)),
+          default_executor_(external ? asio::any_io_executor(io_.get_executor())
+                                     : asio::any_io_executor(asio::system_executor())) {
+        schedule_park_sweep();
+    }
 
     ~MeshCore() {
         shutdown(clock::duration::zero());
@@ -99,7 +116,13 @@ public:
     MeshCore& operator=(const MeshCore&) = delete;
 
     bool is_shut_down() const noexcept { return shut_down_.load(std::memory_order_acquire); }
-    bool on_reactor_thread() const noexcept { return std::this_thread::get_id() == reactor_id_; }
+    bool on_reactor_thread() const noexcept {
+        return own_io_ ? std::this_thread::get_id() == reactor_id_ : io_.get_executor().running_in_this_thread();
+    }
+
+    // Where handlers without an executor of their own run: the application's
+    // io_context when the mesh runs on it, else the system executor's threads.
+    const asio::any_io_executor& default_executor() const noexcept { return default_executor_; }
 
     // ---- control, from any thread ----
 
@@ -262,6 +285,62 @@ public:
         return events_.pop(out, deadline);
     }
 
+    // ---- asynchronous operations, from any thread ----
+    // Each completes its operation exactly once (posted to the handler's executor):
+    // at once, or later from whichever thread makes it possible, or cancelled.
+
+    void async_recv(std::unique_ptr<AsyncOp<Envelope>> op, asio::cancellation_slot slot) {
+        incoming_.async_pop(std::move(op), slot, this->shared_from_this(), [this] { post_resume(); });
+    }
+
+    void async_next_event(std::unique_ptr<AsyncOp<ConnectionEvent>> op, asio::cancellation_slot slot) {
+        events_.async_pop(std::move(op), slot, this->shared_from_this());
+    }
+
+    void async_send(const std::string& id, Payload&& payload, std::unique_ptr<AsyncOp<>> op,
+                    asio::cancellation_slot slot) {
+        StatePtr state;
+        {
+            std::shared_lock<std::shared_mutex> lock(map_mutex_);
+            if (is_shut_down()) return op->complete(errc::shut_down);
+            auto it = by_id_.find(id);
+            if (it == by_id_.end()) return op->complete(errc::not_found);
+            state = it->second;
+        }
+        async_send_to(state, std::move(payload), std::move(op), slot);
+    }
+
+    // Queued at once when there is room and no earlier async_send of this connection
+    // waits; else it waits in line, and whoever makes room (the writer, or for a direct
+    // send the reactor told by the peer) queues it. A blocking send does not wait in
+    // that line.
+    void async_send_to(const StatePtr& state, Payload&& payload, std::unique_ptr<AsyncOp<>> op,
+                       asio::cancellation_slot slot) {
+        if (payload.size() > Config::max_message_size) return op->complete(errc::message_too_large);
+        State& s = *state;
+        auto lock = s.send_waiters.lock();
+        if (s.send_waiters.empty()) {
+            const SendResult result = push(state, payload);
+            if (result.error != errc::queue_full) return op->complete(result.error);
+        }
+        connect_cancellation(slot, s.send_waiters, state, op->tag.id);
+        s.send_waiters.enlist(SendWaiter{std::move(op), std::move(payload)});
+        serve_sends(state);  // room made before we were listed
+        if constexpr (has_direct_send<Connection>::value) {
+            if (!s.send_waiters.empty() && s.sends_directly()) want_room(state);
+        }
+    }
+
+    // Completes the waiting operations started by the handle `scope` with operation_aborted.
+    void cancel(std::uint64_t scope) {
+        incoming_.cancel(scope);
+        events_.cancel(scope);
+        for (const auto& state : registered()) {
+            auto lock = state->send_waiters.lock();
+            state->send_waiters.cancel_scope(scope);
+        }
+    }
+
     ConnectionStats stats(const std::string& id, std::error_code& ec) {
         ConnectionStats s;
         auto state = find(id);
@@ -275,6 +354,15 @@ public:
         s.connections = 1;
         ec = {};
         return s;
+    }
+
+    // The connections registered now, for work done on each outside the map's lock.
+    std::vector<StatePtr> registered() const {
+        std::vector<StatePtr> states;
+        std::shared_lock<std::shared_mutex> lock(map_mutex_);
+        states.reserve(by_id_.size());
+        for (const auto& entry : by_id_) states.push_back(entry.second);
+        return states;
     }
 
     std::vector<std::string> ids() const {
@@ -291,12 +379,7 @@ public:
     ConnectionStats total_stats() {
         ConnectionStats s;
         retired_.add_to(s);
-        std::vector<StatePtr> states;
-        {
-            std::shared_lock<std::shared_mutex> lock(map_mutex_);
-            states.reserve(by_id_.size());
-            for (const auto& entry : by_id_) states.push_back(entry.second);
-        }
+        const std::vector<StatePtr> states = registered();
         for (const auto& state : states) {
             state->counters.add_to(s);
             s.queue_depth += queue_depth(state);
@@ -314,7 +397,7 @@ public:
     // empty report. On the reactor thread (an id rule) it only begins: the reactor
     // cannot wait for itself, so it returns an empty report at once and its thread
     // ends by itself when the shutdown is done.
-    ShutdownReport shutdown(clock::duration flush) {
+    ShutdownReport shutdown(clock::duration flush, bool wait = true) {
         {
             // Held briefly and never while waiting on the reactor, so the reactor may take it.
             std::lock_guard<std::mutex> begin(begin_mutex_);
@@ -331,19 +414,72 @@ public:
                 events_.close();
             }
         }
-        if (on_reactor_thread()) return {};
+        if (on_reactor_thread() || !wait) return {};
         std::lock_guard<std::mutex> once(join_mutex_);
-        if (!thread_.joinable()) return {};
-        thread_.join();
+        if (own_io_) {
+            if (!thread_.joinable()) return {};
+            thread_.join();
+        } else if (!report_future_.valid()) {
+            return {};
+        }
         return report_future_.get();
     }
 
+    // True when the mesh runs on the application's io_context.
+    bool on_external_io() const noexcept { return !own_io_; }
+
 private:
-    SendResult push(const StatePtr& state, Payload& payload) {
+    SendResult push(const StatePtr& state, Payload& payload, bool retry = false) {
         SendNotice notice;
-        SendResult result = state->try_send(payload, notice);
+        SendResult result = state->try_send(payload, notice, retry);
         notify(state, notice);
         return result;
+    }
+
+    // Under the connection's send_waiters lock: queues waiting async_sends in order
+    // while there is room; those refused for anything but a full queue complete with it.
+    void serve_sends(const StatePtr& state) {
+        auto& waiters = state->send_waiters;
+        while (!waiters.empty()) {
+            const SendResult result = push(state, waiters.front().payload, true);
+            if (result.error == errc::queue_full) break;
+            waiters.pop_front().fail(result.error);
+        }
+    }
+
+    // Sending to the connection is closed: its waiting async_sends get what a send gets.
+    static void fail_sends(State& s) {
+        auto lock = s.send_waiters.lock();
+        s.send_waiters.fail_all(s.close_error());
+    }
+
+    // A direct send has no writer to make room: the reactor asks the connection to say
+    // when its peer took messages. Posted at most once until the reactor has seen it.
+    void want_room(const StatePtr& state) {
+        if (!state->room_wanted.exchange(true, std::memory_order_acq_rel))
+            asio::post(io_, [weak = this->weak_from_this(), state] {
+                if (auto self = weak.lock()) self->watch_room(state);
+            });
+    }
+
+    void watch_room(const StatePtr& state) {
+        static_assert(has_direct_send<Connection>::value, "only direct sends wait for room this way");
+        State& s = *state;
+        s.room_wanted.store(false, std::memory_order_release);
+        if (s.phase != Phase::open || s.room_pending) return;
+        s.room_pending = true;
+        s.connection.async_room(Config::outgoing_capacity, [this, state](std::error_code) {
+            State& st = *state;
+            st.room_pending = false;
+            if (st.ending()) return settle(state);
+            bool more = false;
+            {
+                auto lock = st.send_waiters.lock();
+                serve_sends(state);
+                more = !st.send_waiters.empty();
+            }
+            if (more) watch_room(state);
+        });
     }
 
     std::size_t queue_depth(const StatePtr& state) {
@@ -359,8 +495,7 @@ private:
         if constexpr (uses_writer) {
             if (notice.wake_writer) {  // never set by a direct send
                 try {
-                    asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->wake_slot),
-                                                         [this, state] { start_write(state); }));
+                    post_from_caller(state->wake_slot, [this, state] { start_write(state); });
                 } catch (...) {
                     state->wake_failed();
                     wakeups_lost_.store(true, std::memory_order_release);  // after wake_failed's store
@@ -368,9 +503,21 @@ private:
             }
         }
         // Sent once per connection, into a free slot: this post cannot fail.
-        if (notice.senders_left)
-            asio::post(io_, asio::bind_allocator(SlotAllocator<void>(state->leave_slot),
-                                                 [this, state] { on_senders_left(state); }));
+        if (notice.senders_left) post_from_caller(state->leave_slot, [this, state] { on_senders_left(state); });
+    }
+
+    // Posts f to the reactor from a caller's thread, into `slot` (no allocation). On the
+    // application's io_context the handler also holds the core: a caller may post just
+    // as a shutdown finishes, and the handler must not outlive the core. The library's
+    // own io_context never runs such a late handler, only destroys it with the core.
+    template <class F>
+    void post_from_caller(HandlerSlot& slot, F&& f) {
+        if (own_io_) {
+            asio::post(io_, asio::bind_allocator(SlotAllocator<void>(slot), std::forward<F>(f)));
+        } else {
+            asio::post(io_, asio::bind_allocator(SlotAllocator<void>(slot),
+                                                 [self = this->shared_from_this(), f = std::forward<F>(f)]() mutable { f(); }));
+        }
     }
 
     void run() {
@@ -532,6 +679,7 @@ private:
         State& s = *state;
         s.phase = Phase::write_ended;
         if (s.close_for_send(errc::disconnected, reason)) discard_queued(s);
+        fail_sends(s);
         if (flushing_) finish_shutdown_if_flushed();
     }
 
@@ -572,6 +720,7 @@ private:
         if (!s.ending() || !s.quiet()) return;
         const Phase ending = s.phase;
         s.phase = Phase::settled;
+        fail_sends(s);
         discard_queued(s);
         if (s.in_flight != 0) discard_in_flight(s);  // a write pending at close_all that then failed
         if (s.held) {
@@ -674,7 +823,7 @@ private:
         }
         Counters::add(s.counters.messages_in, messages);
         Counters::add(s.counters.bytes_in, bytes);
-        if (pushed != 0) incoming_.wake(pushed);
+        if (pushed != 0) incoming_.wake(pushed, [this] { post_resume(); });
         if constexpr (has_liveness_limits<Connection>::value) time_frame(s);
         if (ec) {
             die(state, ec);
@@ -692,7 +841,7 @@ private:
     // From a receiver's thread, once per time the incoming queue filled: in a slot of
     // its own, so it allocates nothing (a rare second one at once takes the heap).
     void post_resume() {
-        asio::post(io_, asio::bind_allocator(SlotAllocator<void>(resume_slot_), [this] { resume_reads(); }));
+        post_from_caller(resume_slot_, [this] { resume_reads(); });
     }
 
     void resume_reads() {
@@ -734,6 +883,14 @@ private:
             Counters::add(s.counters.bytes_out, bytes);
         } else {
             discard_in_flight(s);
+        }
+        if (!ec && s.phase == Phase::open) {
+            // The batch made room: waiting async_sends go in (fence: see Waiters).
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            if (s.send_waiters.waiting()) {
+                auto lock = s.send_waiters.lock();
+                serve_sends(state);
+            }
         }
         switch (s.phase) {
         case Phase::open:
@@ -812,10 +969,16 @@ private:
         report_->set_value(report);
         report_ = nullptr;
         work_.reset();
+        // Handlers of ours still queued (cancelled timers, listeners) were queued before
+        // this one; the core goes once they ran.
+        if (self_) asio::post(io_, [self = std::move(self_)] {});
     }
 
-    asio::io_context io_;
+    std::unique_ptr<asio::io_context> own_io_;  // null on the application's io_context
+    asio::io_context& io_;
     asio::executor_work_guard<asio::io_context::executor_type> work_;
+    const asio::any_io_executor default_executor_;
+    std::shared_ptr<MeshCore> self_;  // on the application's io_context: until the shutdown is done
     std::thread thread_;
     std::thread::id reactor_id_;  // set once by start(), before any caller can see the core
     std::mutex begin_mutex_;

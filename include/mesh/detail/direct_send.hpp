@@ -12,7 +12,8 @@ namespace detail {
 
 // A connection whose own bounded queue can take messages from any thread (inproc)
 // is sent to directly: its queue is the outgoing queue, and the reactor is not involved.
-// Such a connection offers try_send_direct, direct_queue_depth and sends_directly():
+// Such a connection offers try_send_direct, direct_queue_depth, async_room(limit,
+// handler) (a wait for room, for async_send) and sends_directly():
 // a constant true when every connection of the type sends directly (then it needs no
 // async_write_batch), or a run-time answer when the type may hold either kind (multi).
 template <class C, class = void>

@@ -15,6 +15,7 @@
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -202,6 +203,7 @@ public:
         in_->readable.set_callback([this] {
             asio::post(*io_, asio::bind_allocator(detail::SlotAllocator<void>(*fill_slot_), [this] { complete_fill(); }));
         });
+        out_->writable.set_callback([this] { asio::post(*io_, [this] { complete_room(); }); });
     }
 
     /// Gives back a message that was read but not delivered: the next take returns it.
@@ -234,17 +236,29 @@ public:
             asio::post(*io_, [this] { complete_fill(); });
     }
 
+    /// Calls handler(error_code) on the reactor once the peer holds fewer than `limit`
+    /// messages sent with try_send_direct, or the connection closed: a wait for room.
+    template <class Handler>
+    void async_room(std::size_t limit, Handler&& handler) {
+        room_handler_.emplace(std::forward<Handler>(handler));
+        room_limit_ = std::min(limit, detail::InprocPipe::capacity);
+        out_->writable.arm();
+        if (has_room() && out_->writable.disarm()) asio::post(*io_, [this] { complete_room(); });
+    }
+
     /// Pending asynchronous operations complete with operation_aborted.
     void cancel() {
         if (!io_) return;
         cancelled_ = true;
         if (fill_handler_ && in_->readable.disarm()) asio::post(*io_, [this] { complete_fill(); });
+        if (room_handler_ && out_->writable.disarm()) asio::post(*io_, [this] { complete_room(); });
     }
 
     /// Back to standalone use; called when no asynchronous operation is pending.
     void detach() {
         if (!io_) return;
         in_->readable.set_callback(nullptr);
+        out_->writable.set_callback(nullptr);
         io_ = nullptr;
     }
 
@@ -270,6 +284,20 @@ private:
         if (fill_handler_) fill_handler_(cancelled_ ? std::error_code(asio::error::operation_aborted) : std::error_code());
     }
 
+    bool has_room() const {
+        return out_->ring.size() < room_limit_ || out_->closed.load(std::memory_order_acquire);
+    }
+
+    // The peer took a message: done when there is room by our limit, else armed again.
+    void complete_room() {
+        if (!room_handler_) return;
+        if (!cancelled_) {
+            out_->writable.arm();
+            if (!has_room() || !out_->writable.disarm()) return;  // still full, or a notify is on its way
+        }
+        room_handler_(cancelled_ ? std::error_code(asio::error::operation_aborted) : std::error_code());
+    }
+
     std::shared_ptr<detail::InprocPipe> in_, out_;
     std::string endpoint_;
     std::size_t max_message_size_ = 0;
@@ -278,6 +306,8 @@ private:
     bool cancelled_ = false;
     std::optional<Payload> unread_;
     detail::InlineHandler fill_handler_;
+    detail::InlineHandler room_handler_;
+    std::size_t room_limit_ = 0;
     std::unique_ptr<detail::HandlerSlot> fill_slot_;
 };
 

@@ -102,6 +102,15 @@ public:
         });
     }
 
+    /// The held connection's async_room; called only when sends_directly() is true.
+    template <class Handler>
+    void async_room(std::size_t limit, Handler&& handler) {
+        visit([&](auto& c) {
+            if constexpr (detail::has_direct_send<std::decay_t<decltype(c)>>::value)
+                c.async_room(limit, std::forward<Handler>(handler));
+        });
+    }
+
     /// The held connection's attach: a Mesh's reactor drives it on `io` from now on.
     void attach(asio::io_context& io, std::size_t max_message_size) {
         visit([&](auto& c) { c.attach(io, max_message_size); });
