@@ -1108,7 +1108,8 @@ struct DialOptions {
 /// connects again, with backoff after each failure. Each attempt that fails is a
 /// ConnectionEvent::Kind::dial_failed (with the reason), each connection made a
 /// Kind::dialed; the end of one is the usual Kind::disconnected. While it is down,
-/// sends to the id get disconnected with the reason the last connection ended.
+/// sends to the id get disconnected with the reason the last connection ended, and
+/// async_sends wait for the next connection (until the dialer stops: disconnected).
 /// Stopping (stop, or destroying it) leaves the last connection in the mesh.
 class Dialer {
 public:
@@ -1154,17 +1155,25 @@ private:
     template <class Core, class Transport>
     static void run(std::shared_ptr<Core> core, Transport transport, const std::string& endpoint,
                     const std::string& id, DialOptions options, const std::shared_ptr<detail::DialWatch>& watch) {
+        std::weak_ptr<typename Core::State> previous;
+        keep_dialing(*core, transport, endpoint, id, options, watch, previous);
+        core->end_dial(previous);  // async_sends waiting for a next connection complete
+    }
+
+    template <class Core, class Transport>
+    static void keep_dialing(Core& core, Transport& transport, const std::string& endpoint, const std::string& id,
+                             DialOptions options, const std::shared_ptr<detail::DialWatch>& watch,
+                             std::weak_ptr<typename Core::State>& previous) {
         std::minstd_rand random(std::random_device{}());
         const double jitter = std::clamp(options.jitter, 0.0, 1.0);
         std::uniform_real_distribution<double> spread(1.0 - jitter, 1.0 + jitter);
-        std::weak_ptr<typename Core::State> previous;
         auto backoff = options.initial_backoff;
-        while (!watch->stopped() && !core->is_shut_down()) {
+        while (!watch->stopped() && !core.is_shut_down()) {
             std::error_code ec;
             auto connection = transport.connect(endpoint, ec);
-            if (!ec) ec = core->redial(std::move(connection), id, previous, watch);
+            if (!ec) ec = core.redial(std::move(connection), id, previous, watch);
             if (ec == errc::shut_down) return;
-            core->dial_event(ec ? ConnectionEvent::Kind::dial_failed : ConnectionEvent::Kind::dialed, id, ec);
+            core.dial_event(ec ? ConnectionEvent::Kind::dial_failed : ConnectionEvent::Kind::dialed, id, ec);
             if (!ec) {
                 backoff = options.initial_backoff;
                 if (!watch->wait_settled()) return;
@@ -2119,7 +2128,8 @@ public:
     Counters counters;
     HandlerSlot wake_slot;   // the posted writer wake-up lives here
     HandlerSlot leave_slot;  // the one "senders left" notice lives here
-    Waiters<SendWaiter> send_waiters;  // async_sends waiting for room, in order
+    Waiters<SendWaiter> send_waiters;  // async_sends waiting for room (or a redial), in order
+    bool handed_over = false;  // send_waiters' lock: a dialer's next connection took its waiting sends
     std::atomic<bool> room_wanted{false};  // a watch for room (direct sends) is posted
 
     // ---- any thread ----
@@ -2198,6 +2208,9 @@ public:
         if constexpr (always_sends_directly<Connection>::value) return true;
         else return direct_;
     }
+
+    // True once sending is closed (the connection ended, was removed, or the mesh shuts down).
+    bool send_closed() const noexcept { return gate_.load(std::memory_order_acquire) & closed_bit; }
 
     // Once sending is closed: what a send is told from now on.
     std::error_code close_error() const noexcept { return close_error_.load(std::memory_order_acquire); }
@@ -2545,8 +2558,16 @@ public:
             if (it != by_id_.end() && it->second != previous.lock()) return errc::duplicate_id;
             auto state = std::make_shared<State>(id, ++next_key_, std::move(connection), false);
             state->watch = watch;
-            if (it != by_id_.end()) old = std::exchange(it->second, state);
-            else by_id_.emplace(id, state);
+            if (it != by_id_.end()) {
+                old = std::exchange(it->second, state);
+                // Sends waiting for this connection go to the new one, in their order;
+                // attach queues them.
+                auto waiting = old->send_waiters.lock();
+                while (!old->send_waiters.empty()) state->send_waiters.enlist(old->send_waiters.pop_front());
+                old->handed_over = true;
+            } else {
+                by_id_.emplace(id, state);
+            }
             previous = state;
             asio::post(io_, [this, state] { attach(state); });
         }
@@ -2672,14 +2693,11 @@ public:
         auto lock = s.send_waiters.lock();
         if (s.send_waiters.empty()) {
             const SendResult result = push(state, payload);
-            if (result.error != errc::queue_full) return op->complete(result.error);
+            if (!waits(s, result.error)) return op->complete(result.error);
         }
         connect_cancellation(slot, s.send_waiters, state, op->tag.id);
         s.send_waiters.enlist(SendWaiter{std::move(op), std::move(payload)});
         serve_sends(state);  // room made before we were listed
-        if constexpr (has_direct_send<Connection>::value) {
-            if (!s.send_waiters.empty() && s.sends_directly()) want_room(state);
-        }
     }
 
     // Completes the waiting operations started by the handle `scope` with operation_aborted.
@@ -2789,20 +2807,48 @@ private:
 
     // Under the connection's send_waiters lock: queues waiting async_sends in order
     // while there is room; those refused for anything but a full queue complete with it.
+    // A direct send has no writer to make room, so then the reactor watches for it.
     void serve_sends(const StatePtr& state) {
         auto& waiters = state->send_waiters;
         while (!waiters.empty()) {
             const SendResult result = push(state, waiters.front().payload, true);
-            if (result.error == errc::queue_full) break;
-            waiters.pop_front().fail(result.error);
+            if (!waits(*state, result.error)) {
+                waiters.pop_front().fail(result.error);
+                continue;
+            }
+            if constexpr (has_direct_send<Connection>::value) {
+                if (result.error == errc::queue_full && state->sends_directly()) want_room(state);
+            }
+            break;
         }
     }
 
-    // Sending to the connection is closed: its waiting async_sends get what a send gets.
-    static void fail_sends(State& s) {
-        auto lock = s.send_waiters.lock();
-        s.send_waiters.fail_all(s.close_error());
+    // Under the send_waiters lock: whether an async_send refused with `error` waits.
+    // It waits for room, and, on a dialer's connection that ended, for the dialer's
+    // next connection (redial hands the line over), unless the dialer stopped or the
+    // mesh shuts down.
+    bool waits(const State& s, const std::error_code& error) const {
+        if (error == errc::queue_full) return true;
+        return error == errc::disconnected && s.watch && !s.handed_over && s.send_closed() &&
+               s.close_error() == errc::disconnected && !is_shut_down() && !s.watch->stopped();
     }
+
+    // Sending to the connection is closed: its waiting async_sends get what a send
+    // gets, unless they wait for a dialer's next connection (waits()).
+    void release_sends(State& s) {
+        auto lock = s.send_waiters.lock();
+        if (!s.send_closed() || s.send_waiters.empty() || waits(s, s.close_error())) return;
+        s.send_waiters.fail_all(is_shut_down() ? make_error_code(errc::shut_down) : s.close_error());
+    }
+
+public:
+    // A dialer stopped (or its mesh shut down): sends waiting for its next connection
+    // on `last`, the connection it added last, complete.
+    void end_dial(const std::weak_ptr<State>& last) {
+        if (auto state = last.lock()) release_sends(*state);
+    }
+
+private:
 
     // A direct send has no writer to make room: the reactor asks the connection to say
     // when its peer took messages. Posted at most once until the reactor has seen it.
@@ -2823,13 +2869,8 @@ private:
             State& st = *state;
             st.room_pending = false;
             if (st.ending()) return settle(state);
-            bool more = false;
-            {
-                auto lock = st.send_waiters.lock();
-                serve_sends(state);
-                more = !st.send_waiters.empty();
-            }
-            if (more) watch_room(state);
+            auto lock = st.send_waiters.lock();
+            serve_sends(state);  // watches again while the queue is still full
         });
     }
 
@@ -2992,6 +3033,10 @@ private:
         partial_.reserve(live_.size() + 1);
         state->phase = Phase::open;
         live_.emplace(state->key, state);
+        if (state->send_waiters.waiting()) {  // handed over by redial
+            auto lock = state->send_waiters.lock();
+            serve_sends(state);
+        }
         // Messages sent before this ran have posted their own start_write, queued behind us.
         pump(state);
     }
@@ -3030,7 +3075,7 @@ private:
         State& s = *state;
         s.phase = Phase::write_ended;
         if (s.close_for_send(errc::disconnected, reason)) discard_queued(s);
-        fail_sends(s);
+        release_sends(s);
         if (flushing_) finish_shutdown_if_flushed();
     }
 
@@ -3053,6 +3098,7 @@ private:
         s.removal = &done;
         s.close_for_send(errc::not_found, {});
         if (s.phase == Phase::settled) {
+            release_sends(s);  // sends that waited for a dialer's next connection
             finish_remove(s);
             return;
         }
@@ -3071,7 +3117,7 @@ private:
         if (!s.ending() || !s.quiet()) return;
         const Phase ending = s.phase;
         s.phase = Phase::settled;
-        fail_sends(s);
+        release_sends(s);
         discard_queued(s);
         if (s.in_flight != 0) discard_in_flight(s);  // a write pending at close_all that then failed
         if (s.held) {
@@ -3275,7 +3321,10 @@ private:
         listener_closers_.clear();
         {
             std::shared_lock<std::shared_mutex> lock(map_mutex_);
-            for (const auto& entry : by_id_) entry.second->close_for_send(errc::shut_down, {});
+            for (const auto& entry : by_id_) {
+                entry.second->close_for_send(errc::shut_down, {});
+                if (entry.second->phase == Phase::settled) release_sends(*entry.second);
+            }
         }
         if (flush > clock::duration::zero()) {
             flushing_ = true;

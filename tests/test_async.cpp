@@ -260,36 +260,49 @@ TEST_CASE("cancel() completes the operations of one handle only") {
     CHECK(text_of(kept.get().second) == "for the copy");
 }
 
+namespace {
+
+// Fills a's queue to b, starts `waiting` async_sends behind it (through a
+// ConnectionSender when `bound`), then lets b read: every one is queued, in order, and
+// waiting is not counted as refusing.
+template <class A, class B>
+void sends_wait_for_room(A& a, B& b, std::size_t size, std::uint32_t waiting, bool bound) {
+    const std::uint32_t filled = fill(a, "b", size);
+    std::vector<SendOutcome> sends(waiting);
+    auto sender = a.connection_sender("b");
+    for (std::uint32_t i = 0; i < waiting; ++i) {
+        if (bound) sender.async_send(numbered(filled + i, size), sends[i].handler());
+        else a.async_send("b", numbered(filled + i, size), sends[i].handler());
+    }
+    CHECK(sends.front().pending());
+    const auto rejected = a.stats("b").rejected_full;
+    receive_in_order(b, 0, filled + waiting);
+    for (auto& send : sends) {
+        REQUIRE(send.ready());
+        CHECK_FALSE(send.future.get());
+    }
+    CHECK(a.stats("b").rejected_full == rejected);
+}
+
+} // namespace
+
 TEST_CASE("async_send waits for room under backpressure and queues in order") {
     SUBCASE("tcp") {
         TcpMeshes<mesh_test::Caps16> m;
-        const std::uint32_t filled = fill(m.a, "b", 64 * 1024);
-        constexpr std::uint32_t waiting = 20;
-        std::vector<SendOutcome> sends(waiting);
-        for (std::uint32_t i = 0; i < waiting; ++i)
-            m.a.async_send("b", numbered(filled + i, 64 * 1024), sends[i].handler());
-        CHECK(sends.front().pending());
-        const auto rejected = m.a.stats("b").rejected_full;
-        receive_in_order(m.b, 0, filled + waiting);
-        for (auto& send : sends) {
-            REQUIRE(send.ready());
-            CHECK_FALSE(send.future.get());
-        }
-        CHECK(m.a.stats("b").rejected_full == rejected);  // waiting is not refusing
+        sends_wait_for_room(m.a, m.b, 64 * 1024, 20, false);
     }
     SUBCASE("inproc: sends go straight to the peer, which makes room as it reads") {
         InprocMeshes<mesh_test::Caps16> m;
-        const std::uint32_t filled = fill(m.a, "b", 8);
-        constexpr std::uint32_t waiting = 40;
-        std::vector<SendOutcome> sends(waiting);
-        auto sender = m.a.connection_sender("b");
-        for (std::uint32_t i = 0; i < waiting; ++i) sender.async_send(numbered(filled + i, 8), sends[i].handler());
-        CHECK(sends.front().pending());
-        receive_in_order(m.b, 0, filled + waiting);
-        for (auto& send : sends) {
-            REQUIRE(send.ready());
-            CHECK_FALSE(send.future.get());
-        }
+        sends_wait_for_room(m.a, m.b, 8, 40, true);
+    }
+    SUBCASE("multi, holding an inproc connection") {
+        mesh::Multi multi;
+        auto listener = multi.get<mesh::Inproc>().listen("async-multi");
+        mesh::Mesh<mesh::Multi, mesh_test::Caps16> a;
+        mesh::Mesh<mesh::Inproc, mesh_test::Caps16> b;
+        a.add(multi.connect("inproc://async-multi"), "b");
+        b.add(listener.accept(), "a");
+        sends_wait_for_room(a, b, 8, 40, false);
     }
 }
 
@@ -532,4 +545,69 @@ TEST_CASE("a mesh on the application's io_context that is dropped without a shut
     }  // the last copy goes: the shutdown begins, and is done inside run()
     io.run();
     CHECK(io.stopped());
+}
+
+TEST_CASE("an async_send to a dialer's connection that is down waits for its next connection") {
+    using Kind = mesh::ConnectionEvent::Kind;
+    using TcpMesh = mesh::Mesh<mesh::Tcp>;
+    const auto wait_for = [](TcpMesh& m, Kind kind) {
+        for (;;) {
+            auto event = mesh_test::next_event(m, 10s);
+            if (!event) return false;
+            if (event->kind == kind && event->id == "peer") return true;
+        }
+    };
+    mesh::Tcp tcp;
+    auto peer = std::make_unique<TcpMesh>();
+    auto listener = tcp.listen("127.0.0.1:0");
+    const std::string endpoint = listener.endpoint();
+    const std::string port = endpoint.substr(endpoint.rfind(':') + 1);
+    peer->accept_from(std::move(listener));
+    TcpMesh node;
+    mesh::DialOptions options;
+    options.initial_backoff = 50ms;
+    options.max_backoff = 200ms;
+    mesh::Dialer dialer = node.dial(tcp, endpoint, "peer", options);
+    REQUIRE(wait_for(node, Kind::dialed));
+    peer.reset();  // shut down: the dialed connection ends
+    REQUIRE(wait_for(node, Kind::disconnected));
+
+    SendOutcome first, second;
+    node.async_send("peer", mesh::to_payload("sent while down"), first.handler());
+    node.async_send("peer", mesh::to_payload("and another"), second.handler());
+    CHECK(node.send("peer", std::string_view("blocking")).error == mesh::errc::disconnected);
+    CHECK(first.pending());
+
+    SUBCASE("the peer comes back on the same port: both are queued there, in order") {
+        TcpMesh again;
+        again.accept_from(tcp.listen("127.0.0.1:" + port));
+        REQUIRE(first.ready());
+        REQUIRE(second.ready());
+        CHECK_FALSE(first.future.get());
+        CHECK_FALSE(second.future.get());
+        mesh::Envelope envelope;
+        REQUIRE_FALSE(again.recv_timeout(envelope, 10s));
+        CHECK(text_of(envelope) == "sent while down");
+        REQUIRE_FALSE(again.recv_timeout(envelope, 10s));
+        CHECK(text_of(envelope) == "and another");
+    }
+    SUBCASE("the dialer stops: disconnected") {
+        dialer.stop();
+        REQUIRE(first.ready());
+        REQUIRE(second.ready());
+        CHECK(first.future.get() == mesh::errc::disconnected);
+        CHECK(second.future.get() == mesh::errc::disconnected);
+    }
+    SUBCASE("the connection is removed: not_found") {
+        auto connection = node.remove("peer");
+        REQUIRE(first.ready());
+        REQUIRE(second.ready());
+        CHECK(first.future.get() == mesh::errc::not_found);
+    }
+    SUBCASE("the mesh shuts down: shut_down") {
+        node.shutdown();
+        REQUIRE(first.ready());
+        REQUIRE(second.ready());
+        CHECK(first.future.get() == mesh::errc::shut_down);
+    }
 }

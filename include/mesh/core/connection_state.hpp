@@ -73,7 +73,8 @@ public:
     Counters counters;
     HandlerSlot wake_slot;   // the posted writer wake-up lives here
     HandlerSlot leave_slot;  // the one "senders left" notice lives here
-    Waiters<SendWaiter> send_waiters;  // async_sends waiting for room, in order
+    Waiters<SendWaiter> send_waiters;  // async_sends waiting for room (or a redial), in order
+    bool handed_over = false;  // send_waiters' lock: a dialer's next connection took its waiting sends
     std::atomic<bool> room_wanted{false};  // a watch for room (direct sends) is posted
 
     // ---- any thread ----
@@ -152,6 +153,9 @@ public:
         if constexpr (always_sends_directly<Connection>::value) return true;
         else return direct_;
     }
+
+    // True once sending is closed (the connection ended, was removed, or the mesh shuts down).
+    bool send_closed() const noexcept { return gate_.load(std::memory_order_acquire) & closed_bit; }
 
     // Once sending is closed: what a send is told from now on.
     std::error_code close_error() const noexcept { return close_error_.load(std::memory_order_acquire); }

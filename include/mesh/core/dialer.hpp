@@ -32,7 +32,8 @@ struct DialOptions {
 /// connects again, with backoff after each failure. Each attempt that fails is a
 /// ConnectionEvent::Kind::dial_failed (with the reason), each connection made a
 /// Kind::dialed; the end of one is the usual Kind::disconnected. While it is down,
-/// sends to the id get disconnected with the reason the last connection ended.
+/// sends to the id get disconnected with the reason the last connection ended, and
+/// async_sends wait for the next connection (until the dialer stops: disconnected).
 /// Stopping (stop, or destroying it) leaves the last connection in the mesh.
 class Dialer {
 public:
@@ -78,17 +79,25 @@ private:
     template <class Core, class Transport>
     static void run(std::shared_ptr<Core> core, Transport transport, const std::string& endpoint,
                     const std::string& id, DialOptions options, const std::shared_ptr<detail::DialWatch>& watch) {
+        std::weak_ptr<typename Core::State> previous;
+        keep_dialing(*core, transport, endpoint, id, options, watch, previous);
+        core->end_dial(previous);  // async_sends waiting for a next connection complete
+    }
+
+    template <class Core, class Transport>
+    static void keep_dialing(Core& core, Transport& transport, const std::string& endpoint, const std::string& id,
+                             DialOptions options, const std::shared_ptr<detail::DialWatch>& watch,
+                             std::weak_ptr<typename Core::State>& previous) {
         std::minstd_rand random(std::random_device{}());
         const double jitter = std::clamp(options.jitter, 0.0, 1.0);
         std::uniform_real_distribution<double> spread(1.0 - jitter, 1.0 + jitter);
-        std::weak_ptr<typename Core::State> previous;
         auto backoff = options.initial_backoff;
-        while (!watch->stopped() && !core->is_shut_down()) {
+        while (!watch->stopped() && !core.is_shut_down()) {
             std::error_code ec;
             auto connection = transport.connect(endpoint, ec);
-            if (!ec) ec = core->redial(std::move(connection), id, previous, watch);
+            if (!ec) ec = core.redial(std::move(connection), id, previous, watch);
             if (ec == errc::shut_down) return;
-            core->dial_event(ec ? ConnectionEvent::Kind::dial_failed : ConnectionEvent::Kind::dialed, id, ec);
+            core.dial_event(ec ? ConnectionEvent::Kind::dial_failed : ConnectionEvent::Kind::dialed, id, ec);
             if (!ec) {
                 backoff = options.initial_backoff;
                 if (!watch->wait_settled()) return;

@@ -194,8 +194,16 @@ public:
             if (it != by_id_.end() && it->second != previous.lock()) return errc::duplicate_id;
             auto state = std::make_shared<State>(id, ++next_key_, std::move(connection), false);
             state->watch = watch;
-            if (it != by_id_.end()) old = std::exchange(it->second, state);
-            else by_id_.emplace(id, state);
+            if (it != by_id_.end()) {
+                old = std::exchange(it->second, state);
+                // Sends waiting for this connection go to the new one, in their order;
+                // attach queues them.
+                auto waiting = old->send_waiters.lock();
+                while (!old->send_waiters.empty()) state->send_waiters.enlist(old->send_waiters.pop_front());
+                old->handed_over = true;
+            } else {
+                by_id_.emplace(id, state);
+            }
             previous = state;
             asio::post(io_, [this, state] { attach(state); });
         }
@@ -321,14 +329,11 @@ public:
         auto lock = s.send_waiters.lock();
         if (s.send_waiters.empty()) {
             const SendResult result = push(state, payload);
-            if (result.error != errc::queue_full) return op->complete(result.error);
+            if (!waits(s, result.error)) return op->complete(result.error);
         }
         connect_cancellation(slot, s.send_waiters, state, op->tag.id);
         s.send_waiters.enlist(SendWaiter{std::move(op), std::move(payload)});
         serve_sends(state);  // room made before we were listed
-        if constexpr (has_direct_send<Connection>::value) {
-            if (!s.send_waiters.empty() && s.sends_directly()) want_room(state);
-        }
     }
 
     // Completes the waiting operations started by the handle `scope` with operation_aborted.
@@ -438,20 +443,48 @@ private:
 
     // Under the connection's send_waiters lock: queues waiting async_sends in order
     // while there is room; those refused for anything but a full queue complete with it.
+    // A direct send has no writer to make room, so then the reactor watches for it.
     void serve_sends(const StatePtr& state) {
         auto& waiters = state->send_waiters;
         while (!waiters.empty()) {
             const SendResult result = push(state, waiters.front().payload, true);
-            if (result.error == errc::queue_full) break;
-            waiters.pop_front().fail(result.error);
+            if (!waits(*state, result.error)) {
+                waiters.pop_front().fail(result.error);
+                continue;
+            }
+            if constexpr (has_direct_send<Connection>::value) {
+                if (result.error == errc::queue_full && state->sends_directly()) want_room(state);
+            }
+            break;
         }
     }
 
-    // Sending to the connection is closed: its waiting async_sends get what a send gets.
-    static void fail_sends(State& s) {
-        auto lock = s.send_waiters.lock();
-        s.send_waiters.fail_all(s.close_error());
+    // Under the send_waiters lock: whether an async_send refused with `error` waits.
+    // It waits for room, and, on a dialer's connection that ended, for the dialer's
+    // next connection (redial hands the line over), unless the dialer stopped or the
+    // mesh shuts down.
+    bool waits(const State& s, const std::error_code& error) const {
+        if (error == errc::queue_full) return true;
+        return error == errc::disconnected && s.watch && !s.handed_over && s.send_closed() &&
+               s.close_error() == errc::disconnected && !is_shut_down() && !s.watch->stopped();
     }
+
+    // Sending to the connection is closed: its waiting async_sends get what a send
+    // gets, unless they wait for a dialer's next connection (waits()).
+    void release_sends(State& s) {
+        auto lock = s.send_waiters.lock();
+        if (!s.send_closed() || s.send_waiters.empty() || waits(s, s.close_error())) return;
+        s.send_waiters.fail_all(is_shut_down() ? make_error_code(errc::shut_down) : s.close_error());
+    }
+
+public:
+    // A dialer stopped (or its mesh shut down): sends waiting for its next connection
+    // on `last`, the connection it added last, complete.
+    void end_dial(const std::weak_ptr<State>& last) {
+        if (auto state = last.lock()) release_sends(*state);
+    }
+
+private:
 
     // A direct send has no writer to make room: the reactor asks the connection to say
     // when its peer took messages. Posted at most once until the reactor has seen it.
@@ -472,13 +505,8 @@ private:
             State& st = *state;
             st.room_pending = false;
             if (st.ending()) return settle(state);
-            bool more = false;
-            {
-                auto lock = st.send_waiters.lock();
-                serve_sends(state);
-                more = !st.send_waiters.empty();
-            }
-            if (more) watch_room(state);
+            auto lock = st.send_waiters.lock();
+            serve_sends(state);  // watches again while the queue is still full
         });
     }
 
@@ -641,6 +669,10 @@ private:
         partial_.reserve(live_.size() + 1);
         state->phase = Phase::open;
         live_.emplace(state->key, state);
+        if (state->send_waiters.waiting()) {  // handed over by redial
+            auto lock = state->send_waiters.lock();
+            serve_sends(state);
+        }
         // Messages sent before this ran have posted their own start_write, queued behind us.
         pump(state);
     }
@@ -679,7 +711,7 @@ private:
         State& s = *state;
         s.phase = Phase::write_ended;
         if (s.close_for_send(errc::disconnected, reason)) discard_queued(s);
-        fail_sends(s);
+        release_sends(s);
         if (flushing_) finish_shutdown_if_flushed();
     }
 
@@ -702,6 +734,7 @@ private:
         s.removal = &done;
         s.close_for_send(errc::not_found, {});
         if (s.phase == Phase::settled) {
+            release_sends(s);  // sends that waited for a dialer's next connection
             finish_remove(s);
             return;
         }
@@ -720,7 +753,7 @@ private:
         if (!s.ending() || !s.quiet()) return;
         const Phase ending = s.phase;
         s.phase = Phase::settled;
-        fail_sends(s);
+        release_sends(s);
         discard_queued(s);
         if (s.in_flight != 0) discard_in_flight(s);  // a write pending at close_all that then failed
         if (s.held) {
@@ -924,7 +957,10 @@ private:
         listener_closers_.clear();
         {
             std::shared_lock<std::shared_mutex> lock(map_mutex_);
-            for (const auto& entry : by_id_) entry.second->close_for_send(errc::shut_down, {});
+            for (const auto& entry : by_id_) {
+                entry.second->close_for_send(errc::shut_down, {});
+                if (entry.second->phase == Phase::settled) release_sends(*entry.second);
+            }
         }
         if (flush > clock::duration::zero()) {
             flushing_ = true;
