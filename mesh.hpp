@@ -227,7 +227,8 @@ struct DefaultConfig {
     /// Connection events waiting for next_event; beyond it new ones are dropped and counted.
     static constexpr std::size_t event_capacity = 4096;
     /// Heap buffers of spent payloads up to this capacity are kept for the next
-    /// payloads above the inline size (at most 256 of them per mesh, freed after a
+    /// payloads above the inline size (at most 256 of them, in a pool shared by the
+    /// process's meshes with the same value, freed after a
     /// second or two without use); 0 keeps none. At most 64 KiB.
     static constexpr std::size_t pooled_buffer_max_size = 16 * 1024;
 };
@@ -936,7 +937,7 @@ struct ConnectionStats {
     // Mesh totals only (zero per connection):
     std::uint64_t refused = 0;         ///< accepted connections closed for a duplicate id (0 per connection)
     std::uint64_t events_dropped = 0;  ///< connection events dropped because the event queue was full (0 per connection)
-    std::size_t spare_buffers = 0;     ///< heap buffers of spent payloads kept for reuse now (0 per connection)
+    std::size_t spare_buffers = 0;     ///< heap buffers of spent payloads kept for reuse now, in the pool this mesh shares with the process's others (0 per connection)
 };
 
 namespace detail {
@@ -1555,7 +1556,10 @@ MESH_NAMESPACE_END
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -1605,7 +1609,8 @@ struct PayloadStorage {
 //
 // Bounded twice: at most `count` buffers, each of at most `max_bytes` capacity
 // (larger ones are freed at once), so the pool holds at most count * max_bytes.
-// The reactor drains it once a second, so an idle mesh holds none.
+// The meshes of a process share one pool per `max_bytes` (shared()), and each
+// reactor drains it once a second, so idle meshes hold none.
 class BufferPool {
 public:
     static constexpr std::size_t count = 256;
@@ -1614,6 +1619,24 @@ public:
     explicit BufferPool(std::size_t max_bytes) : max_bytes_(max_bytes) {}
 
     std::size_t max_bytes() const noexcept { return max_bytes_; }
+
+    // The pool of the process's meshes for `max_bytes`: an in-process payload is built
+    // by one mesh's sender and spent by another mesh's receiver, so only a pool both
+    // share brings its buffer back to the next send. The meshes hold it; the last to
+    // go frees it. The registry itself is never destroyed, so a mesh that outlives
+    // static destruction still finds it.
+    static std::shared_ptr<BufferPool> shared(std::size_t max_bytes) {
+        struct Registry {
+            std::mutex mutex;
+            std::unordered_map<std::size_t, std::weak_ptr<BufferPool>> pools;
+        };
+        static Registry* const registry = new Registry();
+        std::lock_guard<std::mutex> lock(registry->mutex);
+        auto& entry = registry->pools[max_bytes];
+        auto pool = entry.lock();
+        if (!pool) entry = pool = std::make_shared<BufferPool>(max_bytes);
+        return pool;
+    }
 
     // Takes the heap buffer of `payload` if it fits (freeing it when the pool is
     // full) and leaves `payload` empty; an inline or too large one is left as it was.
@@ -2634,9 +2657,9 @@ public:
     template <class Send>
     SendResult send_copy(const void* data, std::size_t size, Send&& send) {
         if (size > Config::max_message_size) return {errc::message_too_large, {}};
-        Payload payload = spare_buffers_.copy(data, size);
+        Payload payload = spare_buffers_->copy(data, size);
         SendResult result = send(payload);
-        if (!result.ok()) spare_buffers_.give(payload);
+        if (!result.ok()) spare_buffers_->give(payload);
         return result;
     }
 
@@ -2757,7 +2780,7 @@ public:
         s.connections = states.size();
         s.refused = refused_.load(std::memory_order_relaxed);
         s.events_dropped = events_.dropped();
-        s.spare_buffers = spare_buffers_.size();
+        s.spare_buffers = spare_buffers_->size();
         return s;
     }
 
@@ -2942,7 +2965,7 @@ private:
                 if (wakeups_lost_.exchange(false, std::memory_order_acquire)) restart_stalled_writers();
             }
             // Under load the pool refills within a batch; idle, it holds nothing for long.
-            spare_buffers_.drain();
+            spare_buffers_->drain();
             for (std::size_t i = 0; i < swept_.size();) {
                 State& s = swept_[i];
                 if (s.phase == Phase::open && s.park_if_idle()) swept_.remove(s);  // swaps the last in here
@@ -3027,7 +3050,7 @@ private:
             state->write_mark = state->connection.bytes_written();
             if (state->connection.read_idle_timeout().count() != 0) ++idle_limited_;
         }
-        if constexpr (uses_buffer_pool<Connection>::value) state->connection.use_pool(&spare_buffers_);
+        if constexpr (uses_buffer_pool<Connection>::value) state->connection.use_pool(spare_buffers_.get());
         // Every listed connection is live, so listing never allocates.
         swept_.reserve(live_.size() + 1);
         partial_.reserve(live_.size() + 1);
@@ -3254,7 +3277,7 @@ private:
         s.write_pending = true;
         State* raw = state.get();
         s.connection.async_write_batch(
-            [raw, pool = &spare_buffers_](auto&& encode) {
+            [raw, pool = spare_buffers_.get()](auto&& encode) {
                 // A payload the encoder copied leaves its buffer for the next send to reuse.
                 if (!raw->outgoing.try_consume([&](Payload& payload) {
                         encode(payload);
@@ -3394,8 +3417,9 @@ private:
     Counters retired_;
     std::atomic<std::uint64_t> refused_{0};
 
-    BufferPool spare_buffers_{Config::pooled_buffer_max_size};  // before incoming_, which uses it
-    IncomingQueue<Config::incoming_capacity> incoming_{&spare_buffers_};
+    // Shared with the process's other meshes; before incoming_, which uses it.
+    const std::shared_ptr<BufferPool> spare_buffers_ = BufferPool::shared(Config::pooled_buffer_max_size);
+    IncomingQueue<Config::incoming_capacity> incoming_{spare_buffers_.get()};
     HandlerSlot resume_slot_;
     EventQueue events_{Config::event_capacity};
 

@@ -1,7 +1,10 @@
 # Whether Asio's C++20 coroutine support (asio::use_awaitable) builds with this
 # compiler, for the coroutine example and tests. Asio 1.22 recognises GCC's
 # coroutines but not Clang's with libstdc++, which work when it is told they exist:
-# MESH_COROUTINE_DEFINITIONS then holds what to tell it.
+# MESH_COROUTINE_DEFINITIONS then holds what to tell it. MESH_COROUTINE_OPTIONS holds
+# compile options those targets need: Clang before 15 cannot emit UBSan's function
+# check in coroutines ("Cannot represent a difference across sections"), so it is off
+# there (harmless without sanitizers).
 include(CheckCXXSourceCompiles)
 include(CMakePushCheckState)
 
@@ -35,3 +38,8 @@ else()
   endif()
 endif()
 cmake_pop_check_state()
+
+set(MESH_COROUTINE_OPTIONS "")
+if(CMAKE_CXX_COMPILER_ID MATCHES "Clang" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 15)
+  set(MESH_COROUTINE_OPTIONS -fno-sanitize=function)
+endif()

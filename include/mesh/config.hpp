@@ -24,7 +24,8 @@ struct DefaultConfig {
     /// Connection events waiting for next_event; beyond it new ones are dropped and counted.
     static constexpr std::size_t event_capacity = 4096;
     /// Heap buffers of spent payloads up to this capacity are kept for the next
-    /// payloads above the inline size (at most 256 of them per mesh, freed after a
+    /// payloads above the inline size (at most 256 of them, in a pool shared by the
+    /// process's meshes with the same value, freed after a
     /// second or two without use); 0 keeps none. At most 64 KiB.
     static constexpr std::size_t pooled_buffer_max_size = 16 * 1024;
 };

@@ -270,9 +270,9 @@ public:
     template <class Send>
     SendResult send_copy(const void* data, std::size_t size, Send&& send) {
         if (size > Config::max_message_size) return {errc::message_too_large, {}};
-        Payload payload = spare_buffers_.copy(data, size);
+        Payload payload = spare_buffers_->copy(data, size);
         SendResult result = send(payload);
-        if (!result.ok()) spare_buffers_.give(payload);
+        if (!result.ok()) spare_buffers_->give(payload);
         return result;
     }
 
@@ -393,7 +393,7 @@ public:
         s.connections = states.size();
         s.refused = refused_.load(std::memory_order_relaxed);
         s.events_dropped = events_.dropped();
-        s.spare_buffers = spare_buffers_.size();
+        s.spare_buffers = spare_buffers_->size();
         return s;
     }
 
@@ -578,7 +578,7 @@ private:
                 if (wakeups_lost_.exchange(false, std::memory_order_acquire)) restart_stalled_writers();
             }
             // Under load the pool refills within a batch; idle, it holds nothing for long.
-            spare_buffers_.drain();
+            spare_buffers_->drain();
             for (std::size_t i = 0; i < swept_.size();) {
                 State& s = swept_[i];
                 if (s.phase == Phase::open && s.park_if_idle()) swept_.remove(s);  // swaps the last in here
@@ -663,7 +663,7 @@ private:
             state->write_mark = state->connection.bytes_written();
             if (state->connection.read_idle_timeout().count() != 0) ++idle_limited_;
         }
-        if constexpr (uses_buffer_pool<Connection>::value) state->connection.use_pool(&spare_buffers_);
+        if constexpr (uses_buffer_pool<Connection>::value) state->connection.use_pool(spare_buffers_.get());
         // Every listed connection is live, so listing never allocates.
         swept_.reserve(live_.size() + 1);
         partial_.reserve(live_.size() + 1);
@@ -890,7 +890,7 @@ private:
         s.write_pending = true;
         State* raw = state.get();
         s.connection.async_write_batch(
-            [raw, pool = &spare_buffers_](auto&& encode) {
+            [raw, pool = spare_buffers_.get()](auto&& encode) {
                 // A payload the encoder copied leaves its buffer for the next send to reuse.
                 if (!raw->outgoing.try_consume([&](Payload& payload) {
                         encode(payload);
@@ -1030,8 +1030,9 @@ private:
     Counters retired_;
     std::atomic<std::uint64_t> refused_{0};
 
-    BufferPool spare_buffers_{Config::pooled_buffer_max_size};  // before incoming_, which uses it
-    IncomingQueue<Config::incoming_capacity> incoming_{&spare_buffers_};
+    // Shared with the process's other meshes; before incoming_, which uses it.
+    const std::shared_ptr<BufferPool> spare_buffers_ = BufferPool::shared(Config::pooled_buffer_max_size);
+    IncomingQueue<Config::incoming_capacity> incoming_{spare_buffers_.get()};
     HandlerSlot resume_slot_;
     EventQueue events_{Config::event_capacity};
 

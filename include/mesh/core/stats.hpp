@@ -24,7 +24,7 @@ struct ConnectionStats {
     // Mesh totals only (zero per connection):
     std::uint64_t refused = 0;         ///< accepted connections closed for a duplicate id (0 per connection)
     std::uint64_t events_dropped = 0;  ///< connection events dropped because the event queue was full (0 per connection)
-    std::size_t spare_buffers = 0;     ///< heap buffers of spent payloads kept for reuse now (0 per connection)
+    std::size_t spare_buffers = 0;     ///< heap buffers of spent payloads kept for reuse now, in the pool this mesh shares with the process's others (0 per connection)
 };
 
 namespace detail {

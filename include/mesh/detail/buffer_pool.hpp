@@ -6,7 +6,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -56,7 +59,8 @@ struct PayloadStorage {
 //
 // Bounded twice: at most `count` buffers, each of at most `max_bytes` capacity
 // (larger ones are freed at once), so the pool holds at most count * max_bytes.
-// The reactor drains it once a second, so an idle mesh holds none.
+// The meshes of a process share one pool per `max_bytes` (shared()), and each
+// reactor drains it once a second, so idle meshes hold none.
 class BufferPool {
 public:
     static constexpr std::size_t count = 256;
@@ -65,6 +69,24 @@ public:
     explicit BufferPool(std::size_t max_bytes) : max_bytes_(max_bytes) {}
 
     std::size_t max_bytes() const noexcept { return max_bytes_; }
+
+    // The pool of the process's meshes for `max_bytes`: an in-process payload is built
+    // by one mesh's sender and spent by another mesh's receiver, so only a pool both
+    // share brings its buffer back to the next send. The meshes hold it; the last to
+    // go frees it. The registry itself is never destroyed, so a mesh that outlives
+    // static destruction still finds it.
+    static std::shared_ptr<BufferPool> shared(std::size_t max_bytes) {
+        struct Registry {
+            std::mutex mutex;
+            std::unordered_map<std::size_t, std::weak_ptr<BufferPool>> pools;
+        };
+        static Registry* const registry = new Registry();
+        std::lock_guard<std::mutex> lock(registry->mutex);
+        auto& entry = registry->pools[max_bytes];
+        auto pool = entry.lock();
+        if (!pool) entry = pool = std::make_shared<BufferPool>(max_bytes);
+        return pool;
+    }
 
     // Takes the heap buffer of `payload` if it fits (freeing it when the pool is
     // full) and leaves `payload` empty; an inline or too large one is left as it was.
